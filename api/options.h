@@ -1,0 +1,137 @@
+/*
+ * api/options.h: the one options table, and the configuration it fills.
+ *
+ * Every tunable of numaheap is one row of nh_options[] (api/options.c),
+ * indexed by enum nh_opt: its INI section and key, its environment variable
+ * (NUMAHEAP_<SECTION>_<KEY>, upper case, '.' -> '_'), its type, default and
+ * description. The config file (api/config.c), the environment and the API
+ * fill the same nh_config value; api/init.c then hands the parsed values to
+ * the numa/ and percpu/ layers.
+ *
+ * Nothing here allocates from malloc: files are read into memory taken from
+ * the OS layer, strings are kept in fixed buffers inside nh_config.
+ */
+#ifndef NH_API_OPTIONS_H
+#define NH_API_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum nh_opt {
+  NH_OPT_TOPOLOGY_SYNTHETIC, /* [topology] synthetic: hwloc synthetic string */
+  NH_OPT_TOPOLOGY_XML,       /* [topology] xml: path of an hwloc XML file */
+  NH_OPT_HEAP_BUDGET,        /* [heap] budget: bytes or % of node memory */
+  NH_OPT_HEAP_RESERVE,       /* [heap] reserve: bytes or % of node memory */
+  NH_OPT_HEAP_PURGE_DELAY,   /* [heap] purge_delay: ms before free pages go back to the OS */
+  NH_OPT_HEAP_DEFAULT_LEVEL, /* [heap] default_level: level of malloc/nh_malloc */
+  NH_OPT_TASK_LIMIT,         /* [criticality] task.limit: % of (budget-reserve) */
+  NH_OPT_TASK_SPILL,         /* [criticality] task.spill: none|package|any */
+  NH_OPT_APPDOMAIN_SPILL,    /* [criticality] appdomain.spill */
+  NH_OPT_PROCESS_SPILL,      /* [criticality] process.spill */
+  NH_OPT_CACHE_MODE,         /* [cache] mode: percpu|perthread|off */
+  NH_OPT_CACHE_SIZE,         /* [cache] size: bytes per CPU (or per thread) */
+  NH_OPT_NOTIFY_LOW,         /* [notify] low: load % that raises Low */
+  NH_OPT_NOTIFY_HIGH,        /* [notify] high: load % under which High is raised */
+  NH_OPT_STATS_PRINT,        /* [stats] print: no|text|json, at exit */
+  NH_OPT_COUNT
+} nh_opt;
+
+typedef enum nh_opt_type {
+  NH_T_STRING,   /* free text, up to NH_OPT_STRLEN-1 bytes */
+  NH_T_SIZE,     /* bytes: integer with optional K, M, G, T suffix (powers of 1024) */
+  NH_T_SIZE_PCT, /* NH_T_SIZE or a percentage "80%" / "12.5%" of node memory */
+  NH_T_PCT,      /* percentage 0..100, "90" or "90%" */
+  NH_T_UINT,     /* unsigned integer */
+  NH_T_ENUM,     /* one of the words in desc->choices, stored as its index */
+} nh_opt_type;
+
+/* Spill scopes ([criticality] *.spill), in increasing reach. */
+enum { NH_SPILL_NONE = 0, NH_SPILL_PACKAGE = 1, NH_SPILL_ANY = 2 };
+/* Cache modes ([cache] mode). */
+enum { NH_CACHE_PERCPU = 0, NH_CACHE_PERTHREAD = 1, NH_CACHE_OFF = 2 };
+/* Stats at exit ([stats] print). */
+enum { NH_STATS_NO = 0, NH_STATS_TEXT = 1, NH_STATS_JSON = 2 };
+
+#define NH_OPT_STRLEN 4096
+
+/* A parsed NH_T_SIZE / NH_T_SIZE_PCT value. */
+typedef struct nh_size_spec {
+  uint64_t bytes;     /* when !is_pct */
+  uint32_t milli_pct; /* when is_pct: percent * 1000 (80% -> 80000) */
+  uint8_t is_pct;
+} nh_size_spec;
+
+typedef union nh_opt_value {
+  nh_size_spec size;  /* NH_T_SIZE, NH_T_SIZE_PCT */
+  uint32_t milli_pct; /* NH_T_PCT: percent * 1000 */
+  uint64_t u;         /* NH_T_UINT */
+  int choice;         /* NH_T_ENUM: index into choices */
+} nh_opt_value;
+
+typedef struct nh_opt_desc {
+  const char *section;    /* INI section, e.g. "heap" */
+  const char *key;        /* INI key, e.g. "budget" */
+  const char *env;        /* environment variable, e.g. "NUMAHEAP_HEAP_BUDGET" */
+  nh_opt_type type;
+  const char *default_text; /* default, in config-file syntax */
+  const char *const *choices; /* NH_T_ENUM: NULL-terminated words */
+  uint64_t max;           /* NH_T_UINT: largest value accepted */
+  const char *doc;        /* one line for docs and --help */
+} nh_opt_desc;
+
+extern const nh_opt_desc nh_options[NH_OPT_COUNT];
+
+/* Per-node override from a [node:N] section. */
+typedef struct nh_node_override {
+  int node;               /* logical node number N */
+  uint8_t has_budget, has_reserve;
+  nh_size_spec budget, reserve;
+} nh_node_override;
+
+#define NH_MAX_NODE_OVERRIDES 1024
+
+typedef struct nh_config {
+  nh_opt_value v[NH_OPT_COUNT];
+  uint8_t set[NH_OPT_COUNT];   /* 1 when given by a file or the environment */
+  char synthetic[NH_OPT_STRLEN];
+  char xml[NH_OPT_STRLEN];
+  int noverrides;
+  nh_node_override overrides[NH_MAX_NODE_OVERRIDES];
+} nh_config;
+
+/* Fills cfg with every default. */
+void nh_config_defaults(nh_config *cfg);
+
+/* Parses an INI file into cfg (on top of what cfg holds). 0, or -1 with err
+ * = "<path>:<line>: <problem>" (or "<path>: <problem>" for an unreadable
+ * file). On failure cfg is unchanged. */
+int nh_config_parse_file(nh_config *cfg, const char *path, char *err, size_t errlen);
+
+/* The same for text in memory; name stands for the path in messages. */
+int nh_config_parse_string(nh_config *cfg, const char *text, const char *name,
+                           char *err, size_t errlen);
+
+/* Applies NUMAHEAP_<SECTION>_<KEY> variables from envp (NULL-terminated,
+ * "NAME=value" strings; NULL means the process environment). Node overrides:
+ * NUMAHEAP_NODE<N>_BUDGET, NUMAHEAP_NODE<N>_RESERVE. An unknown NUMAHEAP_*
+ * variable or a bad value is an error naming the variable. NUMAHEAP_CONFIG and
+ * NUMAHEAP_STATS are not options and are ignored here. On failure cfg is
+ * unchanged. */
+int nh_config_apply_env(nh_config *cfg, char *const *envp, char *err, size_t errlen);
+
+/* Sets one option from its config-file text (used by the two above and by
+ * tests). 0, or -1 with a message naming the key and the problem. */
+int nh_config_set(nh_config *cfg, const char *section, const char *key,
+                  const char *value, char *err, size_t errlen);
+
+/* Resolves a size spec against a node's memory size. */
+static inline uint64_t nh_size_resolve(nh_size_spec s, uint64_t node_mem) {
+  if (!s.is_pct) return s.bytes;
+  return (uint64_t)((unsigned __int128)node_mem * s.milli_pct / 100000u);
+}
+
+/* Writes the configuration in INI syntax (every option, defaults included). */
+#include <stdio.h>
+void nh_config_write(const nh_config *cfg, FILE *out);
+
+#endif

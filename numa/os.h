@@ -1,0 +1,92 @@
+/*
+ * numa/os.h: the contract of the OS layer. Every mmap, munmap, mbind,
+ * madvise, mprotect and CPU query of numaheap goes through here; nothing
+ * above this file includes <sys/mman.h> or issues a NUMA syscall.
+ *
+ * Conventions, stated once:
+ *   - addresses and sizes passed in are multiples of nh_os_page_size()
+ *     unless a function says otherwise;
+ *   - functions returning int return 0 on success and an errno value (> 0)
+ *     on failure; they never set errno themselves;
+ *   - functions returning a pointer return NULL on failure;
+ *   - none of them calls malloc.
+ *
+ * Fault injection: tests install an nh_os_faults table (nh_os_set_faults) to
+ * make the next N maps or binds fail, so that the heap's handling of OS
+ * failures is tested without exhausting the machine.
+ */
+#ifndef NH_NUMA_OS_H
+#define NH_NUMA_OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Page size of the OS (4096 on x86-64). */
+size_t nh_os_page_size(void);
+
+/* Maps size bytes of read-write anonymous memory aligned to align (a power of
+ * two >= page size). When os_node >= 0 the range is bound to that real OS
+ * node (MPOL_BIND) before any page is touched; if the bind fails the range is
+ * unmapped and NULL returned. os_node < 0: no binding (the thread's policy). */
+void *nh_os_map_aligned(size_t size, size_t align, int os_node);
+
+/* Unmaps a range returned by nh_os_map_aligned (or a page-aligned part of it). */
+int nh_os_unmap(void *addr, size_t size);
+
+/* Reserves address space (PROT_NONE, no commit). align as above. */
+void *nh_os_reserve(void *hint, size_t size, size_t align, int fixed);
+
+/* Makes a reserved range accessible (prot is NH_OS_PROT_*), bound to os_node
+ * when >= 0. */
+int nh_os_commit(void *addr, size_t size, int prot, int os_node);
+
+/* Returns the pages of a range to the OS; contents become zero on next touch.
+ * The range stays mapped and keeps its binding. */
+int nh_os_purge(void *addr, size_t size);
+
+/* Tells the OS the contents of a range are no longer needed but may be kept
+ * (MADV_FREE where available, else DONTNEED). */
+int nh_os_reset(void *addr, size_t size);
+
+/* Makes a committed range inaccessible again and drops its pages. */
+int nh_os_decommit(void *addr, size_t size);
+
+#define NH_OS_PROT_NONE 0
+#define NH_OS_PROT_READ 1
+#define NH_OS_PROT_WRITE 2
+#define NH_OS_PROT_EXEC 4
+int nh_os_protect(void *addr, size_t size, int prot);
+
+/* Binds an existing range to a real OS node (MPOL_BIND, moving nothing). */
+int nh_os_bind(void *addr, size_t size, int os_node);
+
+/* The CPU the caller runs on right now (may change at once). -1 if unknown. */
+int nh_os_current_cpu(void);
+
+/* Real OS node holding the page at addr, -1 if not resident/unknown
+ * (move_pages with no target). Used by tests and statistics, never per
+ * allocation. */
+int nh_os_page_node(const void *addr);
+
+/* Highest real OS node id + 1, and whether a real node id is online with
+ * memory. Read from /sys without malloc. */
+int nh_os_real_node_slots(void);
+int nh_os_real_node_has_memory(int os_node);
+
+/* Metadata memory for the allocator's own tables: zeroed, page-granular,
+ * never from malloc. */
+void *nh_os_meta_alloc(size_t size);
+void nh_os_meta_free(void *p, size_t size);
+
+/* Fault injection (tests only). fail_maps / fail_binds: how many of the next
+ * calls fail (with ENOMEM / EIO); -1 = every call. Counters decrease as faults
+ * fire; injected counts the faults fired so far. */
+typedef struct nh_os_faults {
+  int fail_maps;
+  int fail_binds;
+  uint64_t injected;
+} nh_os_faults;
+void nh_os_set_faults(const nh_os_faults *f);
+uint64_t nh_os_faults_injected(void);
+
+#endif
