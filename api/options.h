@@ -89,6 +89,10 @@ typedef struct nh_node_override {
 } nh_node_override;
 
 #define NH_MAX_NODE_OVERRIDES 1024
+/* Largest node number accepted in [node:N] and NUMAHEAP_NODE<N>_*. */
+#define NH_MAX_NODE 4095
+/* Largest config file accepted, in bytes. */
+#define NH_CONFIG_MAX_FILE (1u << 20)
 
 typedef struct nh_config {
   nh_opt_value v[NH_OPT_COUNT];
@@ -130,8 +134,33 @@ static inline uint64_t nh_size_resolve(nh_size_spec s, uint64_t node_mem) {
   return (uint64_t)((unsigned __int128)node_mem * s.milli_pct / 100000u);
 }
 
-/* Writes the configuration in INI syntax (every option, defaults included). */
+/* Writes the configuration in INI syntax (every option, defaults included,
+ * then one [node:N] section per override), so that parsing the output on top
+ * of nh_config_defaults() gives a config nh_config_same() as cfg. */
 #include <stdio.h>
 void nh_config_write(const nh_config *cfg, FILE *out);
+
+/* 1 when a and b hold the same values (the set[] flags are not compared). */
+int nh_config_same(const nh_config *a, const nh_config *b);
+
+/* ---- shared by api/options.c and api/config.c ---------------------------- */
+
+/* The option named by section and key ("heap", "budget"), or -1. */
+int nh_opt_find(const char *section, const char *key);
+
+/* Checks a section name: 0 for an option section, 1 for "node:N" (with *node
+ * = N), -1 with problem = "unknown section [x]" or a bad node number. */
+int nh_config_section(const char *section, int *node, char *problem, size_t len);
+
+/* What nh_config_store() found wrong. */
+enum { NH_STORE_OK = 0, NH_STORE_BAD_SECTION, NH_STORE_BAD_KEY, NH_STORE_BAD_VALUE };
+
+/* nh_config_set() without the "[section] key: " prefix: returns NH_STORE_OK
+ * or what was wrong, with problem naming it (for NH_STORE_BAD_VALUE only the
+ * value's problem, e.g. "\"12Q\" is not a size ..."; the caller names the
+ * key or the variable). cfg is changed only on NH_STORE_OK. Setting a
+ * non-empty [topology] synthetic clears xml and the other way round. */
+int nh_config_store(nh_config *cfg, const char *section, const char *key,
+                    const char *value, char *problem, size_t len);
 
 #endif

@@ -63,6 +63,20 @@ int nh_os_bind(void *addr, size_t size, int os_node);
 /* The CPU the caller runs on right now (may change at once). -1 if unknown. */
 int nh_os_current_cpu(void);
 
+/* The same, cheaply: one load from the rseq area glibc registers for every
+ * thread (struct rseq.cpu_id at offset 4), or nh_os_current_cpu() when rseq
+ * is not registered (old kernel, glibc.pthread.rseq=0, Valgrind). */
+#include <sys/rseq.h>
+static inline int nh_os_cpu_fast(void) {
+  if (__rseq_size > 0) {
+    const volatile int32_t *cpu_id =
+        (const volatile int32_t *)((char *)__builtin_thread_pointer() + __rseq_offset + 4);
+    int cpu = *cpu_id;
+    if (cpu >= 0) return cpu;
+  }
+  return nh_os_current_cpu();
+}
+
 /* Real OS node holding the page at addr, -1 if not resident/unknown
  * (move_pages with no target). Used by tests and statistics, never per
  * allocation. */
@@ -72,6 +86,16 @@ int nh_os_page_node(const void *addr);
  * memory. Read from /sys without malloc. */
 int nh_os_real_node_slots(void);
 int nh_os_real_node_has_memory(int os_node);
+
+/* Monotonic clock in nanoseconds (CLOCK_MONOTONIC_COARSE: cheap, ms-grained). */
+uint64_t nh_os_clock_ns(void);
+
+/* Fills buf with random bytes (getrandom; falls back to time and address
+ * entropy where it is unavailable). Never blocks for long, never allocates. */
+void nh_os_random(void *buf, size_t len);
+
+/* Writes len bytes to standard error, retrying short writes. */
+void nh_os_write_stderr(const char *buf, size_t len);
 
 /* Metadata memory for the allocator's own tables: zeroed, page-granular,
  * never from malloc. */

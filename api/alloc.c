@@ -1,0 +1,183 @@
+/*
+ * api/alloc.c: the native allocation API. Every path: start if needed (or
+ * serve from the bootstrap region during start-up), then the cache for small
+ * classes or the heaps for the rest.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "api/internal.h"
+#include "numaheap/numaheap.h"
+#include "percpu/cache.h"
+
+#define NH_MAX_REQUEST ((size_t)PTRDIFF_MAX)
+
+static void *out_of_memory(const char *call, size_t size) {
+  nh_set_error("%s(%zu): out of memory: no node within reach could take the request", call, size);
+  errno = ENOMEM;
+  return NULL;
+}
+
+/* A block of size bytes aligned to align at level, served from the caller's node. */
+void *nh_alloc_level(size_t size, size_t align, int level) {
+  if (__builtin_expect(!nh_ready(), 0) && !nh_start()) return nh_boot_alloc(size, align);
+  if (size > NH_MAX_REQUEST) return NULL;
+  unsigned cls = 0;
+  if (size <= NH_SMALL_MAX)
+    cls = align <= NH_MIN_ALIGN ? nh_size_class(size) : nh_class_for_aligned(size, align);
+  if (cls) return nh_cache_alloc(cls, level);
+  int served;
+  return nh_heap_alloc_fallback(nh_cache_home_node(), size, align, level, &served);
+}
+
+static void *alloc_named(size_t size, size_t align, const char *call) {
+  void *p = nh_alloc_level(size, align, nh_default_level);
+  return p ? p : out_of_memory(call, size);
+}
+
+NH_API void *nh_malloc(size_t size) { return alloc_named(size, NH_MIN_ALIGN, "nh_malloc"); }
+
+NH_API void *nh_calloc(size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    nh_set_error("nh_calloc(%zu, %zu): the size overflows", count, size);
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *p = alloc_named(total, NH_MIN_ALIGN, "nh_calloc");
+  if (p && !nh_boot_owns(p)) {
+    nh_block_info info;
+    /* huge blocks come straight from mmap: already zero */
+    if (nh_block_lookup(p, &info) == NH_LOOKUP_OK && info.span == NULL) return p;
+  }
+  if (p) memset(p, 0, total);
+  return p;
+}
+
+NH_API void *nh_aligned_alloc(size_t alignment, size_t size) {
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+    nh_set_error("nh_aligned_alloc(%zu, %zu): the alignment is not a power of two", alignment, size);
+    errno = EINVAL;
+    return NULL;
+  }
+  if (size > NH_MAX_REQUEST - alignment) return out_of_memory("nh_aligned_alloc", size);
+  return alloc_named(size, alignment, "nh_aligned_alloc");
+}
+
+NH_API void *nh_malloc_node(size_t size, int node) {
+  if (!nh_ready() && !nh_start()) return nh_boot_alloc(size, NH_MIN_ALIGN);
+  if (node < 0 || node >= nh_g.nnodes) {
+    nh_set_error("nh_malloc_node(%zu, %d): no such node (nodes are 0..%d)", size, node,
+                 nh_g.nnodes - 1);
+    errno = EINVAL;
+    return NULL;
+  }
+  if (size > NH_MAX_REQUEST) return out_of_memory("nh_malloc_node", size);
+  int served;
+  void *p = nh_heap_alloc_fallback(node, size, NH_MIN_ALIGN, nh_default_level, &served);
+  return p ? p : out_of_memory("nh_malloc_node", size);
+}
+
+/* ---- free ------------------------------------------------------------------------ */
+
+const char *nh_lookup_reason(nh_lookup_status st) {
+  switch (st) {
+  case NH_LOOKUP_FOREIGN: return "pointer not allocated by numaheap";
+  case NH_LOOKUP_INTERIOR: return "pointer inside a block, not at its start";
+  case NH_LOOKUP_FREED: return "block already freed (double free)";
+  default: return "valid block";
+  }
+}
+
+static void free_block(void *p, const nh_block_info *info) {
+  if (info->cls) nh_cache_free(p, info->cls, info->node);
+  else nh_heap_free_large(info, p);
+}
+
+nh_lookup_status nh_free_checked(void *p) {
+  if (p == NULL || nh_boot_owns(p)) return NH_LOOKUP_OK;
+  nh_block_info info;
+  nh_lookup_status st = nh_block_lookup(p, &info);
+  if (st == NH_LOOKUP_OK) free_block(p, &info);
+  return st;
+}
+
+void nh_free_named(void *p, const char *call) {
+  nh_lookup_status st = nh_free_checked(p);
+  if (st != NH_LOOKUP_OK) nh_fatal("%s(%p): %s", call, p, nh_lookup_reason(st));
+}
+
+NH_API void nh_free(void *p) { nh_free_named(p, "nh_free"); }
+
+/* ---- realloc and sizes ---------------------------------------------------------------- */
+
+size_t nh_usable_size_named(const void *p, const char *call) {
+  if (p == NULL) return 0;
+  if (nh_boot_owns(p)) return nh_boot_size(p);
+  nh_block_info info;
+  nh_lookup_status st = nh_block_lookup(p, &info);
+  if (st != NH_LOOKUP_OK) nh_fatal("%s(%p): %s", call, p, nh_lookup_reason(st));
+  return info.size;
+}
+
+NH_API size_t nh_usable_size(const void *p) { return nh_usable_size_named(p, "nh_usable_size"); }
+
+void *nh_realloc_named(void *p, size_t size, const char *call) {
+  if (p == NULL) return alloc_named(size, NH_MIN_ALIGN, call);
+  if (size == 0) {
+    nh_free_named(p, call);
+    return alloc_named(0, NH_MIN_ALIGN, call);
+  }
+  size_t old;
+  int node = -1;
+  if (nh_boot_owns(p)) {
+    old = nh_boot_size(p);
+  } else {
+    nh_block_info info;
+    nh_lookup_status st = nh_block_lookup(p, &info);
+    if (st != NH_LOOKUP_OK) nh_fatal("%s(%p): %s", call, p, nh_lookup_reason(st));
+    old = info.size;
+    node = info.node;
+    if (size <= old && size >= old / 2) return p; /* fits without wasting half */
+  }
+  void *q;
+  if (node >= 0 && node != nh_cache_home_node() && nh_ready()) { /* keep the block's node */
+    int served;
+    q = nh_heap_alloc_fallback(node, size, NH_MIN_ALIGN, nh_default_level, &served);
+  } else {
+    q = nh_alloc_level(size, NH_MIN_ALIGN, nh_default_level);
+  }
+  if (q == NULL) return out_of_memory(call, size); /* p is left as it was */
+  memcpy(q, p, old < size ? old : size);
+  nh_free_named(p, call);
+  return q;
+}
+
+NH_API void *nh_realloc(void *p, size_t size) { return nh_realloc_named(p, size, "nh_realloc"); }
+
+/* ---- topology queries and trim ---------------------------------------------------------- */
+
+NH_API int nh_ptr_node(const void *p) {
+  if (!nh_ready()) return -1;
+  return nh_addr_node(p);
+}
+
+NH_API int nh_current_node(void) {
+  if (!nh_ready() && !nh_start()) return 0;
+  int cpu = nh_cache_current_cpu();
+  int n = nh_topo_cpu_node(nh_g.topo, cpu);
+  return n >= 0 ? n : nh_cache_home_node();
+}
+
+NH_API int nh_node_count(void) {
+  if (!nh_ready() && !nh_start()) return 1;
+  return nh_g.nnodes;
+}
+
+NH_API void nh_trim(void) {
+  if (!nh_ready()) return;
+  nh_cache_flush_thread();
+  nh_heaps_trim();
+}

@@ -1,0 +1,298 @@
+/*
+ * api/init.c: start-up. Reads the configuration (file, then environment),
+ * discovers the topology, builds the node heaps and the caches, in that
+ * order, on the first allocation or on nh_init().
+ *
+ * Re-entrancy: hwloc, libinih and libc allocate while we start. Those calls
+ * come back into numaheap on the starting thread while nh_state is STARTING;
+ * they are served from the bootstrap region (a bump allocator over mmap'd
+ * chunks, never freed: frees of bootstrap blocks are ignored). Other threads
+ * wait until the state is READY.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/internal.h"
+#include "numa/os.h"
+#include "numaheap/numaheap.h"
+#include "percpu/cache.h"
+
+_Atomic int nh_state;
+const nh_config *nh_cfg;
+int nh_default_level = NH_LEVEL_APPDOMAIN;
+
+static __thread int tl_starting __attribute__((tls_model("initial-exec")));
+
+/* Built by start(); constant while READY (replaced only by nh_reinit). */
+static nh_config *g_cfg;
+static nh_topo g_topo;
+static nh_node_limits *g_limits;
+static int g_limits_n;
+static int g_hooks_installed;
+
+const nh_topo *nh_topology(void) { return &g_topo; }
+
+/* ---- bootstrap region ------------------------------------------------------------ */
+
+#define BOOT_CHUNK ((size_t)8 << 20)
+#define BOOT_CHUNKS 8
+
+static nh_lock boot_lock;
+static uint8_t *boot_chunk[BOOT_CHUNKS]; /* Guarded by boot_lock (read racily by nh_boot_owns:
+                                            a chunk pointer, once set, never changes) */
+static size_t boot_used;                 /* Guarded by boot_lock: bytes used in the last chunk */
+static int boot_n;                       /* Guarded by boot_lock */
+
+void *nh_boot_alloc(size_t size, size_t align) {
+  if (align < NH_MIN_ALIGN) align = NH_MIN_ALIGN;
+  if (size > BOOT_CHUNK / 2 || align > 4096) return NULL;
+  void *p = NULL;
+  nh_lock_acquire(&boot_lock);
+  for (int tries = 0; tries < 2 && p == NULL; tries++) {
+    if (boot_n > 0) {
+      size_t off = (boot_used + 16 + align - 1) & ~(align - 1);
+      if (off + size <= BOOT_CHUNK) {
+        p = boot_chunk[boot_n - 1] + off;
+        ((size_t *)p)[-1] = size;
+        boot_used = off + size;
+        break;
+      }
+    }
+    if (boot_n == BOOT_CHUNKS) break;
+    uint8_t *c = nh_os_map_aligned(BOOT_CHUNK, nh_os_page_size(), -1);
+    if (c == NULL) break;
+    boot_chunk[boot_n++] = c;
+    boot_used = 0;
+  }
+  nh_lock_release(&boot_lock);
+  if (p == NULL) errno = ENOMEM;
+  return p;
+}
+
+bool nh_boot_owns(const void *p) {
+  for (int i = 0; i < BOOT_CHUNKS; i++) {
+    const uint8_t *c = boot_chunk[i];
+    if (c == NULL) return false;
+    if ((const uint8_t *)p >= c && (const uint8_t *)p < c + BOOT_CHUNK) return true;
+  }
+  return false;
+}
+
+size_t nh_boot_size(const void *p) { return ((const size_t *)p)[-1]; }
+
+/* ---- building from a configuration ------------------------------------------------ */
+
+static void fill_params(const nh_config *cfg, nh_heap_params *hp, nh_cache_params *cp) {
+  for (int i = 0; i < g_topo.nnodes; i++) {
+    uint64_t mem = g_topo.nodes[i].mem_bytes;
+    nh_size_spec b = cfg->v[NH_OPT_HEAP_BUDGET].size, r = cfg->v[NH_OPT_HEAP_RESERVE].size;
+    for (int k = 0; k < cfg->noverrides; k++) {
+      const nh_node_override *o = &cfg->overrides[k];
+      if (o->node != i) continue;
+      if (o->has_budget) b = o->budget;
+      if (o->has_reserve) r = o->reserve;
+    }
+    g_limits[i].budget = nh_size_resolve(b, mem);
+    g_limits[i].reserve = nh_size_resolve(r, mem);
+  }
+  hp->topo = &g_topo;
+  hp->limits = g_limits;
+  hp->task_limit_milli_pct = cfg->v[NH_OPT_TASK_LIMIT].milli_pct;
+  hp->spill[0] = cfg->v[NH_OPT_TASK_SPILL].choice;
+  hp->spill[1] = cfg->v[NH_OPT_APPDOMAIN_SPILL].choice;
+  hp->spill[2] = cfg->v[NH_OPT_PROCESS_SPILL].choice;
+  hp->purge_delay_ms = cfg->v[NH_OPT_HEAP_PURGE_DELAY].u;
+  cp->mode = cfg->v[NH_OPT_CACHE_MODE].choice;
+  cp->bytes = cfg->v[NH_OPT_CACHE_SIZE].size.bytes;
+  cp->default_level = cfg->v[NH_OPT_HEAP_DEFAULT_LEVEL].choice;
+}
+
+static int load_topology(const nh_config *cfg, char *err, size_t errlen) {
+  nh_topo_source src = {NH_TOPO_REAL, NULL, 0, NULL};
+  if (cfg->synthetic[0]) src.kind = NH_TOPO_SYNTHETIC, src.spec = cfg->synthetic;
+  else if (cfg->xml[0]) src.kind = NH_TOPO_XML, src.spec = cfg->xml;
+  return nh_topo_load(&g_topo, &src, err, errlen);
+}
+
+static void prefork(void) {
+  nh_lock_acquire(&boot_lock);
+  nh_heaps_prefork();
+}
+static void postfork_parent(void) {
+  nh_heaps_postfork(0);
+  nh_lock_release(&boot_lock);
+}
+static void postfork_child(void) {
+  nh_heaps_postfork(1);
+  nh_lock_reset(&boot_lock);
+}
+
+static void install_hooks(const nh_config *cfg) {
+  nh_g.reclaim_hook = nh_cache_flush_thread;
+  if (g_hooks_installed) return;
+  g_hooks_installed = 1;
+  pthread_atfork(prefork, postfork_parent, postfork_child);
+  const char *env = getenv("NUMAHEAP_STATS");
+  int print = cfg->v[NH_OPT_STATS_PRINT].choice;
+  if (env && *env && strcmp(env, "0") != 0) print = 1;
+  if (print) atexit(nh_stats_at_exit);
+}
+
+/* Builds topology, heaps and caches from cfg. 0, or -1 with err. */
+static int build(const nh_config *cfg, char *err, size_t errlen) {
+  if (load_topology(cfg, err, errlen) != 0) return -1;
+  g_limits_n = g_topo.nnodes;
+  g_limits = nh_os_meta_alloc(sizeof(nh_node_limits) * (size_t)g_limits_n);
+  nh_heap_params hp;
+  nh_cache_params cp;
+  if (g_limits == NULL) {
+    snprintf(err, errlen, "out of memory for node limits");
+    nh_topo_free(&g_topo);
+    return -1;
+  }
+  fill_params(cfg, &hp, &cp);
+  if (nh_heaps_init(&hp, err, errlen) != 0 || nh_cache_init(&cp) != 0) {
+    nh_os_meta_free(g_limits, sizeof(nh_node_limits) * (size_t)g_limits_n);
+    nh_topo_free(&g_topo);
+    return -1;
+  }
+  nh_default_level = cp.default_level;
+  if (g_cfg != cfg) memcpy(g_cfg, cfg, sizeof *g_cfg);
+  nh_cfg = g_cfg;
+  install_hooks(g_cfg);
+  return 0;
+}
+
+/* Defaults < file (path, or NUMAHEAP_CONFIG) < environment. 0 or -1 with err. */
+static int read_config(nh_config *cfg, const char *path, char *err, size_t errlen) {
+  nh_config_defaults(cfg);
+  const char *file = path ? path : getenv("NUMAHEAP_CONFIG");
+  if (file && *file && nh_config_parse_file(cfg, file, err, errlen) != 0) return -1;
+  return nh_config_apply_env(cfg, NULL, err, errlen);
+}
+
+/* The start-up proper. from_api: report a bad configuration through the
+ * return value; otherwise on stderr. Either way the allocator then runs on
+ * its defaults. */
+static int start(const char *path, bool from_api) {
+  char err[600];
+  if (g_cfg == NULL && (g_cfg = nh_os_meta_alloc(sizeof *g_cfg)) == NULL)
+    nh_fatal("cannot map memory for the configuration");
+  int rc = read_config(g_cfg, path, err, sizeof err);
+  if (rc == 0) rc = build(g_cfg, err, sizeof err);
+  if (rc != 0) {
+    if (from_api) nh_set_error("%s", err);
+    else {
+      char msg[700];
+      int n = snprintf(msg, sizeof msg, "numaheap: %s; running on defaults\n", err);
+      nh_os_write_stderr(msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+    }
+    char err2[600];
+    nh_config_defaults(g_cfg);
+    if (build(g_cfg, err2, sizeof err2) != 0) nh_fatal("cannot start on defaults: %s", err2);
+  }
+  return rc;
+}
+
+/* Runs start() as the one starting thread. */
+static int start_once(const char *path, bool from_api, int *rc) {
+  int expected = NH_STATE_NONE;
+  if (!atomic_compare_exchange_strong_explicit(&nh_state, &expected, NH_STATE_STARTING,
+                                               memory_order_acquire, memory_order_acquire))
+    return 0;
+  tl_starting = 1;
+  *rc = start(path, from_api);
+  tl_starting = 0;
+  atomic_store_explicit(&nh_state, NH_STATE_READY, memory_order_release);
+  return 1;
+}
+
+bool nh_start(void) {
+  for (;;) {
+    int s = atomic_load_explicit(&nh_state, memory_order_acquire);
+    if (s == NH_STATE_READY) return true;
+    if (s == NH_STATE_STARTING) {
+      if (tl_starting) return false;
+      sched_yield();
+      continue;
+    }
+    int rc;
+    if (start_once(NULL, false, &rc)) return true;
+  }
+}
+
+/* ---- nh_init and reconfiguration ----------------------------------------------------- */
+
+/* Applies the live-changeable parts of cfg to the running allocator. */
+static int reconfigure(const nh_config *cfg) {
+  const nh_config *cur = nh_cfg;
+  if (strcmp(cfg->synthetic, cur->synthetic) != 0 || strcmp(cfg->xml, cur->xml) != 0) {
+    nh_set_error("the [topology] section cannot change after the allocator started");
+    errno = EBUSY;
+    return -1;
+  }
+  if (cfg->v[NH_OPT_CACHE_MODE].choice != cur->v[NH_OPT_CACHE_MODE].choice ||
+      cfg->v[NH_OPT_CACHE_SIZE].size.bytes != cur->v[NH_OPT_CACHE_SIZE].size.bytes) {
+    nh_set_error("the [cache] section cannot change after the allocator started");
+    errno = EBUSY;
+    return -1;
+  }
+  nh_heap_params hp;
+  nh_cache_params cp;
+  fill_params(cfg, &hp, &cp);
+  nh_heaps_set_limits(&hp);
+  nh_default_level = cp.default_level;
+  memcpy(g_cfg, cfg, sizeof *g_cfg);
+  return 0;
+}
+
+NH_API int nh_init(const char *config_path) {
+  int rc = 0;
+  nh_clear_error();
+  if (start_once(config_path, true, &rc)) {
+    if (rc != 0) errno = EINVAL;
+    return rc;
+  }
+  if (!nh_start()) {
+    nh_set_error("nh_init called while the allocator is starting");
+    errno = EBUSY;
+    return -1;
+  }
+  if (config_path == NULL) return 0;
+  char err[600];
+  nh_config *cfg = nh_os_meta_alloc(sizeof *cfg);
+  if (cfg == NULL) {
+    nh_set_error("nh_init: out of memory");
+    errno = ENOMEM;
+    return -1;
+  }
+  rc = read_config(cfg, config_path, err, sizeof err);
+  if (rc != 0) {
+    nh_set_error("%s", err);
+    errno = EINVAL;
+  } else {
+    rc = reconfigure(cfg);
+  }
+  nh_os_meta_free(cfg, sizeof *cfg);
+  return rc;
+}
+
+int nh_reinit(const nh_config *cfg, char *err, size_t errlen) {
+  if (!nh_start()) return -1;
+  nh_cache_flush_thread();
+  nh_heaps_destroy();
+  nh_cache_reset();
+  nh_topo_free(&g_topo);
+  nh_os_meta_free(g_limits, sizeof(nh_node_limits) * (size_t)g_limits_n);
+  g_limits = NULL;
+  memcpy(g_cfg, cfg, sizeof *g_cfg);
+  if (build(g_cfg, err, errlen) == 0) return 0;
+  char err2[600];
+  nh_config_defaults(g_cfg);
+  if (build(g_cfg, err2, sizeof err2) != 0) nh_fatal("cannot restart on defaults: %s", err2);
+  return -1;
+}

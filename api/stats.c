@@ -1,0 +1,169 @@
+/*
+ * api/stats.c: statistics snapshots and their text and JSON forms.
+ * A snapshot reads relaxed atomics: each counter is exact, the set of them is
+ * not one instant (good enough for monitoring; quiesce threads for exact sums).
+ * in_use counts blocks handed out by a node's heap, including those held in
+ * caches; nh_stats_print flushes the calling thread's cache first.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/internal.h"
+#include "numaheap/numaheap.h"
+#include "percpu/cache.h"
+
+static uint64_t rd(_Atomic uint64_t *c) { return atomic_load_explicit(c, memory_order_relaxed); }
+
+static void node_snapshot(int i, nh_node_stats *s) {
+  nh_heap *h = &nh_g.heap[i];
+  memset(s, 0, sizeof *s);
+  s->node = i;
+  s->os_node = h->os_node;
+  s->budget = atomic_load_explicit(&h->budget, memory_order_relaxed);
+  s->reserve = atomic_load_explicit(&h->reserve, memory_order_relaxed);
+  s->committed = rd(&h->st.committed);
+  s->in_use = rd(&h->st.in_use);
+  s->peak_committed = rd(&h->st.peak_committed);
+  for (int l = 0; l < NH_LEVEL_COUNT; l++) {
+    s->level_committed[l] = rd(&h->st.level_committed[l]);
+    s->failures[l] = rd(&h->st.failures[l]);
+  }
+  s->allocs = rd(&h->st.allocs);
+  s->frees = rd(&h->st.frees);
+  s->remote_frees = rd(&h->st.remote_frees);
+  s->fallback_out = rd(&h->st.fallback_out);
+  s->fallback_in = rd(&h->st.fallback_in);
+  s->purged = rd(&h->st.purged);
+  s->segments = rd(&h->st.segments);
+}
+
+static void add_into(nh_node_stats *t, const nh_node_stats *s) {
+  t->budget += s->budget;
+  t->reserve += s->reserve;
+  t->committed += s->committed;
+  t->in_use += s->in_use;
+  t->peak_committed += s->peak_committed;
+  for (int l = 0; l < NH_LEVEL_COUNT; l++) {
+    t->level_committed[l] += s->level_committed[l];
+    t->failures[l] += s->failures[l];
+  }
+  t->allocs += s->allocs;
+  t->frees += s->frees;
+  t->remote_frees += s->remote_frees;
+  t->fallback_out += s->fallback_out;
+  t->fallback_in += s->fallback_in;
+  t->purged += s->purged;
+  t->segments += s->segments;
+}
+
+NH_API int nh_stats_get(nh_stats *st) {
+  if (st == NULL || st->size != sizeof(nh_stats) || st->version != NH_STATS_VERSION) {
+    nh_set_error("nh_stats_get: the caller's nh_stats has another size or version "
+                 "(rebuild against this numaheap.h)");
+    errno = EINVAL;
+    return -1;
+  }
+  if (!nh_ready() && !nh_start()) {
+    errno = EAGAIN;
+    return -1;
+  }
+  uint32_t size = st->size, version = st->version;
+  memset(st, 0, sizeof *st);
+  st->size = size;
+  st->version = version;
+  st->node_count = nh_g.nnodes < NH_STATS_MAX_NODES ? nh_g.nnodes : NH_STATS_MAX_NODES;
+  st->total.node = st->total.os_node = -1;
+  for (int i = 0; i < nh_g.nnodes; i++) {
+    nh_node_stats s;
+    node_snapshot(i, &s);
+    if (i < st->node_count) st->nodes[i] = s;
+    add_into(&st->total, &s);
+  }
+  return 0;
+}
+
+static const char *const level_names[NH_LEVEL_COUNT] = {"task", "appdomain", "process"};
+
+static void print_node_text(FILE *out, const nh_node_stats *s) {
+  if (s->node < 0) fprintf(out, "total  ");
+  else fprintf(out, "node %-2d (os %d)", s->node, s->os_node);
+  fprintf(out,
+          " budget %" PRIu64 " reserve %" PRIu64 " committed %" PRIu64 " peak %" PRIu64
+          " in_use %" PRIu64 " segments %" PRIu64 "\n",
+          s->budget, s->reserve, s->committed, s->peak_committed, s->in_use, s->segments);
+  fprintf(out,
+          "        allocs %" PRIu64 " frees %" PRIu64 " remote_frees %" PRIu64
+          " fallback_out %" PRIu64 " fallback_in %" PRIu64 " purged %" PRIu64 "\n",
+          s->allocs, s->frees, s->remote_frees, s->fallback_out, s->fallback_in, s->purged);
+  fprintf(out, "        ");
+  for (int l = 0; l < NH_LEVEL_COUNT; l++)
+    fprintf(out, "%s: committed %" PRIu64 " failures %" PRIu64 "%s", level_names[l],
+            s->level_committed[l], s->failures[l], l + 1 < NH_LEVEL_COUNT ? "; " : "\n");
+}
+
+static void print_node_json(FILE *out, const nh_node_stats *s) {
+  fprintf(out,
+          "{\"node\":%d,\"os_node\":%d,\"budget\":%" PRIu64 ",\"reserve\":%" PRIu64
+          ",\"committed\":%" PRIu64 ",\"peak_committed\":%" PRIu64 ",\"in_use\":%" PRIu64
+          ",\"allocs\":%" PRIu64 ",\"frees\":%" PRIu64 ",\"remote_frees\":%" PRIu64
+          ",\"fallback_out\":%" PRIu64 ",\"fallback_in\":%" PRIu64 ",\"purged\":%" PRIu64
+          ",\"segments\":%" PRIu64,
+          s->node, s->os_node, s->budget, s->reserve, s->committed, s->peak_committed, s->in_use,
+          s->allocs, s->frees, s->remote_frees, s->fallback_out, s->fallback_in, s->purged,
+          s->segments);
+  for (int l = 0; l < NH_LEVEL_COUNT; l++)
+    fprintf(out, ",\"%s_committed\":%" PRIu64 ",\"%s_failures\":%" PRIu64, level_names[l],
+            s->level_committed[l], level_names[l], s->failures[l]);
+  fprintf(out, "}");
+}
+
+static const char *const mode_names[] = {"percpu", "perthread", "off"};
+
+NH_API int nh_stats_print(FILE *out, int json) {
+  if (out == NULL) {
+    nh_set_error("nh_stats_print: no output stream");
+    errno = EINVAL;
+    return -1;
+  }
+  nh_cache_flush_thread();
+  static nh_stats st; /* big; printing is not reentrant-critical */
+  st.size = sizeof st;
+  st.version = NH_STATS_VERSION;
+  if (nh_stats_get(&st) != 0) return -1;
+  nh_cache_stats cs;
+  nh_cache_stats_get(&cs);
+  if (json) {
+    fprintf(out, "{\"version\":%d,\"nodes\":[", NH_STATS_VERSION);
+    for (int i = 0; i < st.node_count; i++) {
+      if (i) fputc(',', out);
+      print_node_json(out, &st.nodes[i]);
+    }
+    fprintf(out, "],\"total\":");
+    print_node_json(out, &st.total);
+    fprintf(out,
+            ",\"cache\":{\"mode\":\"%s\",\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
+            ",\"refills\":%" PRIu64 ",\"drains\":%" PRIu64 ",\"remote_sent\":%" PRIu64 "}}\n",
+            mode_names[nh_cache_mode()], cs.hits, cs.misses, cs.refills, cs.drains,
+            cs.remote_sent);
+  } else {
+    fprintf(out, "numaheap statistics (%d nodes, cache %s)\n", nh_g.nnodes,
+            mode_names[nh_cache_mode()]);
+    for (int i = 0; i < st.node_count; i++) print_node_text(out, &st.nodes[i]);
+    print_node_text(out, &st.total);
+    fprintf(out,
+            "cache: hits %" PRIu64 " misses %" PRIu64 " refills %" PRIu64 " drains %" PRIu64
+            " remote_sent %" PRIu64 "\n",
+            cs.hits, cs.misses, cs.refills, cs.drains, cs.remote_sent);
+  }
+  fflush(out);
+  return ferror(out) ? -1 : 0;
+}
+
+void nh_stats_at_exit(void) {
+  const char *env = getenv("NUMAHEAP_STATS");
+  int json = (env && strcmp(env, "json") == 0) ||
+             (!env && nh_cfg && nh_cfg->v[NH_OPT_STATS_PRINT].choice == NH_STATS_JSON);
+  nh_stats_print(stderr, json);
+}

@@ -1,0 +1,306 @@
+/*
+ * numa/heap.c: the per-node heaps. Bins of size-classed spans, batch refill
+ * and drain for the caches above, large blocks, and the cross-node fallback
+ * that criticality levels bound. See numa/heap.h for the lock order.
+ */
+#include <string.h>
+
+#include "numa/heap.h"
+#include "numa/os.h"
+
+nh_heaps nh_g;
+
+static void stat_add(_Atomic uint64_t *c, uint64_t v) {
+  atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+}
+static void stat_sub(_Atomic uint64_t *c, uint64_t v) {
+  atomic_fetch_sub_explicit(c, v, memory_order_relaxed);
+}
+
+/* ---- set-up ------------------------------------------------------------------ */
+
+static void set_limits(nh_heap *h, nh_node_limits lim, uint32_t task_milli_pct) {
+  if (lim.reserve > lim.budget) lim.reserve = lim.budget;
+  uint64_t normal = lim.budget - lim.reserve;
+  uint64_t task = (uint64_t)((unsigned __int128)normal * task_milli_pct / 100000u);
+  atomic_store_explicit(&h->budget, lim.budget, memory_order_relaxed);
+  atomic_store_explicit(&h->reserve, lim.reserve, memory_order_relaxed);
+  atomic_store_explicit(&h->limit[0], task, memory_order_relaxed);
+  atomic_store_explicit(&h->limit[1], normal, memory_order_relaxed);
+  atomic_store_explicit(&h->limit[2], lim.budget, memory_order_relaxed);
+}
+
+void nh_heaps_set_limits(const nh_heap_params *p) {
+  for (int i = 0; i < nh_g.nnodes; i++)
+    set_limits(&nh_g.heap[i], p->limits[i], p->task_limit_milli_pct);
+  for (int l = 0; l < NH_LEVELS; l++) nh_g.spill[l] = p->spill[l];
+  nh_g.task_limit_milli_pct = p->task_limit_milli_pct;
+  nh_g.purge_delay_ms = p->purge_delay_ms;
+}
+
+/* A node's CPUs are served by the node itself, or by the nearest node with
+ * memory when it has none (as the kernel's numa_mem_id does). */
+static int home_node(const nh_topo *t, int n) {
+  if (t->nodes[n].mem_bytes > 0) return n;
+  for (int i = 0; i < t->nnodes - 1; i++) {
+    int m = t->nodes[n].fallback[i];
+    if (t->nodes[m].mem_bytes > 0) return m;
+  }
+  return n;
+}
+
+int nh_heaps_init(const nh_heap_params *p, char *err, size_t errlen) {
+  const nh_topo *t = p->topo;
+  if (nh_segmap_init() != 0) {
+    snprintf(err, errlen, "cannot reserve the segment map");
+    return -1;
+  }
+  if (nh_secret[0] == 0) nh_os_random(nh_secret, sizeof nh_secret);
+  nh_heap *heaps = nh_os_meta_alloc(sizeof(nh_heap) * (size_t)t->nnodes);
+  int *home = nh_os_meta_alloc(sizeof(int) * (size_t)t->nnodes);
+  if (heaps == NULL || home == NULL) {
+    nh_os_meta_free(heaps, sizeof(nh_heap) * (size_t)t->nnodes);
+    nh_os_meta_free(home, sizeof(int) * (size_t)t->nnodes);
+    snprintf(err, errlen, "cannot map the heaps of %d nodes", t->nnodes);
+    return -1;
+  }
+  for (int i = 0; i < t->nnodes; i++) {
+    heaps[i].node = i;
+    heaps[i].os_node = t->nodes[i].bind_os_node;
+    heaps[i].mem_bytes = t->nodes[i].mem_bytes;
+    heaps[i].last_purge_ns = nh_os_clock_ns();
+    home[i] = home_node(t, i);
+  }
+  nh_g.topo = t;
+  nh_g.nnodes = t->nnodes;
+  nh_g.heap = heaps;
+  nh_g.home = home;
+  nh_heaps_set_limits(p);
+  return 0;
+}
+
+void nh_heaps_destroy(void) {
+  if (nh_g.heap == NULL) return;
+  for (int i = 0; i < nh_g.nnodes; i++) nh_segments_destroy(&nh_g.heap[i]);
+  nh_os_meta_free(nh_g.heap, sizeof(nh_heap) * (size_t)nh_g.nnodes);
+  nh_os_meta_free(nh_g.home, sizeof(int) * (size_t)nh_g.nnodes);
+  void (*reclaim)(void) = nh_g.reclaim_hook;
+  void (*pressure)(int, int) = nh_g.pressure_hook;
+  memset(&nh_g, 0, sizeof nh_g);
+  nh_g.reclaim_hook = reclaim;
+  nh_g.pressure_hook = pressure;
+}
+
+void nh_heaps_trim(void) {
+  for (int i = 0; i < nh_g.nnodes; i++) {
+    nh_heap *h = &nh_g.heap[i];
+    nh_lock_acquire(&h->page_lock);
+    nh_pages_purge(h, true);
+    nh_lock_release(&h->page_lock);
+  }
+}
+
+void nh_heaps_prefork(void) {
+  for (int i = 0; i < nh_g.nnodes; i++) {
+    nh_heap *h = &nh_g.heap[i];
+    for (int c = 0; c < NH_CLASS_COUNT; c++) nh_lock_acquire(&h->bins[c].lock);
+    nh_lock_acquire(&h->page_lock);
+  }
+}
+
+void nh_heaps_postfork(int child) {
+  for (int i = nh_g.nnodes; i-- > 0;) {
+    nh_heap *h = &nh_g.heap[i];
+    if (child) {
+      nh_lock_reset(&h->page_lock);
+      for (int c = 0; c < NH_CLASS_COUNT; c++) nh_lock_reset(&h->bins[c].lock);
+    } else {
+      nh_lock_release(&h->page_lock);
+      for (int c = NH_CLASS_COUNT; c-- > 0;) nh_lock_release(&h->bins[c].lock);
+    }
+  }
+}
+
+/* ---- bins --------------------------------------------------------------------- */
+
+static void bin_insert(nh_bin *b, nh_span *span) {
+  span->prev = NULL;
+  span->next = b->spans;
+  if (b->spans) b->spans->prev = span;
+  b->spans = span;
+  span->in_bin = 1;
+  b->nspans++;
+}
+
+static void bin_remove(nh_bin *b, nh_span *span) {
+  if (span->prev) span->prev->next = span->next;
+  else b->spans = span->next;
+  if (span->next) span->next->prev = span->prev;
+  span->next = span->prev = NULL;
+  span->in_bin = 0;
+  b->nspans--;
+}
+
+static uint8_t *span_start(nh_span *span) {
+  nh_segment *seg = nh_span_segment(span);
+  return (uint8_t *)seg + (size_t)(span - seg->spans) * NH_PAGE_SIZE;
+}
+
+/* A fresh span for bin (h, cls). Caller holds the bin lock. */
+static nh_span *bin_grow(nh_heap *h, unsigned cls, int level) {
+  nh_lock_acquire(&h->page_lock);
+  nh_span *span = nh_pages_take(h, nh_class_pages(cls), level);
+  nh_lock_release(&h->page_lock);
+  if (span) nh_span_format(span, span_start(span), cls, 0);
+  return span;
+}
+
+size_t nh_heap_refill(int node, unsigned cls, int level, void **out, size_t n) {
+  nh_heap *h = &nh_g.heap[node];
+  nh_bin *b = &h->bins[cls];
+  size_t got = 0;
+  nh_lock_acquire(&b->lock);
+  while (got < n) {
+    nh_span *span = b->spans;
+    if (span == NULL) {
+      if ((span = bin_grow(h, cls, level)) == NULL) break;
+      bin_insert(b, span);
+    }
+    got += nh_span_pop(span, out + got, n - got);
+    if (span->used == span->capacity) bin_remove(b, span);
+  }
+  nh_lock_release(&b->lock);
+  if (got) {
+    stat_add(&h->st.allocs, got);
+    stat_add(&h->st.in_use, got * nh_class_size(cls));
+  }
+  return got;
+}
+
+/* The span holding block p of a classed size (p known to be ours). */
+static nh_span *span_of(void *p) {
+  nh_segment *seg = (nh_segment *)((uintptr_t)p & ~(uintptr_t)(NH_SEGMENT_SIZE - 1));
+  nh_span *span = &seg->spans[((uintptr_t)p - (uintptr_t)seg) >> NH_PAGE_SHIFT];
+  return span->kind == NH_PAGE_TAIL ? span - span->back : span;
+}
+
+void nh_heap_drain(int node, unsigned cls, void *const *blocks, size_t n, bool remote) {
+  nh_heap *h = &nh_g.heap[node];
+  nh_bin *b = &h->bins[cls];
+  nh_lock_acquire(&b->lock);
+  for (size_t i = 0; i < n; i++) {
+    nh_span *span = span_of(blocks[i]);
+    bool was_full = !span->in_bin;
+    unsigned used = nh_span_push(span, blocks[i]);
+    if (was_full) bin_insert(b, span);
+    if (used == 0 && b->nspans > 1) { /* keep one span per bin against churn */
+      bin_remove(b, span);
+      nh_lock_acquire(&h->page_lock);
+      nh_pages_release(h, nh_span_segment(span), span);
+      nh_lock_release(&h->page_lock);
+    }
+  }
+  nh_lock_release(&b->lock);
+  stat_add(&h->st.frees, n);
+  stat_sub(&h->st.in_use, n * nh_class_size(cls));
+  if (remote) stat_add(&h->st.remote_frees, n);
+}
+
+/* ---- any size on one node --------------------------------------------------- */
+
+static void *large_alloc(nh_heap *h, size_t size, int level) {
+  unsigned npages = (unsigned)((size + NH_PAGE_SIZE - 1) >> NH_PAGE_SHIFT);
+  nh_lock_acquire(&h->page_lock);
+  nh_span *span = nh_pages_take(h, npages, level);
+  if (span) {
+    nh_span_format(span, span_start(span), 0, (size_t)npages * NH_PAGE_SIZE);
+    void *p;
+    nh_span_pop(span, &p, 1);
+  }
+  nh_lock_release(&h->page_lock);
+  if (span == NULL) return NULL;
+  stat_add(&h->st.allocs, 1);
+  stat_add(&h->st.in_use, span->block_size);
+  return span->start;
+}
+
+static void *huge_alloc(nh_heap *h, size_t size, size_t align, int level) {
+  nh_lock_acquire(&h->page_lock);
+  void *p = nh_huge_alloc(h, size, align, level);
+  nh_lock_release(&h->page_lock);
+  if (p) {
+    stat_add(&h->st.allocs, 1);
+    stat_add(&h->st.in_use, nh_segment_of(p)->huge_size);
+  }
+  return p;
+}
+
+void *nh_heap_alloc_on(int node, size_t size, size_t align, int level) {
+  nh_heap *h = &nh_g.heap[node];
+  if (align < NH_MIN_ALIGN) align = NH_MIN_ALIGN;
+  unsigned cls = 0;
+  if (size <= NH_SMALL_MAX)
+    cls = align == NH_MIN_ALIGN ? nh_size_class(size) : nh_class_for_aligned(size, align);
+  if (cls) {
+    void *p = NULL;
+    return nh_heap_refill(node, cls, level, &p, 1) ? p : NULL;
+  }
+  if (size <= NH_LARGE_MAX && align <= NH_PAGE_SIZE) return large_alloc(h, size, level);
+  return huge_alloc(h, size, align, level);
+}
+
+void nh_heap_free_large(const nh_block_info *info, void *p) {
+  nh_heap *h = &nh_g.heap[info->node];
+  nh_lock_acquire(&h->page_lock);
+  if (info->span == NULL) {
+    nh_huge_free(info->seg);
+  } else {
+    nh_block_mark_free(p);
+    nh_pages_release(h, info->seg, info->span);
+  }
+  nh_lock_release(&h->page_lock);
+  stat_add(&h->st.frees, 1);
+  stat_sub(&h->st.in_use, info->size);
+}
+
+/* ---- fallback across nodes -------------------------------------------------- */
+
+bool nh_heap_may_spill(int a, int b, int level) {
+  switch (nh_g.spill[level]) {
+  case 0: return false;
+  case 1: return nh_topo_same_package(nh_g.topo, a, b);
+  default: return true;
+  }
+}
+
+static void *try_nodes(int home, size_t size, size_t align, int level, int *served) {
+  void *p = nh_heap_alloc_on(home, size, align, level);
+  if (p) {
+    *served = home;
+    return p;
+  }
+  const nh_topo_node *tn = &nh_g.topo->nodes[home];
+  for (int i = 0; i < nh_g.nnodes - 1; i++) {
+    int m = tn->fallback[i];
+    if (!nh_heap_may_spill(home, m, level)) continue;
+    if ((p = nh_heap_alloc_on(m, size, align, level)) != NULL) {
+      stat_add(&nh_g.heap[home].st.fallback_out, 1);
+      stat_add(&nh_g.heap[m].st.fallback_in, 1);
+      *served = m;
+      return p;
+    }
+  }
+  return NULL;
+}
+
+void *nh_heap_alloc_fallback(int home, size_t size, size_t align, int level, int *served) {
+  void *p = try_nodes(home, size, align, level, served);
+  if (p == NULL) { /* reclaim what the caches hold, purge, and try once more */
+    if (nh_g.reclaim_hook) nh_g.reclaim_hook();
+    nh_heaps_trim();
+    p = try_nodes(home, size, align, level, served);
+  }
+  if (p == NULL) stat_add(&nh_g.heap[home].st.failures[level], 1);
+  if ((p == NULL || *served != home) && nh_g.pressure_hook) nh_g.pressure_hook(home, level);
+  return p;
+}

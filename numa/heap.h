@@ -1,0 +1,289 @@
+/*
+ * numa/heap.h: the internal interface of the per-node heaps, grouped by the
+ * file that defines each part.
+ *
+ * Shape. One nh_heap per logical node. A heap takes memory from the OS in
+ * 4 MiB segments aligned to 4 MiB and bound to the node's real OS node. A
+ * segment is 64 pages of 64 KiB; page 0 holds the segment header (and the
+ * descriptors of all its pages), pages 1..63 are carved into spans: runs of
+ * pages that hold blocks of one size class, or one large block. Requests
+ * above NH_LARGE_MAX get a segment of their own ("huge").
+ *
+ * Lock order (acquire left before right; never two locks of one kind):
+ *     bin lock (nh_bin.lock)  <  page lock (nh_heap.page_lock)
+ * A thread never holds locks of two different nodes at once.
+ *
+ * What each thread may touch: a span's block list and counters only under
+ * its bin's lock; a segment's page masks and the heap's segment list only
+ * under the page lock; the segment map and statistics are atomics that any
+ * thread reads without locks.
+ *
+ * Freed blocks carry two words: word 0 the next link, encoded with the
+ * process secret and the block's own address (as glibc's safe-linking and
+ * mimalloc do), word 1 a key (address ^ secret) that marks the block free so
+ * a second free is caught.
+ */
+#ifndef NH_NUMA_HEAP_H
+#define NH_NUMA_HEAP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "numa/lock.h"
+#include "numa/topo.h"
+
+#define NH_LEVELS 3 /* task, appdomain, process: the CLR's EMemoryCriticalLevel */
+
+/* ---- sizeclass.c: size classes ---------------------------------------------
+ * Class 0 is "no class" (large or huge). Classes 1..8 are 16..128 bytes in
+ * steps of 16; above, 8 classes per power of two (each 12.5% apart, so the
+ * internal fragmentation of a class is under 12.5%) up to NH_SMALL_MAX. */
+#define NH_SEGMENT_SHIFT 22
+#define NH_SEGMENT_SIZE ((size_t)1 << NH_SEGMENT_SHIFT) /* 4 MiB */
+#define NH_PAGE_SHIFT 16
+#define NH_PAGE_SIZE ((size_t)1 << NH_PAGE_SHIFT) /* 64 KiB */
+#define NH_PAGES_PER_SEGMENT 64
+#define NH_SMALL_MAX ((size_t)256 << 10)           /* largest classed size */
+#define NH_LARGE_MAX ((size_t)2 << 20)             /* largest in-segment block */
+#define NH_CLASS_COUNT 97
+#define NH_MIN_ALIGN 16
+
+static inline unsigned nh_size_class(size_t size) {
+  if (size <= 128) return size <= 16 ? 1u : (unsigned)((size + 15) >> 4);
+  size_t s = size - 1;
+  unsigned k = 63u - (unsigned)__builtin_clzll(s); /* s in [2^k, 2^(k+1)) */
+  unsigned j = (unsigned)(s >> (k - 3)) - 8u;
+  return 9u + (k - 7u) * 8u + j;
+}
+
+static inline size_t nh_class_size(unsigned cls) {
+  if (cls <= 8) return (size_t)cls * 16;
+  unsigned k = 7u + (cls - 9u) / 8u, j = (cls - 9u) % 8u;
+  return (size_t)(j + 9u) << (k - 3u);
+}
+
+/* Pages in a span of class cls (enough for ~8 blocks, at most 32). */
+unsigned nh_class_pages(unsigned cls);
+/* Smallest class >= size whose block size is a multiple of align (<= NH_PAGE_SIZE), 0 if none. */
+unsigned nh_class_for_aligned(size_t size, size_t align);
+
+/* ---- segment.c: segments, spans of pages, the segment map ------------------ */
+
+typedef enum nh_page_kind { NH_PAGE_FREE = 0, NH_PAGE_HEAD = 1, NH_PAGE_TAIL = 2 } nh_page_kind;
+
+typedef struct nh_span {
+  /* Set under the page lock when the span is taken; constant until it is
+   * released (so readable without locks by whoever holds one of its blocks). */
+  uint8_t kind;        /* nh_page_kind */
+  uint8_t back;        /* TAIL: pages back to the head */
+  uint8_t npages;      /* HEAD: pages in the span */
+  uint8_t level;       /* HEAD: criticality level charged for its pages */
+  uint8_t cls;         /* HEAD: size class, 0 for one large block */
+  uint16_t capacity;   /* HEAD: blocks that fit */
+  uint32_t block_size; /* HEAD: bytes per block */
+  uint32_t div_magic;  /* HEAD: ceil(2^32 / block_size), for block index */
+  uint8_t *start;      /* HEAD: first block */
+  /* Guarded by the bin lock of (node, cls) (for cls 0: the page lock). */
+  uint16_t used;       /* blocks out of the span (in caches or live) */
+  uint16_t carved;     /* blocks handed out at least once (bump index) */
+  uint8_t in_bin;      /* on its bin's list of spans with free blocks */
+  void *free;          /* first free block; links in blocks are encoded */
+  struct nh_span *next, *prev; /* bin list */
+} nh_span;
+
+typedef struct nh_segment {
+  uintptr_t cookie;    /* address ^ secret: a header that fails this is not ours */
+  int node;            /* logical node; constant */
+  uint8_t huge;        /* 1: a segment holding one huge block */
+  uint8_t reserve;     /* 1: part of the node's pre-committed emergency reserve */
+  size_t map_size;     /* bytes mapped; constant */
+  /* huge only (constant while live): */
+  uint8_t *huge_block;
+  size_t huge_size;    /* usable bytes */
+  uint8_t huge_level;
+  _Atomic int huge_live; /* 1 live, 0 freed. acq_rel exchange on free */
+  /* Guarded by the page lock of the node: */
+  uint64_t free_pages;      /* bit i: page i is in no span */
+  uint64_t committed_pages; /* bit i: page i counted in committed bytes */
+  struct nh_segment *next, *prev;
+  nh_span spans[NH_PAGES_PER_SEGMENT];
+} nh_segment;
+
+#define NH_SEGMENT_USABLE_MASK (~(uint64_t)1) /* page 0 holds the header */
+
+/* The segment holding a span descriptor (descriptors live in the header). */
+static inline nh_segment *nh_span_segment(const nh_span *span) {
+  return (nh_segment *)((uintptr_t)span & ~(uintptr_t)(NH_SEGMENT_SIZE - 1));
+}
+
+/* Segment map: one byte per 4 MiB of address space. 0 = not ours,
+ * 1 = a segment starts here, 2 = inside a huge segment. Synchronization:
+ * atomic; stores release after the header is written, loads acquire. */
+int nh_segmap_init(void);
+void nh_segmap_set(uintptr_t base, size_t size, int on);
+nh_segment *nh_segment_of(const void *p); /* NULL if p is not in a segment of ours */
+
+struct nh_heap;
+/* Takes npages contiguous pages on heap h at level (budget checked). NULL if
+ * the budget for level or the OS says no. Caller holds h->page_lock. */
+nh_span *nh_pages_take(struct nh_heap *h, unsigned npages, int level);
+/* Returns a span's pages to its segment. Caller holds h->page_lock. */
+void nh_pages_release(struct nh_heap *h, nh_segment *seg, nh_span *span);
+/* Purges free committed pages of h (all of them when force, else per the
+ * policy in docs/architecture.md). Caller holds h->page_lock. */
+void nh_pages_purge(struct nh_heap *h, bool force);
+/* Huge blocks: one segment each. Caller holds the page lock of the node. */
+void *nh_huge_alloc(struct nh_heap *h, size_t size, size_t align, int level);
+void nh_huge_free(nh_segment *seg);
+/* Unmaps every segment of h (tests, shutdown). */
+void nh_segments_destroy(struct nh_heap *h);
+
+/* ---- span.c: blocks inside spans -------------------------------------------- */
+
+extern uintptr_t nh_secret[3]; /* set once at start-up from getrandom */
+
+static inline uintptr_t nh_rotl(uintptr_t x, unsigned r) { return (x << r) | (x >> (64 - r)); }
+static inline uintptr_t nh_rotr(uintptr_t x, unsigned r) { return (x >> r) | (x << (64 - r)); }
+
+static inline void nh_block_set_next(void *block, void *next) {
+  ((uintptr_t *)block)[0] = nh_rotl((uintptr_t)next ^ nh_secret[0], 17) + ((uintptr_t)block ^ nh_secret[1]);
+}
+static inline void *nh_block_next_raw(const void *block) {
+  return (void *)(nh_rotr(((const uintptr_t *)block)[0] - ((uintptr_t)block ^ nh_secret[1]), 17) ^ nh_secret[0]);
+}
+/* Marks a block free / tests the mark / clears it. */
+static inline void nh_block_mark_free(void *block) { ((uintptr_t *)block)[1] = (uintptr_t)block ^ nh_secret[2]; }
+static inline bool nh_block_is_marked_free(const void *block) {
+  return ((const uintptr_t *)block)[1] == ((uintptr_t)block ^ nh_secret[2]);
+}
+static inline void nh_block_clear_mark(void *block) { ((uintptr_t *)block)[1] = 0; }
+
+/* Decodes block's next link and checks it: NULL, or a 16-aligned address in
+ * one of our segments. A bad link stops the process (corrupted free list). */
+void *nh_block_next(const void *block, const char *where);
+
+/* Span set-up and block moves. Caller holds the bin lock. */
+void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes);
+size_t nh_span_pop(nh_span *span, void **out, size_t n);
+/* Pushes one block back; returns the span's used count after. */
+unsigned nh_span_push(nh_span *span, void *block);
+
+/* ---- heap.c: the per-node heaps -------------------------------------------- */
+
+typedef struct nh_bin {
+  nh_lock lock;
+  nh_span *spans;  /* Guarded by lock: spans with free blocks */
+  uint32_t nspans; /* Guarded by lock */
+} __attribute__((aligned(64))) nh_bin;
+
+/* Statistics. Synchronization: atomic, relaxed; read racily by snapshots. */
+typedef struct nh_heap_counters {
+  _Atomic uint64_t committed, peak_committed, in_use;
+  _Atomic uint64_t level_committed[NH_LEVELS];
+  _Atomic uint64_t allocs, frees, remote_frees, fallback_out, fallback_in;
+  _Atomic uint64_t failures[NH_LEVELS];
+  _Atomic uint64_t purged, segments;
+} nh_heap_counters;
+
+typedef struct nh_heap {
+  int node;               /* logical node; constant */
+  int os_node;            /* real OS node memory is bound to; constant */
+  uint64_t mem_bytes;     /* node memory; constant */
+  /* Limits: set at start-up, replaced by nh_heaps_set_limits.
+   * Synchronization: atomic, relaxed (a limit is a number, not a guard). */
+  _Atomic uint64_t budget, reserve;
+  _Atomic uint64_t limit[NH_LEVELS]; /* committed bytes a level may reach */
+  nh_lock page_lock;
+  nh_segment *segments;   /* Guarded by page_lock: normal segments */
+  nh_segment *huge;       /* Guarded by page_lock: segments of huge blocks */
+  uint64_t dirty_bytes;   /* Guarded by page_lock: free, committed, not purged */
+  uint64_t last_purge_ns; /* Guarded by page_lock */
+  nh_heap_counters st;
+  nh_bin bins[NH_CLASS_COUNT];
+} nh_heap;
+
+/* What the heaps need from the configuration (filled by api/init.c). */
+typedef struct nh_node_limits {
+  uint64_t budget, reserve; /* bytes */
+} nh_node_limits;
+
+typedef struct nh_heap_params {
+  const nh_topo *topo;
+  const nh_node_limits *limits; /* [topo->nnodes] */
+  uint32_t task_limit_milli_pct; /* share of (budget - reserve) for task level */
+  int spill[NH_LEVELS];          /* NH_SPILL_* of api/options.h: 0 none, 1 package, 2 any */
+  uint64_t purge_delay_ms;
+} nh_heap_params;
+
+typedef struct nh_heaps {
+  const nh_topo *topo;
+  int nnodes;
+  nh_heap *heap;               /* [nnodes] */
+  int *home;                   /* [nnodes]: node serving a node's CPUs (itself, or the
+                                  nearest node with memory when it has none) */
+  int spill[NH_LEVELS];        /* Synchronization: atomic via relaxed int stores (set at init/reconfig) */
+  uint32_t task_limit_milli_pct;
+  uint64_t purge_delay_ms;
+  void (*reclaim_hook)(void);  /* called before failing a request (percpu drains caches) */
+  void (*pressure_hook)(int node, int level); /* a request failed or spilled for lack of memory */
+} nh_heaps;
+
+extern nh_heaps nh_g; /* the process's heaps; constant after nh_heaps_init */
+
+int nh_heaps_init(const nh_heap_params *p, char *err, size_t errlen);
+void nh_heaps_set_limits(const nh_heap_params *p);
+void nh_heaps_destroy(void);
+void nh_heaps_trim(void);
+/* Fork: lock everything in the parent before fork, unlock after (both sides). */
+void nh_heaps_prefork(void);
+void nh_heaps_postfork(int child);
+
+/* Moves up to n blocks of class cls from node's heap into out[], growing the
+ * heap within the limit of level. Returns how many (0: the node cannot). */
+size_t nh_heap_refill(int node, unsigned cls, int level, void **out, size_t n);
+/* Returns n blocks of class cls that all belong to node's heap; remote says
+ * they were freed by a CPU of another node (statistics). */
+void nh_heap_drain(int node, unsigned cls, void *const *blocks, size_t n, bool remote);
+
+/* One block of any size on exactly node (no fallback). align <= NH_PAGE_SIZE
+ * for classed sizes; any power of two otherwise. NULL if the node cannot. */
+void *nh_heap_alloc_on(int node, size_t size, size_t align, int level);
+/* A block on home's heap or, when home cannot, on the nodes its fallback
+ * order and the level's spill scope allow; reclaims caches and retries once
+ * before failing. *served gets the node used. NULL (failure counted) if none. */
+void *nh_heap_alloc_fallback(int home, size_t size, size_t align, int level, int *served);
+
+/* Whether node b is within level's spill scope seen from node a. */
+bool nh_heap_may_spill(int a, int b, int level);
+
+/* ---- lookup.c: pointer to block --------------------------------------------- */
+
+typedef enum nh_lookup_status {
+  NH_LOOKUP_OK = 0,        /* p is the start of a block that is not marked free */
+  NH_LOOKUP_FOREIGN = 1,   /* p is not in numaheap's memory */
+  NH_LOOKUP_INTERIOR = 2,  /* p is inside a block, not at its start */
+  NH_LOOKUP_FREED = 3,     /* p's block is already free (double free) */
+} nh_lookup_status;
+
+typedef struct nh_block_info {
+  nh_segment *seg;
+  nh_span *span;   /* NULL for huge */
+  int node;
+  unsigned cls;    /* 0: large or huge */
+  size_t size;     /* usable size */
+} nh_block_info;
+
+/* Classifies p and fills info. O(1), lock-free. */
+nh_lookup_status nh_block_lookup(const void *p, nh_block_info *info);
+/* Node owning any address inside numaheap's blocks, -1 otherwise. */
+int nh_addr_node(const void *p);
+/* Frees a large (cls 0) or huge block found by nh_block_lookup. */
+void nh_heap_free_large(const nh_block_info *info, void *p);
+
+/* ---- report.c: fatal errors ---------------------------------------------------- */
+/* Prints "numaheap: <message>" to stderr without allocating, then aborts. */
+_Noreturn void nh_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,281 @@
+/*
+ * numa/os.c: the Linux back end of numa/os.h. The only file of numaheap that
+ * calls mmap, munmap, mbind, madvise, mprotect, move_pages and getcpu.
+ *
+ * mbind and move_pages are issued as raw syscalls: libnuma's wrappers may
+ * allocate and its own header calls them slow for per-allocation use.
+ */
+#define _GNU_SOURCE
+#include "numa/os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MPOL_BIND
+#define MPOL_BIND 2
+#endif
+#ifndef MPOL_MF_STRICT
+#define MPOL_MF_STRICT (1 << 0)
+#endif
+#ifndef MADV_FREE
+#define MADV_FREE 8
+#endif
+
+/* ---- fault injection (tests) -------------------------------------------- */
+
+/* Synchronization: atomic, relaxed (test-only counters; no ordering needed). */
+static _Atomic int os_fail_maps;
+static _Atomic int os_fail_binds;
+static _Atomic uint64_t os_faults_fired;
+
+void nh_os_set_faults(const nh_os_faults *f) {
+  atomic_store_explicit(&os_fail_maps, f ? f->fail_maps : 0, memory_order_relaxed);
+  atomic_store_explicit(&os_fail_binds, f ? f->fail_binds : 0, memory_order_relaxed);
+}
+
+uint64_t nh_os_faults_injected(void) {
+  return atomic_load_explicit(&os_faults_fired, memory_order_relaxed);
+}
+
+/* 1 if the next call of this kind must fail. */
+static int fault_fires(_Atomic int *counter) {
+  int n = atomic_load_explicit(counter, memory_order_relaxed);
+  while (n != 0) {
+    int next = n > 0 ? n - 1 : n;
+    if (atomic_compare_exchange_weak_explicit(counter, &n, next, memory_order_relaxed,
+                                              memory_order_relaxed)) {
+      atomic_fetch_add_explicit(&os_faults_fired, 1, memory_order_relaxed);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* ---- pages ----------------------------------------------------------------- */
+
+size_t nh_os_page_size(void) {
+  static size_t page; /* benign race: every thread computes the same value */
+  if (page == 0) {
+    long v = sysconf(_SC_PAGESIZE);
+    page = v > 0 ? (size_t)v : 4096;
+  }
+  return page;
+}
+
+static int mbind_range(void *addr, size_t size, int os_node) {
+  unsigned long mask[16]; /* up to 1024 OS nodes */
+  if (os_node < 0 || os_node >= (int)(sizeof mask * 8)) return EINVAL;
+  memset(mask, 0, sizeof mask);
+  mask[os_node / (8 * sizeof(unsigned long))] |= 1UL << (os_node % (8 * sizeof(unsigned long)));
+  if (fault_fires(&os_fail_binds)) return EIO;
+  long r = syscall(SYS_mbind, addr, size, MPOL_BIND, mask, sizeof mask * 8, 0UL);
+  return r == 0 ? 0 : errno;
+}
+
+int nh_os_bind(void *addr, size_t size, int os_node) {
+  return mbind_range(addr, size, os_node);
+}
+
+/* Maps size+align bytes and trims both ends so that the result is aligned. */
+static void *map_aligned(void *hint, size_t size, size_t align, int prot) {
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  if (align <= nh_os_page_size()) {
+    void *p = mmap(hint, size, prot, flags, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+  }
+  if (size + align < size) return NULL;
+  char *raw = mmap(hint, size + align, prot, flags, -1, 0);
+  if (raw == MAP_FAILED) return NULL;
+  uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+  size_t head = start - (uintptr_t)raw;
+  size_t tail = align - head;
+  if (head) munmap(raw, head);
+  if (tail) munmap((char *)start + size, tail);
+  return (void *)start;
+}
+
+void *nh_os_map_aligned(size_t size, size_t align, int os_node) {
+  if (fault_fires(&os_fail_maps)) return NULL;
+  void *p = map_aligned(NULL, size, align, PROT_READ | PROT_WRITE);
+  if (p == NULL) return NULL;
+  if (os_node >= 0 && mbind_range(p, size, os_node) != 0) {
+    munmap(p, size);
+    return NULL;
+  }
+  return p;
+}
+
+int nh_os_unmap(void *addr, size_t size) {
+  return munmap(addr, size) == 0 ? 0 : errno;
+}
+
+void *nh_os_reserve(void *hint, size_t size, size_t align, int fixed) {
+  if (fault_fires(&os_fail_maps)) return NULL;
+  if (fixed) {
+    void *p = mmap(hint, size, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    if (p != hint) { /* kernels before 4.17 ignore MAP_FIXED_NOREPLACE */
+      munmap(p, size);
+      return NULL;
+    }
+    return p;
+  }
+  return map_aligned(hint, size, align, PROT_NONE);
+}
+
+static int to_prot(int prot) {
+  return ((prot & NH_OS_PROT_READ) ? PROT_READ : 0) | ((prot & NH_OS_PROT_WRITE) ? PROT_WRITE : 0) |
+         ((prot & NH_OS_PROT_EXEC) ? PROT_EXEC : 0);
+}
+
+int nh_os_commit(void *addr, size_t size, int prot, int os_node) {
+  if (mprotect(addr, size, to_prot(prot)) != 0) return errno;
+  if (os_node >= 0) return mbind_range(addr, size, os_node);
+  return 0;
+}
+
+int nh_os_purge(void *addr, size_t size) {
+  return madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : errno;
+}
+
+int nh_os_reset(void *addr, size_t size) {
+  if (madvise(addr, size, MADV_FREE) == 0) return 0;
+  return madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : errno;
+}
+
+int nh_os_decommit(void *addr, size_t size) {
+  if (madvise(addr, size, MADV_DONTNEED) != 0) return errno;
+  return mprotect(addr, size, PROT_NONE) == 0 ? 0 : errno;
+}
+
+int nh_os_protect(void *addr, size_t size, int prot) {
+  return mprotect(addr, size, to_prot(prot)) == 0 ? 0 : errno;
+}
+
+/* ---- CPUs and nodes -------------------------------------------------------- */
+
+int nh_os_current_cpu(void) {
+  return sched_getcpu(); /* vDSO on x86-64; -1 with errno if unsupported */
+}
+
+int nh_os_page_node(const void *addr) {
+  void *pages[1] = {(void *)((uintptr_t)addr & ~(uintptr_t)(nh_os_page_size() - 1))};
+  int status[1] = {-1};
+  if (syscall(SYS_move_pages, 0, 1UL, pages, NULL, status, 0) != 0) return -1;
+  return status[0] >= 0 ? status[0] : -1;
+}
+
+/* Reads a small /sys file into buf (NUL-terminated); length or -1. */
+static int read_small_file(const char *path, char *buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, cap - 1);
+  close(fd);
+  if (n < 0) return -1;
+  buf[n] = '\0';
+  return (int)n;
+}
+
+/* Parses a kernel list like "0-3,8,10-11" and calls fn for each number. */
+static void parse_list(const char *s, void (*fn)(int, void *), void *arg) {
+  while (*s) {
+    if (*s < '0' || *s > '9') { s++; continue; }
+    int a = 0, b;
+    while (*s >= '0' && *s <= '9') a = a * 10 + (*s++ - '0');
+    b = a;
+    if (*s == '-') {
+      s++;
+      b = 0;
+      while (*s >= '0' && *s <= '9') b = b * 10 + (*s++ - '0');
+    }
+    for (int i = a; i <= b; i++) fn(i, arg);
+  }
+}
+
+static void track_max(int v, void *arg) {
+  int *m = arg;
+  if (v + 1 > *m) *m = v + 1;
+}
+
+int nh_os_real_node_slots(void) {
+  char buf[4096];
+  int max = 0;
+  if (read_small_file("/sys/devices/system/node/possible", buf, sizeof buf) < 0) return 1;
+  parse_list(buf, track_max, &max);
+  return max > 0 ? max : 1;
+}
+
+struct find_arg { int want, found; };
+static void find_num(int v, void *arg) {
+  struct find_arg *f = arg;
+  if (v == f->want) f->found = 1;
+}
+
+int nh_os_real_node_has_memory(int os_node) {
+  char buf[4096];
+  if (read_small_file("/sys/devices/system/node/has_memory", buf, sizeof buf) < 0)
+    return os_node == 0; /* no sysfs NUMA: one node, 0 */
+  struct find_arg f = {os_node, 0};
+  parse_list(buf, find_num, &f);
+  return f.found;
+}
+
+/* ---- metadata -------------------------------------------------------------- */
+
+static size_t round_pages(size_t size) {
+  size_t pg = nh_os_page_size();
+  return (size + pg - 1) & ~(pg - 1);
+}
+
+void *nh_os_meta_alloc(size_t size) {
+  if (size == 0) size = 1;
+  void *p = mmap(NULL, round_pages(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void nh_os_meta_free(void *p, size_t size) {
+  if (p) munmap(p, round_pages(size ? size : 1));
+}
+
+/* ---- time, randomness, stderr ---------------------------------------------- */
+
+uint64_t nh_os_clock_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void nh_os_random(void *buf, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    long n = syscall(SYS_getrandom, (char *)buf + done, len - done, 0x0001 /* GRND_NONBLOCK */);
+    if (n <= 0) break;
+    done += (size_t)n;
+  }
+  if (done < len) { /* no getrandom: mix the clock, the pid and an address */
+    uint64_t x = nh_os_clock_ns() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)&x;
+    for (size_t i = done; i < len; i++) {
+      x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+      ((unsigned char *)buf)[i] = (unsigned char)x;
+    }
+  }
+}
+
+void nh_os_write_stderr(const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(2, buf, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    buf += n;
+    len -= (size_t)n;
+  }
+}

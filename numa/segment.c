@@ -1,0 +1,288 @@
+/*
+ * numa/segment.c: segments, the page runs inside them (spans), purging, huge
+ * blocks, and the segment map that finds a segment from any address.
+ *
+ * Accounting. A page is "committed" (counted in nh_heap.st.committed) from
+ * the moment a span first takes it until it is purged. Growing committed
+ * bytes is the only act the budgets limit: each level may grow a node's
+ * committed bytes up to its limit (nh_heap.limit). Reusing a free committed
+ * page costs no budget.
+ *
+ * Purge policy. Pages freed by a span stay committed ("dirty") so that they
+ * can be reused at once. A purge pass runs at most once per purge_delay ms,
+ * from the page-lock paths (span take and release), and returns to the OS the
+ * pages that were already dirty at the previous pass: a free page goes back
+ * to the OS between one and two delays after it was freed. A segment whose
+ * pages are all free is unmapped at once if the node already keeps another
+ * empty segment. nh_trim() and memory pressure purge everything at once.
+ */
+#include <string.h>
+
+#include "numa/heap.h"
+#include "numa/os.h"
+
+/* ---- the segment map -------------------------------------------------------- */
+
+#define SEGMAP_BITS 48
+#define SEGMAP_SLOTS ((size_t)1 << (SEGMAP_BITS - NH_SEGMENT_SHIFT))
+
+/* Synchronization: bytes are atomic; set with release after the segment
+ * header is written, read with acquire (pairs with that release). */
+static _Atomic uint8_t *segmap;
+
+int nh_segmap_init(void) {
+  if (segmap) return 0;
+  void *p = nh_os_map_aligned(SEGMAP_SLOTS, nh_os_page_size(), -1);
+  if (p == NULL) return -1;
+  segmap = p;
+  return 0;
+}
+
+void nh_segmap_set(uintptr_t base, size_t size, int on) {
+  size_t first = base >> NH_SEGMENT_SHIFT;
+  size_t count = (size + NH_SEGMENT_SIZE - 1) >> NH_SEGMENT_SHIFT;
+  for (size_t i = count; i-- > 0;) /* head last on set, so a lookup never sees a tail without head */
+    atomic_store_explicit(&segmap[first + i], on ? (i == 0 ? 1 : 2) : 0, memory_order_release);
+}
+
+nh_segment *nh_segment_of(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if (segmap == NULL || (a >> SEGMAP_BITS) != 0) return NULL;
+  size_t i = a >> NH_SEGMENT_SHIFT;
+  uint8_t v = atomic_load_explicit(&segmap[i], memory_order_acquire);
+  while (v == 2 && i > 0) v = atomic_load_explicit(&segmap[--i], memory_order_acquire);
+  if (v != 1) return NULL;
+  nh_segment *seg = (nh_segment *)(i << NH_SEGMENT_SHIFT);
+  if (seg->cookie != ((uintptr_t)seg ^ nh_secret[0]))
+    nh_fatal("segment header at %p is corrupted (a write outside a block damaged it)", (void *)seg);
+  return seg;
+}
+
+/* ---- budget ----------------------------------------------------------------- */
+
+static bool charge(nh_heap *h, uint64_t bytes, int level) {
+  uint64_t limit = atomic_load_explicit(&h->limit[level], memory_order_relaxed);
+  uint64_t cur = atomic_load_explicit(&h->st.committed, memory_order_relaxed);
+  do {
+    if (cur + bytes > limit) return false;
+  } while (!atomic_compare_exchange_weak_explicit(&h->st.committed, &cur, cur + bytes,
+                                                  memory_order_relaxed, memory_order_relaxed));
+  uint64_t peak = atomic_load_explicit(&h->st.peak_committed, memory_order_relaxed);
+  while (cur + bytes > peak &&
+         !atomic_compare_exchange_weak_explicit(&h->st.peak_committed, &peak, cur + bytes,
+                                                memory_order_relaxed, memory_order_relaxed)) {
+  }
+  return true;
+}
+
+static void uncharge(nh_heap *h, uint64_t bytes) {
+  atomic_fetch_sub_explicit(&h->st.committed, bytes, memory_order_relaxed);
+}
+
+/* ---- segments ----------------------------------------------------------------- */
+
+static const size_t header_bytes = (sizeof(nh_segment) + 4095) & ~(size_t)4095;
+
+static nh_segment *segment_map_new(nh_heap *h, size_t size, size_t align, int level) {
+  if (!charge(h, header_bytes, level)) return NULL;
+  nh_segment *seg = nh_os_map_aligned(size, align, h->os_node);
+  if (seg == NULL) {
+    uncharge(h, header_bytes);
+    return NULL;
+  }
+  seg->cookie = (uintptr_t)seg ^ nh_secret[0];
+  seg->node = h->node;
+  seg->map_size = size;
+  atomic_fetch_add_explicit(&h->st.segments, 1, memory_order_relaxed);
+  return seg;
+}
+
+static void segment_unmap(nh_heap *h, nh_segment *seg, uint64_t committed) {
+  nh_segmap_set((uintptr_t)seg, seg->map_size, 0);
+  uncharge(h, committed + header_bytes);
+  atomic_fetch_add_explicit(&h->st.purged, committed + header_bytes, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&h->st.segments, 1, memory_order_relaxed);
+  nh_os_unmap(seg, seg->map_size);
+}
+
+static nh_segment *segment_new(nh_heap *h, int level) {
+  nh_segment *seg = segment_map_new(h, NH_SEGMENT_SIZE, NH_SEGMENT_SIZE, level);
+  if (seg == NULL) return NULL;
+  seg->free_pages = NH_SEGMENT_USABLE_MASK;
+  seg->committed_pages = 0;
+  seg->next = h->segments;
+  if (h->segments) h->segments->prev = seg;
+  h->segments = seg;
+  nh_segmap_set((uintptr_t)seg, NH_SEGMENT_SIZE, 1);
+  return seg;
+}
+
+static void segment_unlink(nh_heap *h, nh_segment *seg) {
+  if (seg->prev) seg->prev->next = seg->next;
+  else h->segments = seg->next;
+  if (seg->next) seg->next->prev = seg->prev;
+}
+
+static uint64_t run_mask(unsigned first, unsigned n) {
+  return (n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1)) << first;
+}
+
+/* First index of n consecutive set bits in mask, or -1. */
+static int find_run(uint64_t mask, unsigned n) {
+  for (unsigned i = 0; i + n <= 64;) {
+    uint64_t m = mask >> i;
+    if (m == 0) return -1;
+    unsigned skip = (unsigned)__builtin_ctzll(m);
+    i += skip;
+    if (i + n > 64) return -1;
+    uint64_t want = run_mask(i, n);
+    if ((mask & want) == want) return (int)i;
+    /* jump past the first clear bit inside the window */
+    i += (unsigned)__builtin_ctzll(~(mask >> i));
+  }
+  return -1;
+}
+
+static uint64_t pages_bytes(uint64_t mask) {
+  return (uint64_t)__builtin_popcountll(mask) * NH_PAGE_SIZE;
+}
+
+static void maybe_purge(nh_heap *h);
+
+nh_span *nh_pages_take(nh_heap *h, unsigned npages, int level) {
+  maybe_purge(h);
+  nh_segment *seg;
+  int first = -1;
+  for (seg = h->segments; seg; seg = seg->next)
+    if ((first = find_run(seg->free_pages, npages)) >= 0) break;
+  if (seg == NULL) {
+    if ((seg = segment_new(h, level)) == NULL) return NULL;
+    first = 1;
+  }
+  uint64_t run = run_mask((unsigned)first, npages);
+  uint64_t fresh = run & ~seg->committed_pages;
+  if (fresh && !charge(h, pages_bytes(fresh), level)) return NULL;
+  h->dirty_bytes -= pages_bytes(run & seg->committed_pages);
+  seg->free_pages &= ~run;
+  seg->committed_pages |= run;
+  atomic_fetch_add_explicit(&h->st.level_committed[level], pages_bytes(run), memory_order_relaxed);
+  nh_span *span = &seg->spans[first];
+  span->kind = NH_PAGE_HEAD;
+  span->npages = (uint8_t)npages;
+  span->level = (uint8_t)level;
+  for (unsigned i = 1; i < npages; i++) {
+    seg->spans[first + i].kind = NH_PAGE_TAIL;
+    seg->spans[first + i].back = (uint8_t)i;
+  }
+  return span;
+}
+
+void nh_pages_release(nh_heap *h, nh_segment *seg, nh_span *span) {
+  unsigned first = (unsigned)(span - seg->spans), n = span->npages;
+  uint64_t run = run_mask(first, n);
+  atomic_fetch_sub_explicit(&h->st.level_committed[span->level], pages_bytes(run),
+                            memory_order_relaxed);
+  for (unsigned i = 0; i < n; i++) memset(&seg->spans[first + i], 0, sizeof(nh_span));
+  seg->free_pages |= run;
+  h->dirty_bytes += pages_bytes(run);
+  if (seg->free_pages == NH_SEGMENT_USABLE_MASK) {
+    for (nh_segment *o = h->segments; o; o = o->next) {
+      if (o != seg && o->free_pages == NH_SEGMENT_USABLE_MASK) { /* keep just one empty */
+        h->dirty_bytes -= pages_bytes(seg->committed_pages);
+        segment_unlink(h, seg);
+        segment_unmap(h, seg, pages_bytes(seg->committed_pages));
+        return;
+      }
+    }
+  }
+  maybe_purge(h);
+}
+
+/* Purges the free committed pages of seg selected by mask, in runs. */
+static void purge_mask(nh_heap *h, nh_segment *seg, uint64_t mask) {
+  while (mask) {
+    unsigned i = (unsigned)__builtin_ctzll(mask);
+    uint64_t rest = mask >> i;
+    unsigned n = ~rest == 0 ? 64 - i : (unsigned)__builtin_ctzll(~rest);
+    uint64_t run = run_mask(i, n);
+    nh_os_purge((uint8_t *)seg + (size_t)i * NH_PAGE_SIZE, (size_t)n * NH_PAGE_SIZE);
+    seg->committed_pages &= ~run;
+    h->dirty_bytes -= pages_bytes(run);
+    uncharge(h, pages_bytes(run));
+    atomic_fetch_add_explicit(&h->st.purged, pages_bytes(run), memory_order_relaxed);
+    mask &= ~run;
+  }
+}
+
+/* Per segment, the pages dirty at the previous pass are kept in the span
+ * slot of page 0 (unused: page 0 is the header) as a bit mask. */
+static uint64_t *old_dirty(nh_segment *seg) {
+  return (uint64_t *)(void *)&seg->spans[0].start;
+}
+
+void nh_pages_purge(nh_heap *h, bool force) {
+  for (nh_segment *seg = h->segments; seg; seg = seg->next) {
+    uint64_t dirty = seg->free_pages & seg->committed_pages;
+    uint64_t victims = force ? dirty : (dirty & *old_dirty(seg));
+    purge_mask(h, seg, victims);
+    *old_dirty(seg) = seg->free_pages & seg->committed_pages;
+  }
+  h->last_purge_ns = nh_os_clock_ns();
+}
+
+static void maybe_purge(nh_heap *h) {
+  if (h->dirty_bytes == 0) return;
+  uint64_t delay = nh_g.purge_delay_ms * 1000000u;
+  if (delay == 0) {
+    nh_pages_purge(h, true);
+    return;
+  }
+  if (nh_os_clock_ns() - h->last_purge_ns >= delay) nh_pages_purge(h, false);
+}
+
+void nh_segments_destroy(nh_heap *h) {
+  while (h->huge) nh_huge_free(h->huge);
+  while (h->segments) {
+    nh_segment *seg = h->segments;
+    segment_unlink(h, seg);
+    segment_unmap(h, seg, pages_bytes(seg->committed_pages));
+  }
+  h->dirty_bytes = 0;
+}
+
+/* ---- huge blocks -------------------------------------------------------------- */
+
+void *nh_huge_alloc(nh_heap *h, size_t size, size_t align, int level) {
+  size_t offset = align > NH_PAGE_SIZE ? align : NH_PAGE_SIZE;
+  size_t map_align = align > NH_SEGMENT_SIZE ? align : NH_SEGMENT_SIZE;
+  if (size > ((size_t)1 << 46) || offset > ((size_t)1 << 40)) return NULL;
+  size_t usable = (size + NH_PAGE_SIZE - 1) & ~(NH_PAGE_SIZE - 1);
+  size_t map_size = offset + usable;
+  if (!charge(h, usable, level)) return NULL;
+  nh_segment *seg = segment_map_new(h, map_size, map_align, level);
+  if (seg == NULL) {
+    uncharge(h, usable);
+    return NULL;
+  }
+  seg->huge = 1;
+  seg->huge_block = (uint8_t *)seg + offset;
+  seg->huge_size = usable;
+  seg->huge_level = (uint8_t)level;
+  atomic_store_explicit(&seg->huge_live, 1, memory_order_relaxed);
+  seg->next = h->huge;
+  if (h->huge) h->huge->prev = seg;
+  h->huge = seg;
+  atomic_fetch_add_explicit(&h->st.level_committed[level], usable, memory_order_relaxed);
+  nh_segmap_set((uintptr_t)seg, map_size, 1);
+  return seg->huge_block;
+}
+
+void nh_huge_free(nh_segment *seg) {
+  nh_heap *h = &nh_g.heap[seg->node];
+  if (seg->prev) seg->prev->next = seg->next;
+  else h->huge = seg->next;
+  if (seg->next) seg->next->prev = seg->prev;
+  atomic_fetch_sub_explicit(&h->st.level_committed[seg->huge_level], seg->huge_size,
+                            memory_order_relaxed);
+  segment_unmap(h, seg, seg->huge_size);
+}

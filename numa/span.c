@@ -1,0 +1,58 @@
+/*
+ * numa/span.c: blocks inside a span. A span hands out blocks from its free
+ * list first, then carves new ones from its untouched tail (so a fresh span
+ * touches no memory until blocks are used). All functions here run under the
+ * bin lock of the span's (node, class).
+ */
+#include "numa/heap.h"
+
+uintptr_t nh_secret[3];
+
+void *nh_block_next(const void *block, const char *where) {
+  void *next = nh_block_next_raw(block);
+  if (next == NULL) return NULL;
+  if (((uintptr_t)next & (NH_MIN_ALIGN - 1)) != 0 || nh_segment_of(next) == NULL)
+    nh_fatal("%s: corrupted free list: block %p links to %p (a write after free or an overflow "
+             "damaged it)", where, block, next);
+  return next;
+}
+
+void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
+  size_t bs = cls ? nh_class_size(cls) : bytes;
+  span->cls = (uint8_t)cls;
+  span->block_size = (uint32_t)bs;
+  span->div_magic = (uint32_t)((((uint64_t)1 << 32) + bs - 1) / bs);
+  span->capacity = (uint16_t)(cls ? (size_t)span->npages * NH_PAGE_SIZE / bs : 1);
+  span->start = start;
+  span->used = 0;
+  span->carved = 0;
+  span->free = NULL;
+  span->in_bin = 0;
+  span->next = span->prev = NULL;
+}
+
+size_t nh_span_pop(nh_span *span, void **out, size_t n) {
+  size_t got = 0;
+  while (got < n && span->free != NULL) {
+    void *b = span->free;
+    span->free = nh_block_next(b, "malloc");
+    nh_block_clear_mark(b);
+    out[got++] = b;
+  }
+  while (got < n && span->carved < span->capacity) {
+    void *b = span->start + (size_t)span->carved * span->block_size;
+    nh_block_clear_mark(b); /* reused pages may hold a stale mark */
+    out[got++] = b;
+    span->carved++;
+  }
+  span->used = (uint16_t)(span->used + got);
+  return got;
+}
+
+unsigned nh_span_push(nh_span *span, void *block) {
+  nh_block_set_next(block, span->free);
+  nh_block_mark_free(block);
+  span->free = block;
+  span->used--;
+  return span->used;
+}
