@@ -1,0 +1,91 @@
+/*
+ * tests/vm/vmtest.h: what the in-VM test programs share.
+ *
+ * Every in-VM program is started by tests/vm/init.sh as
+ *   PROG --layout NAME --expect SPEC [ARGS...]
+ * where SPEC (tests/vm/layouts.sh) says what the layout should look like:
+ *   cpus=<cpulist>/<cpulist>/...;mem=<MiB>/<MiB>/...;dist=<d,d,..>/<d,d,..>/...
+ * one '/'-separated entry per node, "none" for a CPU-less node.
+ *
+ * Each check prints one line, "ok <check>: <detail>" or
+ * "FAIL <check> [<layout>]: <detail>"; the first failure ends the program with
+ * status 1 (init.sh turns that into the NHVM-RESULT line).
+ *
+ * The kernel is the judge: where a page lives is asked with move_pages(2),
+ * the topology is read from /sys/devices/system/node. These are test programs,
+ * so they call the kernel directly (raw syscalls, no libnuma).
+ */
+#ifndef NH_VMTEST_H
+#define NH_VMTEST_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <sched.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VM_MAX_NODES 64
+#define VM_PAGE 4096u
+
+/* A NUMA layout: what the kernel shows, or what a layout expects. */
+typedef struct vm_topo {
+  int nnodes;
+  int os_id[VM_MAX_NODES];     /* OS node id of entry i, ascending */
+  cpu_set_t cpus[VM_MAX_NODES];/* CPUs whose local node this is */
+  int ncpus[VM_MAX_NODES];
+  uint64_t mem_kib[VM_MAX_NODES]; /* expected: size given to qemu; kernel: MemTotal */
+  int dist[VM_MAX_NODES][VM_MAX_NODES]; /* [i][j] by entry, 10 on the diagonal */
+} vm_topo;
+
+/* Parsed command line: --layout and --expect, then the program's own args. */
+typedef struct vm_args {
+  const char *layout;
+  const char *spec;            /* the --expect string as given */
+  vm_topo expect;
+  int argc;                    /* remaining arguments */
+  char **argv;
+} vm_args;
+
+/* Parses the common arguments (stops the program with a usage error on bad
+ * input) and makes stdout line-buffered. */
+void vm_start(int argc, char **argv, vm_args *a);
+
+/* Parses an expectation string into *t. 0, or -1 with a message in err. */
+int vm_parse_expect(const char *spec, vm_topo *t, char *err, size_t errlen);
+
+/* Reads the kernel's view from /sys/devices/system/node into *t (online
+ * nodes, their cpulist, MemTotal and distance row). 0, or -1 with err. */
+int vm_read_kernel_topo(vm_topo *t, char *err, size_t errlen);
+
+/* Reports a passed check. */
+void vm_ok(const char *check, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Reports a failed check and exits with status 1. */
+_Noreturn void vm_fail(const char *check, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Pins the calling thread to one CPU; returns 0 or -1 with errno. */
+int vm_pin_cpu(int cpu);
+/* The CPU and node the calling thread runs on (getcpu(2)); -1 on error. */
+int vm_current_node(void);
+/* Lowest CPU of entry i of t, -1 if CPU-less. */
+int vm_first_cpu(const vm_topo *t, int i);
+/* Entry of t whose os_id is os_node, -1 if none. */
+int vm_entry_of_os_node(const vm_topo *t, int os_node);
+
+/* OS node of the page holding p (move_pages(2) query): >= 0, or a negative
+ * errno (-ENOENT: not yet touched, -EFAULT: not mapped). */
+int vm_page_node(const void *p);
+/* Checks every page of [p, p+len) (each must have been touched). Returns
+ * the number of pages not on os_node; *bad_addr and *bad_node describe the
+ * first such page. -1 if move_pages itself failed. */
+long vm_range_off_node(const void *p, size_t len, int os_node, const void **bad_addr,
+                       int *bad_node);
+
+/* mbind(2) MPOL_BIND of [p, p+len) to one OS node; 0 or -1 with errno. */
+int vm_bind(void *p, size_t len, int os_node);
+
+/* Writes one byte in every page of [p, p+len). */
+void vm_touch(void *p, size_t len);
+
+#endif
