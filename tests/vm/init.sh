@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash disable=SC1091
 # /init of the test VM (tests/vm/run-vm.sh copies this file into the
 # initramfs). It mounts the kernel file systems, runs the command that
 # /nhvm-run (a per-run archive appended to the image) puts in "$@", prints one

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # tests/vm/layouts.sh: the VM layouts, sourced by run-vm.sh.
 #
 # Each layout is one function pair:

@@ -27,7 +27,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=layouts.sh
+# shellcheck source=tests/vm/layouts.sh disable=SC1091
 . "$here/layouts.sh"
 
 die() { echo "run-vm.sh: $*" >&2; exit 2; }
@@ -65,7 +65,7 @@ ldd "$busybox" >/dev/null 2>&1 && die "$busybox is dynamically linked (apt-get i
 for tool in cpio gzip ldd timeout flock; do
   command -v "$tool" >/dev/null || die "'$tool' not found"
 done
-kernel=${NHVM_KERNEL:-$(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1)}
+kernel=${NHVM_KERNEL:-$(printf '%s\n' /boot/vmlinuz-* | sort -V | tail -n 1)}
 [[ -n $kernel && -r $kernel ]] || die "no readable kernel (apt-get install linux-image-amd64, or set NHVM_KERNEL)"
 
 # ---- the cached base image ---------------------------------------------------
@@ -144,11 +144,12 @@ cat "$base" "$run/extra.cpio.gz" > "$run/initrd.gz"
 
 # ---- boot --------------------------------------------------------------------
 log="$cache/log-$layout-$testname.txt"
-# shellcheck disable=SC2046  # the layout's arguments are words by design
+read -r -a layout_args <<< "$("layout_qemu_$layout")"
+# shellcheck disable=SC2054  # commas inside qemu option values
 qemu_args=(-accel tcg,thread=multi -cpu max -nographic -no-reboot -nic none
   -kernel "$kernel" -initrd "$run/initrd.gz"
   -append "console=ttyS0 quiet panic=-1 numa_balancing=disable mitigations=off"
-  $("layout_qemu_$layout"))
+  "${layout_args[@]}")
 echo "run-vm.sh: $layout $testname (timeout ${timeout_s}s, log $log)"
 [[ ${NHVM_VERBOSE:-0} == 1 ]] && echo "$qemu ${qemu_args[*]}"
 start=$SECONDS
@@ -166,6 +167,14 @@ else
   sed -n -e '/NHVM-START/,$p' "$log" | sed -e '1s/.*NHVM-START/NHVM-START/' 
 fi
 
+# show_tail: the console's last lines, unless they were shown above.
+show_tail() {
+  if [[ ${NHVM_VERBOSE:-0} != 1 ]] && ! grep -q NHVM-START "$log"; then
+    echo "last console lines (the test never started):"
+    tail -n 15 "$log"
+  fi
+}
+
 result=$(grep -m1 "^NHVM-RESULT $layout $testname " "$log" || true)
 if [[ $result == "NHVM-RESULT $layout $testname PASS"* ]]; then
   echo "run-vm.sh: PASS $layout $testname in ${elapsed}s"
@@ -174,10 +183,10 @@ fi
 if [[ -n $result ]]; then
   echo "run-vm.sh: FAIL layout=$layout test=$testname: ${result#"NHVM-RESULT $layout $testname FAIL "}"
 elif ((qrc == 124 || qrc == 137)); then
-  echo "run-vm.sh: FAIL layout=$layout test=$testname: no result within ${timeout_s}s (VM killed); last console lines:"
-  tail -n 15 "$log"
+  echo "run-vm.sh: FAIL layout=$layout test=$testname: no result within ${timeout_s}s (VM killed)"
+  show_tail
 else
-  echo "run-vm.sh: FAIL layout=$layout test=$testname: VM ended (qemu status $qrc) without a result line; last console lines:"
-  tail -n 15 "$log"
+  echo "run-vm.sh: FAIL layout=$layout test=$testname: VM ended (qemu status $qrc) without a result line"
+  show_tail
 fi
 exit 1
