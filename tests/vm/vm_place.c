@@ -279,10 +279,13 @@ static void check_migrate(void) {
 
 /* ---- fill (runs in a child with its own config) --------------------------------- */
 
-#define FILL_BLOCK (256u << 10)
-#define FILL_BUDGET0_MIB 16
-#define FILL_BUDGET_MIB 32
+#define FILL_BLOCK (64u << 10)
+#define FILL_BUDGET0_MIB 8
+#define FILL_BUDGET_MIB 16
 #define FILL_MAX 8192
+/* What a heap may leave unused at its budget's edge: a new span (8 pages of
+ * 64 KiB for this block size) plus a segment header page, rounded up. */
+#define FILL_SLACK (1u << 20)
 
 #define FILL_STR2(x) #x
 #define FILL_STR(x) FILL_STR2(x)
@@ -299,6 +302,7 @@ static const char fill_ini[] =
 /* Blocks in allocation order and the node each landed on. */
 static void *fill_blk[FILL_MAX];
 static int fill_node[FILL_MAX];
+static uint64_t fill_committed0; /* node 0's committed bytes at the first spill */
 
 /* Checks that, after node 0, the nodes used come by non-decreasing distance. */
 static void fill_check_order(int count) {
@@ -323,7 +327,7 @@ static void fill_check_budgets(int count) {
     if (st.nodes[n].budget != budget)
       vm_fail("fill-budget", "node %d reports budget %llu, config says %llu", n,
               (unsigned long long)st.nodes[n].budget, (unsigned long long)budget);
-    if (st.nodes[n].committed + 2 * FILL_BLOCK <= budget || per[n] == 0)
+    if (st.nodes[n].committed + FILL_SLACK < budget || per[n] == 0)
       vm_fail("fill-budget", "NULL came while node %d had committed only %llu of %llu bytes "
               "(%d blocks there)", n, (unsigned long long)st.nodes[n].committed,
               (unsigned long long)budget, per[n]);
@@ -346,6 +350,11 @@ static void fill_body(void *arg) {
     if (fill_node[k] < 0 || fill_node[k] >= topo.nnodes)
       vm_fail("fill", "nh_ptr_node of block %d is %d", k, fill_node[k]);
     expect_on("fill", "filling block", fill_blk[k], FILL_BLOCK, fill_node[k]);
+    if (fill_node[k] != 0 && fill_committed0 == 0) {
+      static nh_stats st;
+      stats_get(&st);
+      fill_committed0 = st.nodes[0].committed;
+    }
   }
   if (k == FILL_MAX) vm_fail("fill", "%d blocks of %u bytes and still no NULL", k, FILL_BLOCK);
   if (errno != ENOMEM)
@@ -359,10 +368,12 @@ static void fill_child(void) {
   if (topo.ncpus[0] == 0) vm_fail("fill", "node 0 has no CPU to fill it from");
   run_on_cpu(vm_first_cpu(&topo, 0), fill_body, &count);
   while (on0 < count && fill_node[on0] == 0) on0++;
-  if (on0 * FILL_BLOCK + 2 * FILL_BLOCK <= (FILL_BUDGET0_MIB << 20))
-    vm_fail("fill-local", "only %d blocks of %u bytes on node 0 (budget %d MiB) before the "
-            "first spill to node %d", on0, FILL_BLOCK, FILL_BUDGET0_MIB, fill_node[on0]);
-  vm_ok("fill-local", "%d blocks on node 0 before the first spill", on0);
+  if (on0 == count || fill_committed0 + FILL_SLACK < ((uint64_t)FILL_BUDGET0_MIB << 20))
+    vm_fail("fill-local", "first spill (to node %d) after %d blocks of %u bytes on node 0, "
+            "whose committed bytes were %llu of its %d MiB budget", on0 < count ? fill_node[on0] : -1,
+            on0, FILL_BLOCK, (unsigned long long)fill_committed0, FILL_BUDGET0_MIB);
+  vm_ok("fill-local", "%d blocks on node 0 (committed %llu) before the first spill", on0,
+        (unsigned long long)fill_committed0);
   fill_check_order(count);
   vm_ok("fill-order", "%d spilled blocks came by increasing distance from node 0", count - on0);
   fill_check_budgets(count);
