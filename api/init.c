@@ -24,6 +24,7 @@
 _Atomic int nh_state;
 const nh_config *nh_cfg;
 int nh_default_level = NH_LEVEL_APPDOMAIN;
+int nh_stats_fd = -1;
 
 static __thread int tl_starting __attribute__((tls_model("initial-exec")));
 
@@ -139,7 +140,10 @@ static void install_hooks(const nh_config *cfg) {
   const char *env = getenv("NUMAHEAP_STATS");
   int print = cfg->v[NH_OPT_STATS_PRINT].choice;
   if (env && *env && strcmp(env, "0") != 0) print = 1;
-  if (print) atexit(nh_stats_at_exit);
+  if (print) {
+    nh_stats_fd = nh_os_dup_stderr();
+    atexit(nh_stats_at_exit);
+  }
 }
 
 /* Builds topology, heaps and caches from cfg. 0, or -1 with err. */

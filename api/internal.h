@@ -60,6 +60,7 @@ size_t nh_usable_size_named(const void *p, const char *call);
 const char *nh_lookup_reason(nh_lookup_status st);
 
 /* ---- stats.c ------------------------------------------------------------------ */
+extern int nh_stats_fd; /* init.c: stderr duplicate for the report at exit, or -1 */
 void nh_stats_at_exit(void);
 
 #endif

@@ -165,5 +165,7 @@ void nh_stats_at_exit(void) {
   const char *env = getenv("NUMAHEAP_STATS");
   int json = (env && strcmp(env, "json") == 0) ||
              (!env && nh_cfg && nh_cfg->v[NH_OPT_STATS_PRINT].choice == NH_STATS_JSON);
-  nh_stats_print(stderr, json);
+  FILE *out = nh_stats_fd >= 0 ? fdopen(nh_stats_fd, "w") : NULL;
+  nh_stats_print(out ? out : stderr, json);
+  if (out) fclose(out);
 }

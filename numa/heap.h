@@ -137,6 +137,11 @@ void nh_pages_purge(struct nh_heap *h, bool force);
 /* Huge blocks: one segment each. Caller holds the page lock of the node. */
 void *nh_huge_alloc(struct nh_heap *h, size_t size, size_t align, int level);
 void nh_huge_free(nh_segment *seg);
+/* Memory committed outside the heaps (the host API's VirtualAlloc commits):
+ * counts bytes against node's budget within level's limit. charge: true if
+ * it fits. */
+bool nh_heap_charge(int node, uint64_t bytes, int level);
+void nh_heap_uncharge(int node, uint64_t bytes, int level);
 /* Unmaps every segment of h (tests, shutdown). */
 void nh_segments_destroy(struct nh_heap *h);
 

@@ -270,6 +270,10 @@ void nh_os_random(void *buf, size_t len) {
   }
 }
 
+int nh_os_dup_stderr(void) {
+  return fcntl(2, F_DUPFD_CLOEXEC, 3);
+}
+
 void nh_os_write_stderr(const char *buf, size_t len) {
   while (len > 0) {
     ssize_t n = write(2, buf, len);

@@ -94,6 +94,11 @@ uint64_t nh_os_clock_ns(void);
  * entropy where it is unavailable). Never blocks for long, never allocates. */
 void nh_os_random(void *buf, size_t len);
 
+/* A private duplicate of standard error (close-on-exec), so that reports at
+ * exit still reach it when the program closed fd 2 first (coreutils do). -1
+ * if fd 2 is not open. */
+int nh_os_dup_stderr(void);
+
 /* Writes len bytes to standard error, retrying short writes. */
 void nh_os_write_stderr(const char *buf, size_t len);
 

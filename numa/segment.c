@@ -79,6 +79,19 @@ static void uncharge(nh_heap *h, uint64_t bytes) {
   atomic_fetch_sub_explicit(&h->st.committed, bytes, memory_order_relaxed);
 }
 
+bool nh_heap_charge(int node, uint64_t bytes, int level) {
+  nh_heap *h = &nh_g.heap[node];
+  if (!charge(h, bytes, level)) return false;
+  atomic_fetch_add_explicit(&h->st.level_committed[level], bytes, memory_order_relaxed);
+  return true;
+}
+
+void nh_heap_uncharge(int node, uint64_t bytes, int level) {
+  nh_heap *h = &nh_g.heap[node];
+  uncharge(h, bytes);
+  atomic_fetch_sub_explicit(&h->st.level_committed[level], bytes, memory_order_relaxed);
+}
+
 /* ---- segments ----------------------------------------------------------------- */
 
 static const size_t header_bytes = (sizeof(nh_segment) + 4095) & ~(size_t)4095;

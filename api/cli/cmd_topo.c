@@ -1,0 +1,110 @@
+/*
+ * api/cli/cmd_topo.c: numaheap topo [--config FILE] [--json]. The topology,
+ * then per node the budget, reserve and level limits the config gives, and
+ * the order of nodes a request at each level would try.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/cli/cli.h"
+
+static const char *const level_names[3] = {"task", "appdomain", "process"};
+static const nh_opt spill_opt[3] = {NH_OPT_TASK_SPILL, NH_OPT_APPDOMAIN_SPILL, NH_OPT_PROCESS_SPILL};
+
+static int reachable(const nh_topo *t, const nh_config *cfg, int level, int a, int b) {
+  switch (cfg->v[spill_opt[level]].choice) {
+  case NH_SPILL_NONE: return 0;
+  case NH_SPILL_PACKAGE: return nh_topo_same_package(t, a, b);
+  default: return 1;
+  }
+}
+
+typedef struct limits { uint64_t budget, reserve, limit[3]; } limits;
+
+static limits node_limits(const nh_topo *t, const nh_config *cfg, int n) {
+  nh_size_spec b = cfg->v[NH_OPT_HEAP_BUDGET].size, r = cfg->v[NH_OPT_HEAP_RESERVE].size;
+  for (int k = 0; k < cfg->noverrides; k++) {
+    if (cfg->overrides[k].node != n) continue;
+    if (cfg->overrides[k].has_budget) b = cfg->overrides[k].budget;
+    if (cfg->overrides[k].has_reserve) r = cfg->overrides[k].reserve;
+  }
+  limits l;
+  l.budget = nh_size_resolve(b, t->nodes[n].mem_bytes);
+  l.reserve = nh_size_resolve(r, t->nodes[n].mem_bytes);
+  if (l.reserve > l.budget) l.reserve = l.budget;
+  l.limit[2] = l.budget;
+  l.limit[1] = l.budget - l.reserve;
+  l.limit[0] = (uint64_t)((unsigned __int128)l.limit[1] * cfg->v[NH_OPT_TASK_LIMIT].milli_pct / 100000u);
+  return l;
+}
+
+/* Prints the order of nodes tried from node n at level, separated by sep. */
+static void print_order(FILE *out, const nh_topo *t, const nh_config *cfg, int n, int level,
+                        const char *sep) {
+  fprintf(out, "%d", n);
+  for (int i = 0; i < t->nnodes - 1; i++) {
+    int m = t->nodes[n].fallback[i];
+    if (reachable(t, cfg, level, n, m)) fprintf(out, "%s%d", sep, m);
+  }
+}
+
+static void print_text(FILE *out, const nh_topo *t, const nh_config *cfg) {
+  nh_topo_print(t, out, 0);
+  fprintf(out, "\nbudgets and fallback (criticality: task.limit %.1f%%; spill task=%s appdomain=%s process=%s)\n",
+          cfg->v[NH_OPT_TASK_LIMIT].milli_pct / 1000.0,
+          nh_options[NH_OPT_TASK_SPILL].choices[cfg->v[NH_OPT_TASK_SPILL].choice],
+          nh_options[NH_OPT_APPDOMAIN_SPILL].choices[cfg->v[NH_OPT_APPDOMAIN_SPILL].choice],
+          nh_options[NH_OPT_PROCESS_SPILL].choices[cfg->v[NH_OPT_PROCESS_SPILL].choice]);
+  for (int n = 0; n < t->nnodes; n++) {
+    limits l = node_limits(t, cfg, n);
+    fprintf(out, "node %d: budget %" PRIu64 " MiB, reserve %" PRIu64 " MiB; limits task %" PRIu64
+                 " MiB, appdomain %" PRIu64 " MiB, process %" PRIu64 " MiB\n",
+            n, l.budget >> 20, l.reserve >> 20, l.limit[0] >> 20, l.limit[1] >> 20, l.limit[2] >> 20);
+    for (int lv = 0; lv < 3; lv++) {
+      fprintf(out, "  %-9s tries ", level_names[lv]);
+      print_order(out, t, cfg, n, lv, " -> ");
+      fprintf(out, "\n");
+    }
+  }
+}
+
+static void print_json(FILE *out, const nh_topo *t, const nh_config *cfg) {
+  fprintf(out, "{\"topology\":");
+  nh_topo_print(t, out, 1);
+  fprintf(out, ",\"nodes\":[");
+  for (int n = 0; n < t->nnodes; n++) {
+    limits l = node_limits(t, cfg, n);
+    fprintf(out, "%s{\"node\":%d,\"budget\":%" PRIu64 ",\"reserve\":%" PRIu64, n ? "," : "", n,
+            l.budget, l.reserve);
+    for (int lv = 0; lv < 3; lv++) {
+      fprintf(out, ",\"%s\":{\"limit\":%" PRIu64 ",\"order\":[", level_names[lv], l.limit[lv]);
+      print_order(out, t, cfg, n, lv, ",");
+      fprintf(out, "]}");
+    }
+    fprintf(out, "}");
+  }
+  fprintf(out, "]}\n");
+}
+
+int nh_cmd_topo(int argc, char **argv) {
+  const char *config = NULL;
+  int json = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--json")) json = 1;
+    else if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
+    else if (!strncmp(argv[i], "--config=", 9)) config = argv[i] + 9;
+    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      printf("usage: numaheap topo [--config FILE] [--json]\n");
+      return 0;
+    } else return nh_cli_bad_usage("topo", "unknown option \"%s\"", argv[i]);
+  }
+  static nh_config cfg;
+  nh_topo topo;
+  if (nh_cli_load_config(&cfg, config) != 0) return 2;
+  if (nh_cli_load_topology(&cfg, &topo) != 0) return 1;
+  if (json) print_json(stdout, &topo, &cfg);
+  else print_text(stdout, &topo, &cfg);
+  nh_topo_free(&topo);
+  return 0;
+}

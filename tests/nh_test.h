@@ -1,0 +1,51 @@
+/*
+ * tests/nh_test.h: helpers shared by the unit tests: restart the allocator on
+ * a simulated topology with a few config keys, and pretend to run on a CPU.
+ */
+#ifndef NH_TEST_H
+#define NH_TEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api/internal.h"
+#include "api/options.h"
+#include "numaheap/numaheap.h"
+#include "percpu/cache.h"
+
+/* Restarts numaheap on `synthetic` (NULL: the real machine) with the given
+ * "section", "key", "value" triples, ending with NULL. Fails the test on any
+ * error. */
+static inline void nh_test_start(const char *synthetic, ...) {
+  static nh_config cfg;
+  char err[600];
+  nh_config_defaults(&cfg);
+  if (synthetic) snprintf(cfg.synthetic, sizeof cfg.synthetic, "%s", synthetic);
+  va_list ap;
+  va_start(ap, synthetic);
+  for (;;) {
+    const char *section = va_arg(ap, const char *);
+    if (section == NULL) break;
+    const char *key = va_arg(ap, const char *);
+    const char *value = va_arg(ap, const char *);
+    if (nh_config_set(&cfg, section, key, value, err, sizeof err) != 0) fail_msg("config: %s", err);
+  }
+  va_end(ap);
+  if (nh_reinit(&cfg, err, sizeof err) != 0) fail_msg("nh_reinit: %s", err);
+  nh_cache_set_cpu_override(-1);
+}
+
+static inline nh_node_stats nh_test_node_stats(int node) {
+  static nh_stats st;
+  st.size = sizeof st;
+  st.version = NH_STATS_VERSION;
+  assert_int_equal(nh_stats_get(&st), 0);
+  return node < 0 ? st.total : st.nodes[node];
+}
+
+#endif

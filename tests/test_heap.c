@@ -1,0 +1,503 @@
+/*
+ * tests/test_heap.c: size classes, the native API, pointer lookup, origin-aware
+ * free, budgets and fallback order on simulated topologies.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "nh_test.h"
+
+#define FOUR_NODES "package:2 numa:2 core:1 pu:1" /* CPU k on node k; packages {0,1} {2,3} */
+
+/* ---- size classes ---------------------------------------------------------------- */
+
+static void test_size_classes_bound_waste(void **state) {
+  (void)state;
+  unsigned prev = 1;
+  for (size_t size = 1; size <= NH_SMALL_MAX; size++) {
+    unsigned cls = nh_size_class(size);
+    size_t cs = nh_class_size(cls);
+    assert_true(cls >= 1 && cls < NH_CLASS_COUNT);
+    assert_true(cs >= size);
+    assert_true(cls >= prev);
+    assert_int_equal(cs % NH_MIN_ALIGN, 0);
+    if (size > 128) assert_true((double)(cs - size) / (double)cs < 0.125);
+    assert_int_equal(nh_size_class(cs), cls); /* a class size maps to itself */
+    prev = cls;
+  }
+  assert_int_equal(nh_class_size(NH_CLASS_COUNT - 1), NH_SMALL_MAX);
+  assert_int_equal(nh_size_class(0), 1);
+}
+
+static void test_class_pages_hold_blocks(void **state) {
+  (void)state;
+  for (unsigned c = 1; c < NH_CLASS_COUNT; c++) {
+    size_t span = (size_t)nh_class_pages(c) * NH_PAGE_SIZE;
+    assert_true(span / nh_class_size(c) >= 4);
+    assert_true(nh_class_pages(c) <= 32);
+  }
+}
+
+static void test_aligned_classes(void **state) {
+  (void)state;
+  for (size_t align = 16; align <= NH_PAGE_SIZE; align <<= 1)
+    for (size_t size = 1; size < 70000; size = size * 3 + 1) {
+      unsigned c = nh_class_for_aligned(size, align);
+      if (c == 0) continue;
+      assert_int_equal(nh_class_size(c) % align, 0);
+      assert_true(nh_class_size(c) >= size);
+    }
+}
+
+/* ---- the native API ---------------------------------------------------------------- */
+
+static void fill(uint8_t *p, size_t n, uint8_t seed) {
+  for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(seed + i * 31);
+}
+static int check(const uint8_t *p, size_t n, uint8_t seed) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != (uint8_t)(seed + i * 31)) return 0;
+  return 1;
+}
+
+static void test_malloc_sizes(void **state) {
+  (void)state;
+  nh_test_start(NULL, NULL);
+  static const size_t sizes[] = {0, 1, 15, 16, 17, 100, 128, 129, 1000, 4096, 9000, 40000,
+                                 300000, 1 << 20, (2 << 20) + 1, 9 << 20};
+  void *p[sizeof sizes / sizeof *sizes];
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    p[i] = nh_malloc(sizes[i]);
+    assert_non_null(p[i]);
+    assert_int_equal((uintptr_t)p[i] % 16, 0);
+    assert_true(nh_usable_size(p[i]) >= sizes[i]);
+    assert_int_equal(nh_ptr_node(p[i]), 0);
+    fill(p[i], sizes[i], (uint8_t)i);
+  }
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    assert_true(check(p[i], sizes[i], (uint8_t)i));
+    nh_free(p[i]);
+  }
+}
+
+static void test_malloc_zero_unique(void **state) {
+  (void)state;
+  void *a = nh_malloc(0), *b = nh_malloc(0);
+  assert_non_null(a);
+  assert_non_null(b);
+  assert_ptr_not_equal(a, b);
+  nh_free(a);
+  nh_free(b);
+  nh_free(NULL);
+}
+
+static void test_nh_calloc(void **state) {
+  (void)state;
+  for (size_t n = 1; n < (4u << 20); n *= 7) {
+    uint8_t *p = nh_malloc(n);
+    memset(p, 0xAB, n);
+    nh_free(p);
+    uint8_t *q = nh_calloc(n, 1);
+    assert_non_null(q);
+    for (size_t i = 0; i < n; i++) assert_int_equal(q[i], 0);
+    nh_free(q);
+  }
+  errno = 0;
+  assert_null(nh_calloc(SIZE_MAX / 2, 3));
+  assert_int_equal(errno, ENOMEM);
+  assert_non_null(strstr(nh_last_error(), "overflow"));
+}
+
+static void test_impossible_sizes(void **state) {
+  (void)state;
+  errno = 0;
+  assert_null(nh_malloc(SIZE_MAX));
+  assert_int_equal(errno, ENOMEM);
+  errno = 0;
+  assert_null(nh_malloc((size_t)1 << 62));
+  assert_int_equal(errno, ENOMEM);
+  errno = 0;
+  assert_null(nh_aligned_alloc(4096, SIZE_MAX - 100));
+  assert_int_equal(errno, ENOMEM);
+  errno = 0;
+  assert_null(nh_aligned_alloc(24, 100));
+  assert_int_equal(errno, EINVAL);
+  assert_non_null(strstr(nh_last_error(), "power of two"));
+  errno = 0;
+  assert_null(nh_malloc_node(16, 9999));
+  assert_int_equal(errno, EINVAL);
+  assert_non_null(strstr(nh_last_error(), "no such node"));
+}
+
+static void test_aligned_alloc(void **state) {
+  (void)state;
+  for (size_t align = 1; align <= (8u << 20); align <<= 1) {
+    for (size_t size = 1; size < (1u << 22); size = size * 5 + 3) {
+      void *p = nh_aligned_alloc(align, size);
+      assert_non_null(p);
+      assert_int_equal((uintptr_t)p % align, 0);
+      assert_true(nh_usable_size(p) >= size);
+      memset(p, 1, size);
+      nh_free(p);
+    }
+  }
+}
+
+static void test_nh_realloc(void **state) {
+  (void)state;
+  uint8_t *p = nh_realloc(NULL, 10);
+  fill(p, 10, 7);
+  size_t n = 10;
+  while (n < (16u << 20)) {
+    size_t m = n * 3;
+    p = nh_realloc(p, m);
+    assert_non_null(p);
+    assert_true(check(p, n, 7));
+    fill(p, m, 7);
+    n = m;
+  }
+  while (n > 8) {
+    size_t m = n / 5;
+    p = nh_realloc(p, m);
+    assert_true(check(p, m, 7));
+    n = m;
+  }
+  void *z = nh_realloc(p, 0);
+  assert_non_null(z);
+  nh_free(z);
+}
+
+/* ---- lookup and bad pointers --------------------------------------------------------- */
+
+static void test_lookup_classifies(void **state) {
+  (void)state;
+  int on_stack = 0;
+  static int in_data;
+  assert_int_equal(nh_ptr_node(&on_stack), -1);
+  assert_int_equal(nh_ptr_node(&in_data), -1);
+  assert_int_equal(nh_free_checked(&on_stack), NH_LOOKUP_FOREIGN);
+  void *libc = malloc(64);
+  assert_int_equal(nh_free_checked(libc), NH_LOOKUP_FOREIGN);
+  free(libc);
+  static const size_t sizes[] = {48, 5000, 500000, 5 << 20};
+  for (size_t i = 0; i < 4; i++) {
+    uint8_t *p = nh_malloc(sizes[i]);
+    assert_int_equal(nh_ptr_node(p + sizes[i] - 1), 0);
+    assert_int_equal(nh_free_checked(p + 16), NH_LOOKUP_INTERIOR);
+    assert_int_equal(nh_free_checked(p), NH_LOOKUP_OK);
+    assert_int_not_equal(nh_free_checked(p), NH_LOOKUP_OK); /* second free is caught */
+  }
+}
+
+/* Runs fn in a child process and checks it dies of SIGABRT printing `expect`. */
+static void expect_abort(void (*fn)(void), const char *expect) {
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    fn();
+    _exit(0);
+  }
+  close(fds[1]);
+  char buf[1024] = {0};
+  size_t got = 0;
+  ssize_t n;
+  while ((n = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)n;
+  close(fds[0]);
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFSIGNALED(status));
+  assert_int_equal(WTERMSIG(status), SIGABRT);
+  if (strstr(buf, expect) == NULL) fail_msg("expected \"%s\" in \"%s\"", expect, buf);
+}
+
+static void free_twice(void) {
+  void *p = nh_malloc(32);
+  nh_free(p);
+  nh_free(p);
+}
+static void free_interior(void) {
+  char *p = nh_malloc(100);
+  nh_free(p + 32);
+}
+static void free_foreign(void) {
+  static char x[64];
+  nh_free(x + 16);
+}
+static void free_twice_large(void) {
+  void *p = nh_malloc(600000);
+  nh_free(p);
+  nh_free(p);
+}
+static void corrupt_free_list(void) {
+  uintptr_t *a = nh_malloc(32);
+  uintptr_t *b = nh_malloc(32);
+  nh_free(a);
+  nh_free(b);         /* b's link word now points (encoded) at a */
+  b[0] ^= 0x5a5a5a0;  /* a use-after-free write damages it */
+  void *c = nh_malloc(32);
+  void *d = nh_malloc(32);
+  (void)c, (void)d;
+}
+
+static void test_bad_frees_stop_the_process(void **state) {
+  (void)state;
+  expect_abort(free_twice, "nh_free(");
+  expect_abort(free_twice, "double free");
+  expect_abort(free_interior, "inside a block");
+  expect_abort(free_foreign, "not allocated by numaheap");
+  expect_abort(free_twice_large, "nh_free(");
+  expect_abort(corrupt_free_list, "corrupted free list");
+}
+
+/* ---- nodes: placement, origin-aware free, fallback and budgets ------------------------- */
+
+static void test_malloc_node_places(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, NULL);
+  assert_int_equal(nh_node_count(), 4);
+  static const size_t sizes[] = {16, 3000, 70000, 1 << 20, 6 << 20};
+  for (int n = 0; n < 4; n++)
+    for (size_t i = 0; i < 5; i++) {
+      void *p = nh_malloc_node(sizes[i], n);
+      assert_non_null(p);
+      assert_int_equal(nh_ptr_node(p), n);
+      nh_free(p);
+    }
+  for (int cpu = 0; cpu < 4; cpu++) { /* plain malloc follows the CPU's node */
+    nh_cache_set_cpu_override(cpu);
+    assert_int_equal(nh_current_node(), cpu);
+    void *p = nh_malloc(100);
+    assert_int_equal(nh_ptr_node(p), cpu);
+    nh_free(p);
+  }
+  nh_cache_set_cpu_override(-1);
+}
+
+#define NBLOCKS 5000
+static void *blocks[NBLOCKS];
+
+static void *free_on_cpu1(void *arg) {
+  (void)arg;
+  nh_cache_set_cpu_override(1);
+  for (int i = 0; i < NBLOCKS; i++) nh_free(blocks[i]);
+  for (int i = 0; i < NBLOCKS; i++) {
+    blocks[i] = nh_malloc(64);
+    assert_int_equal(nh_ptr_node(blocks[i]), 1); /* never node 0's freed blocks */
+  }
+  for (int i = 0; i < NBLOCKS; i++) nh_free(blocks[i]);
+  nh_cache_flush_thread();
+  return NULL;
+}
+
+static void test_remote_free_goes_home(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, NULL);
+  nh_cache_set_cpu_override(0);
+  for (int i = 0; i < NBLOCKS; i++) {
+    blocks[i] = nh_malloc(64);
+    assert_int_equal(nh_ptr_node(blocks[i]), 0);
+  }
+  nh_node_stats before = nh_test_node_stats(0);
+  pthread_t t;
+  pthread_create(&t, NULL, free_on_cpu1, NULL);
+  pthread_join(t, NULL);
+  nh_node_stats after = nh_test_node_stats(0);
+  assert_true(after.remote_frees - before.remote_frees >= NBLOCKS - 64); /* all but one batch */
+  assert_int_equal(after.remote_frees - before.remote_frees, NBLOCKS);   /* exit flushed the rest */
+  assert_int_equal(nh_test_node_stats(1).remote_frees, 0);
+  nh_cache_set_cpu_override(-1);
+}
+
+static void test_migration_rebinds(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, NULL);
+  for (int round = 0; round < 3; round++)
+    for (int cpu = 0; cpu < 4; cpu++) {
+      nh_cache_set_cpu_override(cpu);
+      for (int i = 0; i < 200; i++) {
+        void *p = nh_malloc(48);
+        assert_int_equal(nh_ptr_node(p), cpu); /* from the very next allocation */
+        nh_free(p);
+      }
+    }
+  nh_cache_set_cpu_override(-1);
+}
+
+/* Allocates 64 KiB blocks at level until one lands off `home`; returns how many. */
+static int fill_until_spill(int home, int level, void **keep, int cap, int *spilled_to) {
+  int n = 0;
+  *spilled_to = -1;
+  while (n < cap) {
+    void *p = nh_alloc_level(65536, 16, level);
+    if (p == NULL) break;
+    keep[n++] = p;
+    if (nh_ptr_node(p) != home) {
+      *spilled_to = nh_ptr_node(p);
+      break;
+    }
+  }
+  return n;
+}
+
+static void *keep[4096];
+
+static void free_kept(int n) {
+  for (int i = 0; i < n; i++) nh_free(keep[i]);
+}
+
+static void test_fallback_order_by_distance(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, "heap", "budget", "8M", "heap", "reserve", "0", "cache", "mode",
+                "off", "criticality", "appdomain.spill", "any", NULL);
+  nh_cache_set_cpu_override(0);
+  int spilled, n = 0, order[3];
+  for (int k = 0; k < 3; k++) { /* node 0 fills, then 1 (same package), then 2, then 3 */
+    int got = fill_until_spill(k == 0 ? 0 : order[k - 1], NH_LEVEL_APPDOMAIN, keep + n, 4096 - n,
+                               &spilled);
+    n += got;
+    order[k] = spilled;
+  }
+  assert_int_equal(order[0], 1);
+  assert_int_equal(order[1], 2);
+  assert_int_equal(order[2], 3);
+  for (int i = 0; i < 4; i++) assert_true(nh_test_node_stats(i).committed <= (8u << 20));
+  assert_true(nh_test_node_stats(0).fallback_out >= 3);
+  assert_true(nh_test_node_stats(1).fallback_in >= 1);
+  free_kept(n);
+  nh_cache_set_cpu_override(-1);
+}
+
+static void test_spill_scopes_and_levels(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, "heap", "budget", "8M", "heap", "reserve", "2M", "cache", "mode",
+                "off", "criticality", "task.limit", "50%", "criticality", "task.spill", "none",
+                "criticality", "appdomain.spill", "package", "criticality", "process.spill",
+                "none", NULL);
+  nh_cache_set_cpu_override(0);
+  /* task: stops at 50% of (8M - 2M) = 3M on node 0, no spill */
+  int spilled, n = fill_until_spill(0, NH_LEVEL_TASK, keep, 4096, &spilled);
+  assert_int_equal(spilled, -1);
+  assert_true(nh_test_node_stats(0).committed <= (3u << 20));
+  assert_true(nh_test_node_stats(0).committed > (2u << 20));
+  assert_int_equal(nh_test_node_stats(0).failures[NH_LEVEL_TASK], 1);
+  /* appdomain: up to 6M on node 0, then node 1 only (same package) */
+  int m = fill_until_spill(0, NH_LEVEL_APPDOMAIN, keep + n, 4096 - n, &spilled);
+  assert_int_equal(spilled, 1);
+  assert_true(nh_test_node_stats(0).committed <= (6u << 20));
+  n += m;
+  while (n < 4096 && (keep[n] = nh_alloc_level(65536, 16, NH_LEVEL_APPDOMAIN)) != NULL) {
+    assert_true(nh_ptr_node(keep[n]) == 0 || nh_ptr_node(keep[n]) == 1);
+    n++;
+  }
+  assert_true(nh_test_node_stats(2).committed == 0 && nh_test_node_stats(3).committed == 0);
+  /* process: reaches node 0's reserve, no further */
+  uint64_t before = nh_test_node_stats(0).committed;
+  while (n < 4096 && (keep[n] = nh_alloc_level(65536, 16, NH_LEVEL_PROCESS)) != NULL) {
+    assert_int_equal(nh_ptr_node(keep[n]), 0);
+    n++;
+  }
+  assert_true(nh_test_node_stats(0).committed > before);
+  assert_true(nh_test_node_stats(0).committed <= (8u << 20));
+  assert_true(nh_test_node_stats(0).level_committed[NH_LEVEL_PROCESS] > 0);
+  errno = 0;
+  assert_null(nh_alloc_level(65536, 16, NH_LEVEL_PROCESS));
+  free_kept(n);
+  /* freed memory serves the local node again */
+  void *p = nh_alloc_level(65536, 16, NH_LEVEL_TASK);
+  assert_int_equal(nh_ptr_node(p), 0);
+  nh_free(p);
+  nh_cache_set_cpu_override(-1);
+}
+
+static void test_budget_failure_and_recovery(void **state) {
+  (void)state;
+  nh_test_start("numa:2 core:1 pu:1", "heap", "budget", "16M", "criticality", "appdomain.spill",
+                "none", NULL);
+  nh_cache_set_cpu_override(0);
+  int n = 0;
+  while (n < 4096 && (keep[n] = nh_malloc(100000)) != NULL) n++;
+  assert_true(n > 10 && n < 4096);
+  assert_int_equal(errno, ENOMEM);
+  assert_non_null(strstr(nh_last_error(), "out of memory"));
+  assert_true(nh_test_node_stats(0).failures[NH_LEVEL_APPDOMAIN] >= 1);
+  assert_int_equal(nh_test_node_stats(1).committed, 0);
+  free_kept(n);
+  void *p = nh_malloc(100000); /* recovers after frees */
+  assert_non_null(p);
+  nh_free(p);
+  nh_cache_set_cpu_override(-1);
+}
+
+static void test_trim_returns_memory(void **state) {
+  (void)state;
+  nh_test_start(NULL, NULL);
+  uint64_t base = nh_test_node_stats(0).committed;
+  for (int i = 0; i < 2000; i++) keep[i] = nh_malloc(8000);
+  uint64_t full = nh_test_node_stats(0).committed;
+  assert_true(full >= base + 2000 * 8000);
+  for (int i = 0; i < 2000; i++) nh_free(keep[i]);
+  nh_trim();
+  nh_node_stats s = nh_test_node_stats(0);
+  assert_true(s.committed < full / 4);
+  assert_true(s.purged > 0);
+}
+
+static void test_stats_print(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, NULL);
+  void *p = nh_malloc_node(1000, 2);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  assert_int_equal(nh_stats_print(f, 1), 0);
+  fclose(f);
+  assert_non_null(strstr(buf, "\"nodes\":[{\"node\":0"));
+  assert_non_null(strstr(buf, "{\"node\":3"));
+  assert_non_null(strstr(buf, "\"total\":"));
+  free(buf);
+  f = open_memstream(&buf, &len);
+  assert_int_equal(nh_stats_print(f, 0), 0);
+  fclose(f);
+  assert_non_null(strstr(buf, "node 2"));
+  assert_non_null(strstr(buf, "remote_frees"));
+  free(buf);
+  nh_free(p);
+  nh_stats bad;
+  bad.size = 12;
+  bad.version = NH_STATS_VERSION;
+  assert_int_equal(nh_stats_get(&bad), -1);
+  assert_int_equal(errno, EINVAL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_size_classes_bound_waste),
+      cmocka_unit_test(test_class_pages_hold_blocks),
+      cmocka_unit_test(test_aligned_classes),
+      cmocka_unit_test(test_malloc_sizes),
+      cmocka_unit_test(test_malloc_zero_unique),
+      cmocka_unit_test(test_nh_calloc),
+      cmocka_unit_test(test_impossible_sizes),
+      cmocka_unit_test(test_aligned_alloc),
+      cmocka_unit_test(test_nh_realloc),
+      cmocka_unit_test(test_lookup_classifies),
+      cmocka_unit_test(test_bad_frees_stop_the_process),
+      cmocka_unit_test(test_malloc_node_places),
+      cmocka_unit_test(test_remote_free_goes_home),
+      cmocka_unit_test(test_migration_rebinds),
+      cmocka_unit_test(test_fallback_order_by_distance),
+      cmocka_unit_test(test_spill_scopes_and_levels),
+      cmocka_unit_test(test_budget_failure_and_recovery),
+      cmocka_unit_test(test_trim_returns_memory),
+      cmocka_unit_test(test_stats_print),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
