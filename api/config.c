@@ -227,7 +227,9 @@ static int parse_text(nh_config *cfg, const char *text, size_t len, const char *
   }
   ini_state st = {.name = name, .text = text, .len = len, .s = s, .err = err, .errlen = errlen};
   int rc = ini_parse_stream(read_line, &st, on_key, &st);
-  if (!st.failed && rc > 0) st.lineno = (uint32_t)rc, fail(&st, "syntax error");
+  /* libinih goes on after a syntax error; an earlier one wins over ours. */
+  if (rc > 0 && (!st.failed || (uint32_t)rc < st.lineno))
+    st.lineno = (uint32_t)rc, fail(&st, "syntax error");
   if (!st.failed && rc < 0) snprintf(err, errlen, "%s: cannot parse: out of memory", name);
   int ok = !st.failed && rc == 0 && check_file_layer(&st) == 0;
   if (ok) memcpy(cfg, &s->cfg, sizeof *cfg);
