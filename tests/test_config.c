@@ -729,6 +729,37 @@ static void test_round_trip(void **state UNUSED) {
   free(c);
 }
 
+/* ---- the docs -------------------------------------------------------------------------- */
+
+/* docs/config.md has one table row per option naming its key, variable and
+ * default, so the docs cannot silently miss an option or drift from a default. */
+static void test_docs_cover_every_option(void **state UNUSED) {
+  char path[4200];
+  const char *dir = getenv("NUMAHEAP_TEST_DATA");
+  assert_non_null(dir);
+  snprintf(path, sizeof path, "%s/../../docs/config.md", dir);
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  static char doc[256 * 1024];
+  size_t n = fread(doc, 1, sizeof doc - 1, f);
+  fclose(f);
+  doc[n] = '\0';
+  for (int i = 0; i < NH_OPT_COUNT; i++) {
+    const nh_opt_desc *d = &nh_options[i];
+    char cell[128], want[128];
+    snprintf(cell, sizeof cell, "\n| `[%s] %s` | `%s` |", d->section, d->key, d->env);
+    const char *row = strstr(doc, cell);
+    if (row == NULL) print_error("docs/config.md has no row starting %s\n", cell + 1);
+    assert_non_null(row);
+    const char *end = strchr(row + 1, '\n');
+    if (d->default_text[0]) snprintf(want, sizeof want, "| `%s` |", d->default_text);
+    else snprintf(want, sizeof want, "| empty |");
+    const char *hit = strstr(row, want);
+    if (hit == NULL || hit > end) print_error("row %s: default %s missing\n", cell + 1, want);
+    assert_true(hit != NULL && hit < end);
+  }
+}
+
 /* ---- no malloc while parsing ------------------------------------------------------------- */
 
 static void test_no_malloc(void **state UNUSED) {
@@ -797,6 +828,7 @@ int main(void) {
       cmocka_unit_test(test_env_process_environment),
       cmocka_unit_test(test_layers),
       cmocka_unit_test(test_round_trip),
+      cmocka_unit_test(test_docs_cover_every_option),
       cmocka_unit_test(test_no_malloc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
