@@ -118,9 +118,9 @@ int nh_config_parse_string(nh_config *cfg, const char *text, const char *name,
 /* Applies NUMAHEAP_<SECTION>_<KEY> variables from envp (NULL-terminated,
  * "NAME=value" strings; NULL means the process environment). Node overrides:
  * NUMAHEAP_NODE<N>_BUDGET, NUMAHEAP_NODE<N>_RESERVE. An unknown NUMAHEAP_*
- * variable or a bad value is an error naming the variable. NUMAHEAP_CONFIG and
- * NUMAHEAP_STATS are not options and are ignored here. On failure cfg is
- * unchanged. */
+ * variable or a bad value is an error naming the variable. NUMAHEAP_CONFIG,
+ * NUMAHEAP_STATS and NUMAHEAP_TEST_* are not options and are ignored here.
+ * On failure cfg is unchanged. None of the parsing functions calls malloc. */
 int nh_config_apply_env(nh_config *cfg, char *const *envp, char *err, size_t errlen);
 
 /* Sets one option from its config-file text (used by the two above and by
