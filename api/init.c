@@ -146,6 +146,17 @@ static void install_hooks(const nh_config *cfg) {
   }
 }
 
+/* The reserve is pre-committed at start-up when the configuration asks for
+ * one explicitly; the default reserve (1%) is a budget-only reserve until the
+ * CLR host API starts (NhCreateHostMemoryManager pre-commits it), so that a
+ * plain program under LD_PRELOAD does not fault in 1% of every node. */
+static bool reserve_configured(const nh_config *cfg) {
+  if (cfg->set[NH_OPT_HEAP_RESERVE]) return true;
+  for (int k = 0; k < cfg->noverrides; k++)
+    if (cfg->overrides[k].has_reserve) return true;
+  return false;
+}
+
 /* Builds topology, heaps and caches from cfg. 0, or -1 with err. */
 static int build(const nh_config *cfg, char *err, size_t errlen) {
   if (load_topology(cfg, err, errlen) != 0) return -1;
@@ -165,6 +176,7 @@ static int build(const nh_config *cfg, char *err, size_t errlen) {
     return -1;
   }
   nh_default_level = cp.default_level;
+  if (reserve_configured(cfg)) nh_heaps_precommit_reserves();
   if (g_cfg != cfg) memcpy(g_cfg, cfg, sizeof *g_cfg);
   nh_cfg = g_cfg;
   install_hooks(g_cfg);

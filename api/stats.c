@@ -23,6 +23,7 @@ static void node_snapshot(int i, nh_node_stats *s) {
   s->os_node = h->os_node;
   s->budget = atomic_load_explicit(&h->budget, memory_order_relaxed);
   s->reserve = atomic_load_explicit(&h->reserve, memory_order_relaxed);
+  s->reserve_ready = h->reserve_mapped; /* racy read of a page-lock field: a snapshot */
   s->committed = rd(&h->st.committed);
   s->in_use = rd(&h->st.in_use);
   s->peak_committed = rd(&h->st.peak_committed);
@@ -42,6 +43,7 @@ static void node_snapshot(int i, nh_node_stats *s) {
 static void add_into(nh_node_stats *t, const nh_node_stats *s) {
   t->budget += s->budget;
   t->reserve += s->reserve;
+  t->reserve_ready += s->reserve_ready;
   t->committed += s->committed;
   t->in_use += s->in_use;
   t->peak_committed += s->peak_committed;
@@ -90,9 +92,10 @@ static void print_node_text(FILE *out, const nh_node_stats *s) {
   if (s->node < 0) fprintf(out, "total  ");
   else fprintf(out, "node %-2d (os %d)", s->node, s->os_node);
   fprintf(out,
-          " budget %" PRIu64 " reserve %" PRIu64 " committed %" PRIu64 " peak %" PRIu64
+          " budget %" PRIu64 " reserve %" PRIu64 " (ready %" PRIu64 ") committed %" PRIu64 " peak %" PRIu64
           " in_use %" PRIu64 " segments %" PRIu64 "\n",
-          s->budget, s->reserve, s->committed, s->peak_committed, s->in_use, s->segments);
+          s->budget, s->reserve, s->reserve_ready, s->committed, s->peak_committed, s->in_use,
+          s->segments);
   fprintf(out,
           "        allocs %" PRIu64 " frees %" PRIu64 " remote_frees %" PRIu64
           " fallback_out %" PRIu64 " fallback_in %" PRIu64 " purged %" PRIu64 "\n",
@@ -106,11 +109,13 @@ static void print_node_text(FILE *out, const nh_node_stats *s) {
 static void print_node_json(FILE *out, const nh_node_stats *s) {
   fprintf(out,
           "{\"node\":%d,\"os_node\":%d,\"budget\":%" PRIu64 ",\"reserve\":%" PRIu64
+          ",\"reserve_ready\":%" PRIu64
           ",\"committed\":%" PRIu64 ",\"peak_committed\":%" PRIu64 ",\"in_use\":%" PRIu64
           ",\"allocs\":%" PRIu64 ",\"frees\":%" PRIu64 ",\"remote_frees\":%" PRIu64
           ",\"fallback_out\":%" PRIu64 ",\"fallback_in\":%" PRIu64 ",\"purged\":%" PRIu64
           ",\"segments\":%" PRIu64,
-          s->node, s->os_node, s->budget, s->reserve, s->committed, s->peak_committed, s->in_use,
+          s->node, s->os_node, s->budget, s->reserve, s->reserve_ready, s->committed,
+          s->peak_committed, s->in_use,
           s->allocs, s->frees, s->remote_frees, s->fallback_out, s->fallback_in, s->purged,
           s->segments);
   for (int l = 0; l < NH_LEVEL_COUNT; l++)

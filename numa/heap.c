@@ -91,6 +91,17 @@ void nh_heaps_destroy(void) {
   nh_g.pressure_hook = pressure;
 }
 
+int nh_heaps_precommit_reserves(void) {
+  int rc = 0;
+  for (int i = 0; i < nh_g.nnodes; i++) {
+    nh_heap *h = &nh_g.heap[i];
+    nh_lock_acquire(&h->page_lock);
+    if (nh_heap_precommit_reserve(h) != 0) rc = -1;
+    nh_lock_release(&h->page_lock);
+  }
+  return rc;
+}
+
 void nh_heaps_trim(void) {
   for (int i = 0; i < nh_g.nnodes; i++) {
     nh_heap *h = &nh_g.heap[i];

@@ -137,6 +137,11 @@ void nh_pages_purge(struct nh_heap *h, bool force);
 /* Huge blocks: one segment each. Caller holds the page lock of the node. */
 void *nh_huge_alloc(struct nh_heap *h, size_t size, size_t align, int level);
 void nh_huge_free(nh_segment *seg);
+/* Maps and populates (pre-faults) the node's emergency reserve, bound to its
+ * node, so that process-level requests succeed from it even when the OS has
+ * no memory left. Done once; 0, or -1 if the OS refused (the reserve then
+ * stays a budget-only reserve). Caller holds h->page_lock. */
+int nh_heap_precommit_reserve(struct nh_heap *h);
 /* Memory committed outside the heaps (the host API's VirtualAlloc commits):
  * counts bytes against node's budget within level's limit. charge: true if
  * it fits. */
@@ -203,6 +208,8 @@ typedef struct nh_heap {
   nh_lock page_lock;
   nh_segment *segments;   /* Guarded by page_lock: normal segments */
   nh_segment *huge;       /* Guarded by page_lock: segments of huge blocks */
+  nh_segment *reserve_segs; /* Guarded by page_lock: the pre-committed emergency reserve */
+  uint64_t reserve_mapped;  /* Guarded by page_lock: bytes populated for the reserve */
   uint64_t dirty_bytes;   /* Guarded by page_lock: free, committed, not purged */
   uint64_t last_purge_ns; /* Guarded by page_lock */
   nh_heap_counters st;
@@ -241,6 +248,8 @@ int nh_heaps_init(const nh_heap_params *p, char *err, size_t errlen);
 void nh_heaps_set_limits(const nh_heap_params *p);
 void nh_heaps_destroy(void);
 void nh_heaps_trim(void);
+/* nh_heap_precommit_reserve on every node. 0, or -1 if any node's failed. */
+int nh_heaps_precommit_reserves(void);
 /* Fork: lock everything in the parent before fork, unlock after (both sides). */
 void nh_heaps_prefork(void);
 void nh_heaps_postfork(int child);

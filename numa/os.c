@@ -142,6 +142,18 @@ int nh_os_commit(void *addr, size_t size, int prot, int os_node) {
   return 0;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+int nh_os_populate(void *addr, size_t size) {
+  if (madvise(addr, size, MADV_POPULATE_WRITE) == 0) return 0;
+  if (errno != EINVAL) return errno;
+  size_t pg = nh_os_page_size();
+  for (size_t off = 0; off < size; off += pg) ((volatile char *)addr)[off] = 0;
+  return 0;
+}
+
 int nh_os_purge(void *addr, size_t size) {
   return madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : errno;
 }

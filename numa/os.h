@@ -40,6 +40,10 @@ void *nh_os_reserve(void *hint, size_t size, size_t align, int fixed);
  * when >= 0. */
 int nh_os_commit(void *addr, size_t size, int prot, int os_node);
 
+/* Faults in every page of a range now (MADV_POPULATE_WRITE, or a write per
+ * page on kernels without it), so later use needs no memory from the OS. */
+int nh_os_populate(void *addr, size_t size);
+
 /* Returns the pages of a range to the OS; contents become zero on next touch.
  * The range stays mapped and keeps its binding. */
 int nh_os_purge(void *addr, size_t size);

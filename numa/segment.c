@@ -162,20 +162,10 @@ static uint64_t pages_bytes(uint64_t mask) {
 
 static void maybe_purge(nh_heap *h);
 
-nh_span *nh_pages_take(nh_heap *h, unsigned npages, int level) {
-  maybe_purge(h);
-  nh_segment *seg;
-  int first = -1;
-  for (seg = h->segments; seg; seg = seg->next)
-    if ((first = find_run(seg->free_pages, npages)) >= 0) break;
-  if (seg == NULL) {
-    if ((seg = segment_new(h, level)) == NULL) return NULL;
-    first = 1;
-  }
-  uint64_t run = run_mask((unsigned)first, npages);
-  uint64_t fresh = run & ~seg->committed_pages;
-  if (fresh && !charge(h, pages_bytes(fresh), level)) return NULL;
-  h->dirty_bytes -= pages_bytes(run & seg->committed_pages);
+/* Makes the run at page first of seg a span charged to level. */
+static nh_span *span_claim(nh_heap *h, nh_segment *seg, unsigned first, unsigned npages, int level) {
+  uint64_t run = run_mask(first, npages);
+  if (!seg->reserve) h->dirty_bytes -= pages_bytes(run & seg->committed_pages);
   seg->free_pages &= ~run;
   seg->committed_pages |= run;
   atomic_fetch_add_explicit(&h->st.level_committed[level], pages_bytes(run), memory_order_relaxed);
@@ -190,6 +180,67 @@ nh_span *nh_pages_take(nh_heap *h, unsigned npages, int level) {
   return span;
 }
 
+/* From the node's ordinary segments, growing within grow_level's limit. */
+static nh_span *take_ordinary(nh_heap *h, unsigned npages, int level, int grow_level) {
+  nh_segment *seg;
+  int first = -1;
+  for (seg = h->segments; seg; seg = seg->next)
+    if ((first = find_run(seg->free_pages, npages)) >= 0) break;
+  if (seg == NULL) {
+    if ((seg = segment_new(h, grow_level)) == NULL) return NULL;
+    first = 1;
+  }
+  uint64_t fresh = run_mask((unsigned)first, npages) & ~seg->committed_pages;
+  if (fresh && !charge(h, pages_bytes(fresh), grow_level)) return NULL;
+  return span_claim(h, seg, (unsigned)first, npages, level);
+}
+
+/* From the pre-committed emergency reserve (process level only): no OS call. */
+static nh_span *take_reserve(nh_heap *h, unsigned npages) {
+  for (nh_segment *seg = h->reserve_segs; seg; seg = seg->next) {
+    int first = find_run(seg->free_pages, npages);
+    if (first < 0) continue;
+    if (!charge(h, (uint64_t)npages * NH_PAGE_SIZE, NH_LEVELS - 1)) return NULL;
+    return span_claim(h, seg, (unsigned)first, npages, NH_LEVELS - 1);
+  }
+  return NULL;
+}
+
+nh_span *nh_pages_take(nh_heap *h, unsigned npages, int level) {
+  maybe_purge(h);
+  /* With a pre-committed reserve, process-level requests grow ordinary
+   * memory only as far as the other levels may, then draw on the reserve. */
+  bool reserved = h->reserve_segs != NULL && level == NH_LEVELS - 1;
+  nh_span *span = take_ordinary(h, npages, level, reserved ? NH_LEVELS - 2 : level);
+  if (span == NULL && reserved) span = take_reserve(h, npages);
+  return span;
+}
+
+int nh_heap_precommit_reserve(nh_heap *h) {
+  uint64_t want = atomic_load_explicit(&h->reserve, memory_order_relaxed);
+  if (h->reserve_segs != NULL || want == 0) return 0;
+  const size_t usable = NH_SEGMENT_SIZE - NH_PAGE_SIZE;
+  for (uint64_t have = 0; have < want; have += usable) {
+    nh_segment *seg = nh_os_map_aligned(NH_SEGMENT_SIZE, NH_SEGMENT_SIZE, h->os_node);
+    if (seg == NULL) return -1;
+    if (nh_os_populate((uint8_t *)seg + NH_PAGE_SIZE, usable) != 0) {
+      nh_os_unmap(seg, NH_SEGMENT_SIZE);
+      return -1;
+    }
+    seg->cookie = (uintptr_t)seg ^ nh_secret[0];
+    seg->node = h->node;
+    seg->reserve = 1;
+    seg->map_size = NH_SEGMENT_SIZE;
+    seg->free_pages = NH_SEGMENT_USABLE_MASK;
+    seg->next = h->reserve_segs;
+    if (h->reserve_segs) h->reserve_segs->prev = seg;
+    h->reserve_segs = seg;
+    h->reserve_mapped += usable;
+    nh_segmap_set((uintptr_t)seg, NH_SEGMENT_SIZE, 1);
+  }
+  return 0;
+}
+
 void nh_pages_release(nh_heap *h, nh_segment *seg, nh_span *span) {
   unsigned first = (unsigned)(span - seg->spans), n = span->npages;
   uint64_t run = run_mask(first, n);
@@ -197,6 +248,11 @@ void nh_pages_release(nh_heap *h, nh_segment *seg, nh_span *span) {
                             memory_order_relaxed);
   for (unsigned i = 0; i < n; i++) memset(&seg->spans[first + i], 0, sizeof(nh_span));
   seg->free_pages |= run;
+  if (seg->reserve) { /* reserve pages stay populated; they count only while in use */
+    seg->committed_pages &= ~run;
+    uncharge(h, pages_bytes(run));
+    return;
+  }
   h->dirty_bytes += pages_bytes(run);
   if (seg->free_pages == NH_SEGMENT_USABLE_MASK) {
     for (nh_segment *o = h->segments; o; o = o->next) {
@@ -255,6 +311,14 @@ static void maybe_purge(nh_heap *h) {
 
 void nh_segments_destroy(nh_heap *h) {
   while (h->huge) nh_huge_free(h->huge);
+  while (h->reserve_segs) {
+    nh_segment *seg = h->reserve_segs;
+    h->reserve_segs = seg->next;
+    uncharge(h, pages_bytes(seg->committed_pages));
+    nh_segmap_set((uintptr_t)seg, seg->map_size, 0);
+    nh_os_unmap(seg, seg->map_size);
+  }
+  h->reserve_mapped = 0;
   while (h->segments) {
     nh_segment *seg = h->segments;
     segment_unlink(h, seg);

@@ -436,6 +436,34 @@ static void test_budget_failure_and_recovery(void **state) {
   nh_cache_set_cpu_override(-1);
 }
 
+#include "numa/os.h"
+
+static void test_reserve_survives_os_out_of_memory(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, "heap", "budget", "32M", "heap", "reserve", "4M", "cache", "mode",
+                "off", "criticality", "process.spill", "none", NULL);
+  nh_cache_set_cpu_override(0);
+  assert_true(nh_test_node_stats(0).reserve_ready >= (4u << 20));
+  nh_os_faults f = {-1, 0, 0}; /* from now on the OS refuses every new mapping */
+  nh_os_set_faults(&f);
+  int n = 0;
+  errno = 0;
+  while (n < 4096 && (keep[n] = nh_alloc_level(65536, 16, NH_LEVEL_APPDOMAIN)) != NULL) n++;
+  /* the first span's segment may exist already: what it holds is all ordinary levels get */
+  assert_true(n < 64);
+  int before = n;
+  while (n < 4096 && (keep[n] = nh_alloc_level(65536, 16, NH_LEVEL_PROCESS)) != NULL) {
+    assert_int_equal(nh_ptr_node(keep[n]), 0); /* the reserve is node 0's own */
+    memset(keep[n], 0x5c, 65536);
+    n++;
+  }
+  assert_true(n - before >= 48); /* ~4 MiB of 64 KiB blocks came from the reserve */
+  assert_true(nh_os_faults_injected() > 0);
+  nh_os_set_faults(NULL);
+  free_kept(n);
+  nh_cache_set_cpu_override(-1);
+}
+
 static void test_trim_returns_memory(void **state) {
   (void)state;
   nh_test_start(NULL, NULL);
@@ -496,6 +524,7 @@ int main(void) {
       cmocka_unit_test(test_fallback_order_by_distance),
       cmocka_unit_test(test_spill_scopes_and_levels),
       cmocka_unit_test(test_budget_failure_and_recovery),
+      cmocka_unit_test(test_reserve_survives_os_out_of_memory),
       cmocka_unit_test(test_trim_returns_memory),
       cmocka_unit_test(test_stats_print),
   };

@@ -106,6 +106,7 @@ typedef struct nh_node_stats {
   int os_node;                  /**< real OS node its memory is bound to */
   uint64_t budget;              /**< bytes this node's heap may commit */
   uint64_t reserve;             /**< bytes of budget kept for eProcessCritical */
+  uint64_t reserve_ready;       /**< bytes of the reserve pre-committed (populated) at start-up */
   uint64_t committed;           /**< bytes taken from the OS and not returned */
   uint64_t in_use;              /**< bytes in live blocks (size-class rounded) */
   uint64_t peak_committed;      /**< high-water mark of committed */
