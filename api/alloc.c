@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "numa/track.h"
 #include "numaheap/numaheap.h"
 #include "percpu/cache.h"
 
@@ -20,6 +21,15 @@ static void *out_of_memory(const char *call, size_t size) {
   return NULL;
 }
 
+/* Tells ASan/Valgrind that p is a live block (no-op in ordinary builds). */
+static inline void *tracked(void *p) {
+#if NH_TRACKING
+  nh_block_info info;
+  if (p && !nh_boot_owns(p) && nh_block_lookup(p, &info) == NH_LOOKUP_OK) nh_track_alloc(p, info.size);
+#endif
+  return p;
+}
+
 /* A block of size bytes aligned to align at level, served from the caller's node. */
 void *nh_alloc_level(size_t size, size_t align, int level) {
   if (__builtin_expect(!nh_ready(), 0) && !nh_start()) return nh_boot_alloc(size, align);
@@ -27,9 +37,9 @@ void *nh_alloc_level(size_t size, size_t align, int level) {
   unsigned cls = 0;
   if (size <= NH_SMALL_MAX)
     cls = align <= NH_MIN_ALIGN ? nh_size_class(size) : nh_class_for_aligned(size, align);
-  if (cls) return nh_cache_alloc(cls, level);
+  if (cls) return tracked(nh_cache_alloc(cls, level));
   int served;
-  return nh_heap_alloc_fallback(nh_cache_home_node(), size, align, level, &served);
+  return tracked(nh_heap_alloc_fallback(nh_cache_home_node(), size, align, level, &served));
 }
 
 static void *alloc_named(size_t size, size_t align, const char *call) {
@@ -49,8 +59,8 @@ NH_API void *nh_calloc(size_t count, size_t size) {
   void *p = alloc_named(total, NH_MIN_ALIGN, "nh_calloc");
   if (p && !nh_boot_owns(p)) {
     nh_block_info info;
-    /* huge blocks come straight from mmap: already zero */
-    if (nh_block_lookup(p, &info) == NH_LOOKUP_OK && info.span == NULL) return p;
+    /* huge blocks come straight from mmap: already zero (tools must see the write) */
+    if (!NH_TRACKING && nh_block_lookup(p, &info) == NH_LOOKUP_OK && info.span == NULL) return p;
   }
   if (p) memset(p, 0, total);
   return p;
@@ -76,7 +86,7 @@ NH_API void *nh_malloc_node(size_t size, int node) {
   }
   if (size > NH_MAX_REQUEST) return out_of_memory("nh_malloc_node", size);
   int served;
-  void *p = nh_heap_alloc_fallback(node, size, NH_MIN_ALIGN, nh_default_level, &served);
+  void *p = tracked(nh_heap_alloc_fallback(node, size, NH_MIN_ALIGN, nh_default_level, &served));
   return p ? p : out_of_memory("nh_malloc_node", size);
 }
 
@@ -92,6 +102,8 @@ const char *nh_lookup_reason(nh_lookup_status st) {
 }
 
 static void free_block(void *p, const nh_block_info *info) {
+  if (info->span) nh_track_free(p, info->size);
+  else nh_track_unmapped(p); /* huge: unmapped below */
   if (info->cls) nh_cache_free(p, info->cls, info->node);
   else nh_heap_free_large(info, p);
 }
@@ -145,7 +157,7 @@ void *nh_realloc_named(void *p, size_t size, const char *call) {
   void *q;
   if (node >= 0 && node != nh_cache_home_node() && nh_ready()) { /* keep the block's node */
     int served;
-    q = nh_heap_alloc_fallback(node, size, NH_MIN_ALIGN, nh_default_level, &served);
+    q = tracked(nh_heap_alloc_fallback(node, size, NH_MIN_ALIGN, nh_default_level, &served));
   } else {
     q = nh_alloc_level(size, NH_MIN_ALIGN, nh_default_level);
   }

@@ -33,6 +33,7 @@
 
 #include "numa/lock.h"
 #include "numa/topo.h"
+#include "numa/track.h"
 
 #define NH_LEVELS 3 /* task, appdomain, process: the CLR's EMemoryCriticalLevel */
 
@@ -157,18 +158,42 @@ extern uintptr_t nh_secret[3]; /* set once at start-up from getrandom */
 static inline uintptr_t nh_rotl(uintptr_t x, unsigned r) { return (x << r) | (x >> (64 - r)); }
 static inline uintptr_t nh_rotr(uintptr_t x, unsigned r) { return (x >> r) | (x << (64 - r)); }
 
+/* Accessors of a free block's two words. Each opens and closes exactly the
+ * bytes it touches for ASan/Valgrind (numa/track.h), so free blocks stay
+ * inaccessible to everyone else. */
 static inline void nh_block_set_next(void *block, void *next) {
+  nh_track_open(block, sizeof(uintptr_t));
   ((uintptr_t *)block)[0] = nh_rotl((uintptr_t)next ^ nh_secret[0], 17) + ((uintptr_t)block ^ nh_secret[1]);
+  nh_track_close(block, sizeof(uintptr_t));
 }
 static inline void *nh_block_next_raw(const void *block) {
-  return (void *)(nh_rotr(((const uintptr_t *)block)[0] - ((uintptr_t)block ^ nh_secret[1]), 17) ^ nh_secret[0]);
+  nh_track_open(block, sizeof(uintptr_t));
+  uintptr_t v = ((const uintptr_t *)block)[0];
+  nh_track_close(block, sizeof(uintptr_t));
+  return (void *)(nh_rotr(v - ((uintptr_t)block ^ nh_secret[1]), 17) ^ nh_secret[0]);
 }
-/* Marks a block free / tests the mark / clears it. */
-static inline void nh_block_mark_free(void *block) { ((uintptr_t *)block)[1] = (uintptr_t)block ^ nh_secret[2]; }
+/* Marks a block free / clears the mark (the block is being handed out). */
+static inline void nh_block_mark_free(void *block) {
+  uintptr_t *w = (uintptr_t *)block + 1;
+  nh_track_open(w, sizeof *w);
+  *w = (uintptr_t)block ^ nh_secret[2];
+  nh_track_close(w, sizeof *w);
+}
+static inline void nh_block_clear_mark(void *block) {
+  uintptr_t *w = (uintptr_t *)block + 1;
+  nh_track_open(w, sizeof *w);
+  *w = 0;
+  nh_track_close(w, sizeof *w);
+}
+/* Whether a block that may be live or free carries the free mark; a live
+ * block's word is left accessible. */
 static inline bool nh_block_is_marked_free(const void *block) {
-  return ((const uintptr_t *)block)[1] == ((uintptr_t)block ^ nh_secret[2]);
+  const uintptr_t *w = (const uintptr_t *)block + 1;
+  nh_track_open(w, sizeof *w);
+  bool marked = *w == ((uintptr_t)block ^ nh_secret[2]);
+  if (marked) nh_track_close(w, sizeof *w);
+  return marked;
 }
-static inline void nh_block_clear_mark(void *block) { ((uintptr_t *)block)[1] = 0; }
 
 /* Decodes block's next link and checks it: NULL, or a 16-aligned address in
  * one of our segments. A bad link stops the process (corrupted free list). */
