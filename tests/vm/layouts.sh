@@ -59,11 +59,11 @@ layout_expect_4node() {
   echo 'cpus=0-1/2-3/4-5/6-7;mem=256/256/256/256;dist=10,12,21,31/12,10,31,21/21,31,10,12/31,21,12,10'
 }
 
-# 8node: eight nodes of 128 MiB, one CPU (one socket) each, no SLIT.
+# 8node: eight nodes of 256 MiB, one CPU (one socket) each, no SLIT.
 layout_qemu_8node() {
   local i
-  printf -- '-m 1024M -smp 8,sockets=8,cores=1,threads=1 '
-  nhvm_mem_nodes 128 8
+  printf -- '-m 2048M -smp 8,sockets=8,cores=1,threads=1 '
+  nhvm_mem_nodes 256 8
   for ((i = 0; i < 8; i++)); do
     printf -- '-numa node,nodeid=%d,cpus=%d,memdev=m%d ' "$i" "$i" "$i"
   done
@@ -78,7 +78,7 @@ layout_expect_8node() {
       sep=","
     done
   done
-  echo "cpus=0/1/2/3/4/5/6/7;mem=128/128/128/128/128/128/128/128;dist=$rows"
+  echo "cpus=0/1/2/3/4/5/6/7;mem=256/256/256/256/256/256/256/256;dist=$rows"
 }
 
 # cpuless: two nodes with two CPUs each, plus node 2: memory only (no CPUs),

@@ -18,7 +18,8 @@
 #   --list           prints the layout names and exits
 # Environment: NHVM_KERNEL (kernel image, default the newest /boot/vmlinuz-*),
 #   NHVM_QEMU (default qemu-system-x86_64), NHVM_VERBOSE=1 (show the whole
-#   serial console; by default only the test's own lines are shown).
+#   serial console; by default only the test's own lines are shown),
+#   NHVM_APPEND (more kernel arguments, e.g. "loglevel=7" to see OOM reports).
 #
 # The image (busybox-static, the binaries, every shared library ldd finds for
 # them, the dynamic loader and init.sh as /init) is built once and cached under
@@ -148,7 +149,7 @@ read -r -a layout_args <<< "$("layout_qemu_$layout")"
 # shellcheck disable=SC2054  # commas inside qemu option values
 qemu_args=(-accel tcg,thread=multi -cpu max -nographic -no-reboot -nic none
   -kernel "$kernel" -initrd "$run/initrd.gz"
-  -append "console=ttyS0 quiet panic=-1 numa_balancing=disable mitigations=off"
+  -append "console=ttyS0 quiet panic=-1 numa_balancing=disable mitigations=off ${NHVM_APPEND:-}"
   "${layout_args[@]}")
 echo "run-vm.sh: $layout $testname (timeout ${timeout_s}s, log $log)"
 [[ ${NHVM_VERBOSE:-0} == 1 ]] && echo "$qemu ${qemu_args[*]}"
