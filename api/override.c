@@ -8,8 +8,11 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -97,6 +100,77 @@ EXPORT int malloc_trim(size_t pad) {
 }
 
 EXPORT void malloc_stats(void) { nh_stats_print(stderr, 0); }
+
+/* glibc's tuning knobs (arenas, mmap threshold, ...) have no meaning here:
+ * accepted, so programs that set them run unchanged; numaheap is tuned by its
+ * config file and NUMAHEAP_* variables. */
+EXPORT int mallopt(int param, int value) { return 1; }
+
+/* Fills mi from numaheap's totals: arena = committed bytes, uordblks = bytes
+ * in live blocks (including blocks held in thread caches), fordblks = the
+ * rest of arena, hblks = mapped segments. */
+static void fill_mallinfo2(struct mallinfo2 *mi) {
+  memset(mi, 0, sizeof *mi);
+  nh_stats st;
+  st.size = sizeof st;
+  st.version = NH_STATS_VERSION;
+  if (nh_stats_get(&st) != 0) return;
+  uint64_t used = st.total.in_use < st.total.committed ? st.total.in_use : st.total.committed;
+  mi->arena = st.total.committed;
+  mi->uordblks = used;
+  mi->fordblks = st.total.committed - used;
+  mi->hblks = st.total.segments;
+  mi->ordblks = 1;
+}
+
+EXPORT struct mallinfo2 mallinfo2(void) {
+  struct mallinfo2 mi;
+  fill_mallinfo2(&mi);
+  return mi;
+}
+
+static int clamp_int(size_t v) { return v > INT_MAX ? INT_MAX : (int)v; }
+
+/* The old int-sized form, saturated at INT_MAX (glibc wraps). */
+EXPORT struct mallinfo mallinfo(void) {
+  struct mallinfo2 m2;
+  fill_mallinfo2(&m2);
+  struct mallinfo mi;
+  memset(&mi, 0, sizeof mi);
+  mi.arena = clamp_int(m2.arena);
+  mi.ordblks = clamp_int(m2.ordblks);
+  mi.hblks = clamp_int(m2.hblks);
+  mi.uordblks = clamp_int(m2.uordblks);
+  mi.fordblks = clamp_int(m2.fordblks);
+  return mi;
+}
+
+/* glibc's XML report, with numaheap's per-node counters: one <heap> per node. */
+EXPORT int malloc_info(int options, FILE *fp) {
+  if (options != 0 || fp == NULL) {
+    errno = EINVAL;
+    return -1;
+  }
+  static nh_stats st; /* Guarded by nothing: a report, like malloc_stats, is not for concurrent callers */
+  st.size = sizeof st;
+  st.version = NH_STATS_VERSION;
+  if (nh_stats_get(&st) != 0) return -1;
+  fprintf(fp, "<malloc version=\"numaheap-%s\">\n", NUMAHEAP_VERSION_STRING);
+  for (int i = 0; i < st.node_count; i++) {
+    const nh_node_stats *n = &st.nodes[i];
+    fprintf(fp,
+            "<heap nr=\"%d\">\n<sizes>\n</sizes>\n"
+            "<total type=\"committed\" count=\"%" PRIu64 "\" size=\"%" PRIu64 "\"/>\n"
+            "<total type=\"in_use\" count=\"%" PRIu64 "\" size=\"%" PRIu64 "\"/>\n"
+            "<system type=\"current\" size=\"%" PRIu64 "\"/>\n"
+            "<system type=\"max\" size=\"%" PRIu64 "\"/>\n</heap>\n",
+            n->node, n->segments, n->committed, n->allocs - (n->frees < n->allocs ? n->frees : n->allocs),
+            n->in_use, n->committed, n->peak_committed);
+  }
+  fprintf(fp, "<system type=\"current\" size=\"%" PRIu64 "\"/>\n", st.total.committed);
+  fprintf(fp, "<system type=\"max\" size=\"%" PRIu64 "\"/>\n</malloc>\n", st.total.peak_committed);
+  return ferror(fp) ? -1 : 0;
+}
 
 /* glibc's internal names, reached by some programs and by libc itself. */
 void *__libc_malloc(size_t size);

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# redis-server on numaheap (`numaheap run --stats=json`), on 127.0.0.1 and a
+# free port, loaded by redis-benchmark (itself preloaded with LD_PRELOAD): a
+# bounded run, then checked values, then a clean shutdown.
+. "$(dirname "$0")/lib.sh"
+need redis-server redis-benchmark redis-cli
+port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$NH_CLI" run --stats=json -- redis-server --port "$port" --bind 127.0.0.1 --save "" \
+  --appendonly no --daemonize no --dir "$WORK" --logfile "" >"$WORK/server.out" 2>"$WORK/server.err" &
+server=$!
+cleanup_hooks+=("kill $server 2>/dev/null")
+cli() { timeout 10 redis-cli -h 127.0.0.1 -p "$port" "$@"; }
+for _ in $(seq 100); do
+  [ "$(cli ping 2>/dev/null)" = PONG ] && break
+  kill -0 "$server" 2>/dev/null || { cat "$WORK/server.out" "$WORK/server.err" >&2; fail "redis-server exited at start-up"; }
+  sleep 0.1
+done
+[ "$(cli ping)" = PONG ] || fail "redis-server does not answer on port $port"
+LD_PRELOAD="$NH_LIB" NUMAHEAP_STATS=json timeout 120 redis-benchmark -h 127.0.0.1 -p "$port" \
+  -n 20000 -c 20 -r 10000 -d 64 -q -t set,get,incr,lpush,lpop,sadd,hset,mset \
+  >"$WORK/bench.out" 2>"$WORK/bench.err" || { cat "$WORK/bench.out" "$WORK/bench.err" >&2; fail "redis-benchmark failed"; }
+tr '\r' '\n' <"$WORK/bench.out" | grep "requests per second" | sort -u
+[ "$(tr '\r' '\n' <"$WORK/bench.out" | grep -c "requests per second")" -ge 8 ] || fail "redis-benchmark did not finish every test"
+cli set numaheap:key "$(printf 'v%.0s' $(seq 5000))" >/dev/null
+[ "$(cli strlen numaheap:key)" = 5000 ] || fail "a 5000-byte value did not round-trip"
+cli dbsize
+[ "$(cli dbsize)" -gt 1000 ] || fail "the benchmark's keys are not there"
+cli shutdown nosave >/dev/null 2>&1 || true
+rc=0
+wait "$server" || rc=$?
+[ "$rc" = 0 ] || { tail -20 "$WORK/server.out" "$WORK/server.err" >&2; fail "redis-server exited with $rc"; }
+check_stats "$WORK/server.err" 10000 1
+check_stats "$WORK/bench.err" 1000 1
