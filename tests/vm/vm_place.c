@@ -198,7 +198,11 @@ static void rf_produce(void *arg) {
 /* Frees A's blocks on B, then allocates as many on B: none may be A's. */
 static void rf_consume(void *arg) {
   struct rf *r = arg;
+  void *own[64];
   if (here_node("remote-free") != r->b) vm_fail("remote-free", "consumer not on node %d", r->b);
+  /* Warm this thread's caches first, as a consumer that allocates would. */
+  for (int k = 0; k < 64; k++) own[k] = nh_malloc(rf_size(k * RF_BLOCKS / 64));
+  for (int k = 0; k < 64; k++) nh_free(own[k]);
   for (int k = 0; k < RF_BLOCKS; k++) nh_free(r->blk[k]);
   for (int k = 0; k < RF_BLOCKS; k++) {
     r->blk[k] = nh_malloc(rf_size(k));
