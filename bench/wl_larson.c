@@ -16,7 +16,7 @@
 #include <stdlib.h>
 
 #define NHB_LARSON_SLOTS 1000
-#define NHB_LARSON_EVERY 64
+#define NHB_LARSON_EVERY 256
 #define NHB_LARSON_BATCH 16
 #define NHB_LARSON_MIN 16 /* a block must hold the list link */
 #define NHB_LARSON_MAX 1024

@@ -1,0 +1,598 @@
+#!/usr/bin/python3
+"""Compare numaheap with glibc, jemalloc, mimalloc, tcmalloc and TBB's allocator.
+
+Runs one nh_bench binary under each allocator (LD_PRELOAD; glibc without),
+in interleaved rounds: every round runs each workload family once per
+allocator, rotating the allocator order, so drift in a noisy machine spreads
+over all allocators. Each (round, family, allocator) is its own process, which
+gives the family's peak RSS (wait4's ru_maxrss). Results are medians over the
+rounds.
+
+Every run is checked: nh_bench must report the expected allocator as live
+(--nhb_expect, and the "allocator" field of the JSON context). A peer that is
+not live, a crash, or a benchmark error makes the script exit non-zero naming
+the allocator, the family and (for a crash) the benchmark that crashes alone.
+If numaheap is not given or does not load, the peers are compared against
+glibc, and the report says so.
+
+Writes into --out: report.md (tables), results.json (medians), raw/ (every
+run's JSON and log), and PNG plots.
+
+Example:
+  python3 bench/compare.py --bench build/bench/nh_bench \\
+      --numaheap build/libnumaheap.so --quick --out /tmp/nh-compare
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+# name -> (Debian package, regex for the .so to preload in `dpkg -L`)
+PEERS = {
+    "jemalloc": ("libjemalloc2", r"/libjemalloc\.so\.2$"),
+    "mimalloc": ("libmimalloc2.0", r"/libmimalloc\.so\.2$"),
+    "tcmalloc": ("libtcmalloc-minimal4", r"/libtcmalloc_minimal\.so\.4$"),
+    "tbbmalloc": ("libtbbmalloc2", r"/libtbbmalloc_proxy\.so\.2$"),
+}
+ALL_ALLOCATORS = ["numaheap", "glibc", "jemalloc", "mimalloc", "tcmalloc", "tbbmalloc"]
+
+# family -> Google Benchmark filter; each family runs in its own process.
+FAMILIES = {
+    "pair": r"^pair/",
+    "batch": r"^batch_",
+    "larson": r"^larson/",
+    "prodcons": r"^prodcons/",
+    "cache": r"^cache_",
+    "realloc": r"^realloc_",
+    "frag": r"^frag/",
+}
+
+MODES = {  # rounds, --benchmark_min_time (seconds)
+    "quick": (3, 0.02),
+    "full": (5, 0.2),
+}
+
+# Benchmarks (without /threads:N) drawn in the throughput-vs-threads plot.
+THREAD_PLOTS = [
+    "pair/size:64/real_time", "pair/size:4096/real_time",
+    "batch_fifo/n:1000/size:32/real_time", "batch_shuffled/n:50000/size:256/real_time",
+    "larson/real_time", "prodcons/size:256/real_time",
+    "cache_thrash/size:8/real_time", "cache_scratch/size:8/real_time",
+]
+
+TIME_SCALE = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+
+class CompareError(Exception):
+    """A problem that stops the comparison; the message names it."""
+
+
+def log(msg):
+    print(f"compare.py: {msg}", file=sys.stderr, flush=True)
+
+
+# ---- allocators ----------------------------------------------------------------
+
+def dpkg_installed(pkg):
+    r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", pkg],
+                       capture_output=True, text=True)
+    return r.returncode == 0 and r.stdout.strip() == "install ok installed"
+
+
+def apt_install(pkgs):
+    if os.geteuid() != 0:
+        raise CompareError(f"packages missing: {' '.join(pkgs)}; run as root or "
+                           f"'apt-get install {' '.join(pkgs)}', or leave them out with --allocators")
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends"] + pkgs
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    log(f"installing {' '.join(pkgs)}")
+    if subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL).returncode == 0:
+        return
+    subprocess.run(["apt-get", "update"], env=env, stdout=subprocess.DEVNULL)
+    if subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+        raise CompareError(f"apt-get install {' '.join(pkgs)} failed")
+
+
+def peer_library(name):
+    pkg, pattern = PEERS[name]
+    files = subprocess.run(["dpkg", "-L", pkg], capture_output=True, text=True).stdout.split()
+    hits = [f for f in files if re.search(pattern, f) and os.path.exists(f)]
+    if not hits:
+        raise CompareError(f"{name}: package {pkg} is installed but has no file matching {pattern}")
+    return hits[0]
+
+
+def identify(bench, preload):
+    """The allocator nh_bench reports as live under @preload (None: none)."""
+    r = subprocess.run([bench, "--nhb_identify"], env=run_env(preload),
+                       capture_output=True, text=True, timeout=60)
+    m = re.search(r"allocator=(\S+)", r.stdout)
+    if r.returncode != 0 or not m:
+        return None, (r.stderr.strip() or f"exit status {r.returncode}")
+    return m.group(1), r.stderr.strip()
+
+
+def run_env(preload):
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    if preload:
+        env["LD_PRELOAD"] = preload
+    return env
+
+
+def resolve_allocators(args):
+    """Returns ({name: preload or None}, base name, note for the heading)."""
+    wanted = args.allocators.split(",")
+    for w in wanted:
+        if w not in ALL_ALLOCATORS:
+            raise CompareError(f"unknown allocator '{w}' (known: {', '.join(ALL_ALLOCATORS)})")
+    missing = [PEERS[w][0] for w in wanted if w in PEERS and not dpkg_installed(PEERS[w][0])]
+    if missing and args.no_install:
+        raise CompareError(f"packages missing and --no-install given: {' '.join(missing)}")
+    if missing:
+        apt_install(missing)
+    libs = {}
+    for w in wanted:
+        libs[w] = None if w == "glibc" else (peer_library(w) if w in PEERS else args.numaheap)
+    note = ""
+    if "numaheap" in libs:
+        note = check_numaheap(args.bench, libs["numaheap"])
+        if note:
+            del libs["numaheap"]
+    for name, lib in libs.items():
+        live, detail = identify(args.bench, lib)
+        if live != name:
+            raise CompareError(f"{name}: nh_bench reports '{live}' as the live allocator "
+                               f"under LD_PRELOAD={lib} ({detail})")
+    if "glibc" not in libs and "numaheap" not in libs:
+        raise CompareError("nothing to compare against: need numaheap or glibc in --allocators")
+    base = "numaheap" if "numaheap" in libs else "glibc"
+    return libs, base, note
+
+
+def check_numaheap(bench, lib):
+    """'' if numaheap loads and is live, else why not (the report shows it)."""
+    if not lib:
+        return "numaheap library not given (--numaheap)"
+    if not os.path.exists(lib):
+        return f"numaheap library {lib} does not exist"
+    live, detail = identify(bench, lib)
+    if live != "numaheap":
+        why = f"numaheap did not load from {lib}: nh_bench reports '{live}' ({detail})"
+        log("WARNING: " + why + "; comparing peers against glibc")
+        return why
+    return ""
+
+
+# ---- running ---------------------------------------------------------------------
+
+def describe_status(status):
+    if status < 0:
+        return f"killed by {signal.Signals(-status).name}"
+    return f"exit status {status}"
+
+
+def run_once(bench, preload, name, bench_filter, min_time, json_path, log_path):
+    """Runs nh_bench once; returns (exit status, peak RSS bytes)."""
+    cmd = [bench, f"--nhb_expect={name}", f"--benchmark_filter={bench_filter}",
+           f"--benchmark_min_time={min_time}", f"--benchmark_out={json_path}",
+           "--benchmark_out_format=json"]
+    with open(log_path, "w") as out:
+        proc = subprocess.Popen(cmd, env=run_env(preload), stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss * 1024
+
+
+def find_crashing_benchmark(bench, preload, name, bench_filter, min_time, tmp):
+    """Runs the family's benchmarks one by one; the first that fails alone."""
+    listing = subprocess.run([bench, f"--benchmark_filter={bench_filter}",
+                              "--benchmark_list_tests"], env=run_env(preload),
+                             capture_output=True, text=True, timeout=120)
+    for bname in listing.stdout.split():
+        status, _ = run_once(bench, preload, name, "^" + re.escape(bname) + "$", min_time,
+                             tmp + ".json", tmp + ".log")
+        if status != 0:
+            return f"{bname} ({describe_status(status)})"
+    return "no benchmark fails when run alone"
+
+
+def check_run(name, family, status, json_path, log_path):
+    """Raises CompareError describing a bad run; returns the parsed JSON."""
+    if status != 0:
+        with open(log_path, errors="replace") as f:
+            tail = f.read()[-600:].strip()
+        raise CompareError(f"{name}: family '{family}' {describe_status(status)}; "
+                           f"log {log_path}:\n{tail}")
+    with open(json_path) as f:
+        data = json.load(f)
+    live = data.get("context", {}).get("allocator")
+    if live != name:
+        raise CompareError(f"{name}: family '{family}' ran on '{live}' ({json_path})")
+    errors = [b["name"] + ": " + b.get("error_message", "")
+              for b in data.get("benchmarks", []) if b.get("error_occurred")]
+    if errors:
+        raise CompareError(f"{name}: family '{family}' reported errors: {'; '.join(errors)}")
+    if not data.get("benchmarks"):
+        raise CompareError(f"{name}: family '{family}' ran no benchmark (filter matches nothing?)")
+    return data
+
+
+def run_all(args, libs, families, rounds, min_time):
+    """samples[alloc][bench] = list of dicts; rss[alloc][family] = list of bytes."""
+    raw = os.path.join(args.out, "raw")
+    os.makedirs(raw, exist_ok=True)
+    names = list(libs)
+    samples = {n: {} for n in names}
+    rss = {n: {} for n in names}
+    failures = []
+    broken = set()  # (alloc, family) pairs that failed once: not run again
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for family, flt in families.items():
+            for name in order:
+                if (name, family) in broken:
+                    continue
+                stem = os.path.join(raw, f"{name}-{family}-r{r + 1}")
+                log(f"round {r + 1}/{rounds}: {family} on {name}")
+                status, peak = run_once(args.bench, libs[name], name, flt, min_time,
+                                        stem + ".json", stem + ".log")
+                try:
+                    data = check_run(name, family, status, stem + ".json", stem + ".log")
+                except CompareError as e:
+                    msg = str(e)
+                    if status < 0 or status not in (0, 3):
+                        culprit = find_crashing_benchmark(args.bench, libs[name], name, flt,
+                                                          min_time, stem + "-alone")
+                        msg += f"\n  crashing benchmark: {culprit}"
+                    log("FAILED: " + msg)
+                    failures.append(msg)
+                    broken.add((name, family))
+                    continue
+                rss[name].setdefault(family, []).append(peak)
+                for b in data["benchmarks"]:
+                    samples[name].setdefault(b["name"], []).append(b)
+    return samples, rss, failures
+
+
+# ---- medians -----------------------------------------------------------------------
+
+def median_of(runs, key):
+    vals = [float(b[key]) for b in runs if key in b]
+    return statistics.median(vals) if vals else None
+
+
+def summarize(samples, rss, metric):
+    """medians[alloc][bench] = {time_ns (of @metric), real and cpu time,
+    items_per_second, counters...}."""
+    metric_key = metric + "_time"
+    out = {}
+    for name, benches in samples.items():
+        out[name] = {}
+        for bname, runs in benches.items():
+            scale = TIME_SCALE[runs[0].get("time_unit", "ns")]
+            m = {"time_ns": median_of(runs, metric_key) * scale,
+                 "real_time_ns": median_of(runs, "real_time") * scale,
+                 "cpu_time_ns": median_of(runs, "cpu_time") * scale,
+                 "threads": runs[0].get("threads", 1), "rounds": len(runs)}
+            for key in runs[0]:
+                if key in ("items_per_second", "live_peak", "rss_at_peak", "rss_end",
+                           "rss_peak", "rss_base", "overhead"):
+                    m[key] = median_of(runs, key)
+            out[name][bname] = m
+    peaks = {name: {fam: statistics.median(v) for fam, v in fams.items()}
+             for name, fams in rss.items()}
+    return out, peaks
+
+
+# ---- report --------------------------------------------------------------------------
+
+def fmt_time(ns):
+    if ns is None:
+        return "-"
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+def fmt_mib(b):
+    return "-" if b is None else f"{b / 2**20:.1f} MiB"
+
+
+def ratio_cell(value, base, fmt):
+    if value is None:
+        return "-"
+    if not base:
+        return fmt(value)
+    return f"{fmt(value)} ({value / base:.2f}×)"
+
+
+def bench_order(medians):
+    seen = []
+    for benches in medians.values():
+        for b in benches:
+            if b not in seen:
+                seen.append(b)
+    return seen
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def time_table(medians, base, peers):
+    rows = []
+    for b in bench_order(medians):
+        base_t = medians.get(base, {}).get(b, {}).get("time_ns")
+        row = [b, fmt_time(base_t)]
+        row += [ratio_cell(medians[p].get(b, {}).get("time_ns"), base_t, fmt_time) for p in peers]
+        rows.append(row)
+    return table(["benchmark", base] + peers, rows)
+
+
+def rss_table(peaks, base, peers, families):
+    rows = []
+    for fam in families:
+        base_v = peaks.get(base, {}).get(fam)
+        rows.append([fam, fmt_mib(base_v)] +
+                    [ratio_cell(peaks[p].get(fam), base_v, fmt_mib) for p in peers])
+    return table(["family (one process)", base] + peers, rows)
+
+
+def frag_table(medians, names):
+    rows = []
+    for b in [b for b in bench_order(medians) if b.startswith("frag/")]:
+        for n in names:
+            m = medians[n].get(b)
+            if not m:
+                continue
+            rows.append([b, n, fmt_mib(m.get("live_peak")), fmt_mib(m.get("rss_at_peak")),
+                         fmt_mib(m.get("rss_end")), f"{m.get('overhead', 0):.2f}"])
+    return table(["benchmark", "allocator", "live at peak", "RSS at peak", "RSS after free",
+                  "(RSS at peak - base) / live"], rows)
+
+
+def machine_line():
+    nodes = len([d for d in os.listdir("/sys/devices/system/node")
+                 if re.fullmatch(r"node\d+", d)]) if os.path.isdir("/sys/devices/system/node") else 1
+    return f"{platform.node()}, {os.cpu_count()} CPUs, {nodes} NUMA node(s), {platform.release()}"
+
+
+def write_report(args, libs, base, note, medians, peaks, failures, families, rounds, min_time):
+    peers = [n for n in libs if n != base]
+    if base == "numaheap":
+        heading = "Peers relative to numaheap"
+    else:
+        heading = f"Peers relative to glibc (numaheap not measured: {note or 'not selected'})"
+    parts = [
+        f"# Allocator comparison: {heading}", "",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
+        f"- machine: {machine_line()}",
+        f"- command: `{' '.join(sys.argv)}`",
+        f"- mode: {args.mode}, {rounds} interleaved rounds, --benchmark_min_time={min_time}; "
+        "medians over rounds",
+        "- libraries: " + ", ".join(f"{n}={libs[n] or '(none)'}" for n in libs), "",
+        f"## Time per operation ({args.metric} time; ratio = peer / {base}, above 1 is slower)",
+        "",
+        "For N threads the real time is wall time divided by all threads' operations "
+        "(the inverse of total throughput); the CPU time is all threads' CPU time "
+        "divided by the same count.", "",
+        time_table(medians, base, peers), "",
+        f"## Peak RSS of each family's process (ratio = peer / {base})", "",
+        rss_table(peaks, base, peers, families), "",
+        "## Fragmentation workload", "",
+        frag_table(medians, list(libs)), "",
+    ]
+    if failures:
+        parts += ["## FAILURES", ""] + [f"- {f}" for f in failures] + [""]
+    with open(os.path.join(args.out, "report.md"), "w") as f:
+        f.write("\n".join(parts))
+
+
+# ---- plots -------------------------------------------------------------------------------
+
+def plot_threads(plt, medians, path):
+    present = [g for g in THREAD_PLOTS
+               if any(b.startswith(g + "/threads:") for n in medians for b in medians[n])]
+    if not present:
+        return False
+    cols = 4
+    rows = (len(present) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    for ax, group in zip(axes.flat, present):
+        for name, benches in medians.items():
+            pts = sorted((m["threads"], m.get("items_per_second", 0) / 1e6)
+                         for b, m in benches.items() if b.startswith(group + "/threads:"))
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+        ax.set_title(group.replace("/real_time", ""), fontsize=10)
+        ax.set_xlabel("threads")
+        ax.set_ylabel("million ops / s")
+        ax.set_xticks([1, 2, 4])
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(present):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("Throughput against threads (higher is better)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_sizes(plt, medians, path, metric):
+    pat = re.compile(r"^pair/size:(\d+)/real_time/threads:(\d+)$")
+    threads = sorted({int(m.group(2)) for n in medians for b in medians[n]
+                      if (m := pat.match(b))})
+    if not threads:
+        return False
+    fig, axes = plt.subplots(1, len(threads), figsize=(5.5 * len(threads), 4.2), squeeze=False)
+    for ax, t in zip(axes.flat, threads):
+        for name, benches in medians.items():
+            pts = sorted((int(m.group(1)), v["time_ns"]) for b, v in benches.items()
+                         if (m := pat.match(b)) and int(m.group(2)) == t)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_title(f"malloc+free pair, {t} thread(s)")
+        ax.set_xlabel("size (bytes)")
+        ax.set_ylabel(f"ns per pair, {metric} time (lower is better)")
+        ax.grid(alpha=0.3, which="both")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_rss(plt, peaks, families, path):
+    names = list(peaks)
+    if not names:
+        return False
+    fig, ax = plt.subplots(figsize=(max(7, 1.4 * len(families)), 4.2))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        xs = [j + i * width for j in range(len(families))]
+        ax.bar(xs, [peaks[name].get(f, 0) / 2**20 for f in families], width, label=name)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(families))])
+    ax.set_xticklabels(families)
+    ax.set_ylabel("peak RSS of the process (MiB)")
+    ax.set_title("Peak RSS per workload family (lower is better)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def import_pyplot(no_install):
+    """matplotlib.pyplot from Debian's python3-matplotlib, installed if missing."""
+    try:
+        import matplotlib
+    except ImportError:
+        if dpkg_installed("python3-matplotlib"):
+            log(f"WARNING: no plots: python3-matplotlib is installed for /usr/bin/python3, "
+                f"but this is {sys.executable}; run the script with /usr/bin/python3")
+            return None
+        if no_install:
+            log("WARNING: no plots: python3-matplotlib is missing and --no-install was given")
+            return None
+        apt_install(["python3-matplotlib"])
+        import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def write_plots(out, medians, peaks, families, no_install, metric):
+    plt = import_pyplot(no_install)
+    if plt is None:
+        return []
+    made = []
+    for fname, ok in (("throughput_threads.png", plot_threads(plt, medians, os.path.join(out, "throughput_threads.png"))),
+                      ("time_per_size.png", plot_sizes(plt, medians, os.path.join(out, "time_per_size.png"), metric)),
+                      ("peak_rss.png", plot_rss(plt, peaks, families, os.path.join(out, "peak_rss.png")))):
+        if ok:
+            made.append(fname)
+    return made
+
+
+# ---- main ------------------------------------------------------------------------------------
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bench", required=True, help="path of the nh_bench binary")
+    p.add_argument("--numaheap", help="path of libnumaheap.so (default: ../libnumaheap.so "
+                   "next to the nh_bench folder, if it exists)")
+    p.add_argument("--allocators", default=",".join(ALL_ALLOCATORS),
+                   help="comma-separated subset of " + ",".join(ALL_ALLOCATORS))
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
+                      help="a few minutes: 3 rounds, min_time 0.02 s (default)")
+    mode.add_argument("--full", dest="mode", action="store_const", const="full",
+                      help="5 rounds, min_time 0.2 s (tens of minutes)")
+    p.set_defaults(mode="quick")
+    p.add_argument("--rounds", type=int, help="override the mode's rounds")
+    p.add_argument("--min-time", type=float, help="override the mode's --benchmark_min_time")
+    p.add_argument("--families", default=",".join(FAMILIES),
+                   help="comma-separated subset of " + ",".join(FAMILIES))
+    p.add_argument("--filter", help="a Google Benchmark filter run instead of the families")
+    p.add_argument("--metric", choices=("real", "cpu"), default="real",
+                   help="time in the table and size plot: wall clock (default) or CPU time; "
+                   "CPU time is steadier for one thread on a busy machine")
+    p.add_argument("--out", default="compare-out", help="output folder (default compare-out)")
+    p.add_argument("--no-install", action="store_true", help="never call apt-get")
+    args = p.parse_args(argv)
+    if not os.access(args.bench, os.X_OK):
+        p.error(f"--bench {args.bench}: not an executable file")
+    args.bench = os.path.abspath(args.bench)
+    if args.numaheap is None:
+        guess = os.path.join(os.path.dirname(os.path.dirname(args.bench)), "libnumaheap.so")
+        args.numaheap = guess if os.path.exists(guess) else None
+    if args.rounds is not None and args.rounds < 1:
+        p.error("--rounds must be at least 1")
+    if args.min_time is not None and args.min_time <= 0:
+        p.error("--min-time must be positive")
+    return args
+
+
+def select_families(args):
+    if args.filter:
+        return {"custom": args.filter}
+    fams = {}
+    for f in args.families.split(","):
+        if f not in FAMILIES:
+            raise CompareError(f"unknown family '{f}' (known: {', '.join(FAMILIES)})")
+        fams[f] = FAMILIES[f]
+    return fams
+
+
+def main(argv):
+    args = parse_args(argv)
+    rounds, min_time = MODES[args.mode]
+    rounds = args.rounds or rounds
+    min_time = args.min_time or min_time
+    started = time.monotonic()
+    try:
+        families = select_families(args)
+        libs, base, note = resolve_allocators(args)
+        os.makedirs(args.out, exist_ok=True)
+        log(f"allocators: {', '.join(libs)}; base {base}; {rounds} rounds; min_time {min_time}")
+        samples, rss, failures = run_all(args, libs, families, rounds, min_time)
+    except CompareError as e:
+        log("ERROR: " + str(e))
+        return 2
+    medians, peaks = summarize(samples, rss, args.metric)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump({"base": base, "note": note, "libraries": libs, "medians": medians,
+                   "peak_rss": peaks, "failures": failures}, f, indent=1)
+    write_report(args, libs, base, note, medians, peaks, failures, list(families), rounds, min_time)
+    try:
+        plots = write_plots(args.out, medians, peaks, list(families), args.no_install,
+                            args.metric)
+    except CompareError as e:
+        log(f"WARNING: no plots: {e}")
+        plots = []
+    log(f"wrote {args.out}/report.md, results.json, raw/, {', '.join(plots) or 'no plots'} "
+        f"in {time.monotonic() - started:.0f} s")
+    if failures:
+        log(f"FAILED: {len(failures)} run(s) failed:\n" + "\n".join(failures))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
