@@ -54,7 +54,8 @@ typedef struct nh_topo {
   int npackages;       /* >= 1 */
   int ncpu_slots;      /* highest possible CPU id + 1 (table size, not the
                           allowed count: cpusets may narrow what runs) */
-  int ncpus;           /* CPUs present in the topology */
+  int ncpus;           /* CPU ids mapped to a node (PUs, with disallowed ones;
+                          for a real machine also offline CPUs hwloc knows) */
   int *cpu_node;       /* [ncpu_slots]: logical node of CPU id, -1 = none */
   nh_topo_node *nodes; /* [nnodes] */
   uint32_t *dist;      /* [nnodes*nnodes] row-major, dist[i*nnodes+j]; 10 on
@@ -67,8 +68,17 @@ typedef struct nh_topo {
  * source and the problem) on failure, with *t left empty. */
 int nh_topo_load(nh_topo *t, const nh_topo_source *src, char *err, size_t errlen);
 
-/* Releases the arrays of *t (it must not be in use by a live allocator). */
+/* Releases the arrays of *t (it must not be in use by a live allocator) and
+ * zeroes it; a zeroed *t may be freed again. */
 void nh_topo_free(nh_topo *t);
+
+/* Fills t->dist from the kernel's distance rows under node_dir (normally
+ * /sys/devices/system/node): <node_dir>/online lists the online node ids and
+ * row <node_dir>/node<N>/distance has one column per online node, in that
+ * order. Reads the rows of t's nodes by os_index. 0 on success; -1 if a file
+ * is missing or short (t->dist is then unchanged). nh_topo_load uses it for a
+ * real machine whose hwloc reports no distances; tests pass a fixture dir. */
+int nh_topo_read_sys_distances(nh_topo *t, const char *node_dir);
 
 /* Distance from node a to node b. */
 static inline uint32_t nh_topo_dist(const nh_topo *t, int a, int b) {
