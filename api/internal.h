@@ -63,4 +63,9 @@ const char *nh_lookup_reason(nh_lookup_status st);
 extern int nh_stats_fd; /* init.c: stderr duplicate for the report at exit, or -1 */
 void nh_stats_at_exit(void);
 
+/* ---- host_stats.c: the hosting API's lines of nh_stats_print (text) ------------- */
+/* VirtualAlloc, notification and address-space counters, then the live
+ * DebugAlloc blocks by file:line. Prints nothing if no host manager exists. */
+void nh_host_stats_print(FILE *out);
+
 #endif

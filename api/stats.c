@@ -161,6 +161,7 @@ NH_API int nh_stats_print(FILE *out, int json) {
             "cache: hits %" PRIu64 " misses %" PRIu64 " refills %" PRIu64 " drains %" PRIu64
             " remote_sent %" PRIu64 "\n",
             cs.hits, cs.misses, cs.refills, cs.drains, cs.remote_sent);
+    nh_host_stats_print(out);
   }
   fflush(out);
   return ferror(out) ? -1 : 0;

@@ -185,6 +185,13 @@ int nh_os_page_node(const void *addr) {
   return status[0] >= 0 ? status[0] : -1;
 }
 
+int nh_os_is_mapped(const void *addr) {
+  unsigned char vec[1];
+  void *page = (void *)((uintptr_t)addr & ~(uintptr_t)(nh_os_page_size() - 1));
+  if (mincore(page, nh_os_page_size(), vec) == 0) return 1;
+  return errno == ENOMEM ? 0 : 1; /* ENOMEM: unmapped; anything else (EAGAIN): assume mapped */
+}
+
 /* Reads a small /sys file into buf (NUL-terminated); length or -1. */
 static int read_small_file(const char *path, char *buf, size_t cap) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -86,6 +86,11 @@ static inline int nh_os_cpu_fast(void) {
  * allocation. */
 int nh_os_page_node(const void *addr);
 
+/* 1 if the page holding addr is mapped in this process (any protection,
+ * resident or not), 0 if it is not (mincore). Never allocates; one syscall.
+ * Used by the hosting API's VirtualQuery for addresses it did not map. */
+int nh_os_is_mapped(const void *addr);
+
 /* Highest real OS node id + 1, and whether a real node id is online with
  * memory. Read from /sys without malloc. */
 int nh_os_real_node_slots(void);

@@ -1,0 +1,201 @@
+/*
+ * api/host_notify.c: memory load against numaheap's own budget, the
+ * pressure hook, and the notifier thread that calls the runtime's
+ * ICLRMemoryNotificationCallback.
+ *
+ * Load = committed bytes of all nodes (heaps and VirtualAlloc commits) over
+ * the sum of the nodes' budgets. Available = sum over nodes of
+ * budget - committed (0 for a node over its budget).
+ *
+ * States of the notifier (guarded by nt_mutex), edge-triggered with
+ * hysteresis between [notify] high and [notify] low:
+ *   NORMAL   --load >= low, or a request failed/spilled-->  LOW (send Low)
+ *   LOW      --load < high-->  NORMAL (send High)
+ *   LOW entered by pressure only (load < low then), with no new pressure for
+ *            NEUTRAL_POLLS polls and load still >= high --> NORMAL (send
+ *            Neutral), so the runtime leaves low-memory mode;
+ *            load reaching low turns it into a load-driven LOW.
+ * One notification per crossing; a new registration starts from NORMAL.
+ *
+ * Threads. The pressure hook runs on any allocating thread: it stores
+ * atomics and signals nt_cond (no lock, never blocks on ours). The notifier
+ * thread (started by the first registration, never stopped) waits on
+ * nt_cond while no callback is registered, else polls every POLL_MS or when
+ * signalled. It evaluates the load under nt_mutex and calls the callback
+ * with nt_mutex released, holding a reference of its own.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <time.h>
+
+#include "api/host_internal.h"
+#include "api/internal.h"
+
+#define POLL_MS 100
+#define NEUTRAL_POLLS 10 /* ~1 s without pressure */
+
+static pthread_mutex_t nt_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t nt_cond;                   /* Initialised with nt_thread (monotonic clock) */
+static ICLRMemoryNotificationCallback *nt_cb;    /* Guarded by nt_mutex */
+static bool nt_thread;                           /* Guarded by nt_mutex: started */
+static bool nt_low, nt_low_by_load;              /* Guarded by nt_mutex */
+static int nt_quiet;                             /* Guarded by nt_mutex: polls without pressure */
+/* Synchronization: atomic. nt_pressure: set with release by the hook,
+ * exchanged with acquire by the notifier. nt_active: relaxed hint
+ * (1 while a callback is registered); a missed signal costs one poll. */
+static _Atomic int nt_pressure, nt_active;
+/* Counters. Synchronization: atomic, relaxed. */
+static _Atomic uint64_t nt_events[3], nt_sent[4];
+static _Atomic int nt_low_shown;
+
+/* ---- load ----------------------------------------------------------------------------- */
+
+/* Load in thousandths of a percent; *available gets the bytes left. */
+static uint64_t load_milli(uint64_t *available) {
+  uint64_t committed = 0, budget = 0, avail = 0;
+  for (int i = 0; i < nh_g.nnodes; i++) {
+    uint64_t b = atomic_load_explicit(&nh_g.heap[i].budget, memory_order_relaxed);
+    uint64_t c = atomic_load_explicit(&nh_g.heap[i].st.committed, memory_order_relaxed);
+    budget += b;
+    committed += c;
+    avail += c < b ? b - c : 0;
+  }
+  *available = avail;
+  if (budget == 0) return nh_g.nnodes ? 100000 : 0;
+  uint64_t m = (uint64_t)((unsigned __int128)committed * 100000u / budget);
+  return m > 100000 ? 100000 : m;
+}
+
+void nh_host_load(DWORD *percent, SIZE_T *available) {
+  uint64_t avail;
+  *percent = (DWORD)(load_milli(&avail) / 1000);
+  *available = (SIZE_T)avail;
+}
+
+/* ---- pressure ----------------------------------------------------------------------------- */
+
+void nh_host_pressure(int node, int level) {
+  if (level < 0 || level > 2) level = 2;
+  atomic_fetch_add_explicit(&nt_events[level], 1, memory_order_relaxed);
+  atomic_store_explicit(&nt_pressure, 1, memory_order_release); /* pairs with the exchange in evaluate */
+  if (atomic_load_explicit(&nt_active, memory_order_relaxed)) pthread_cond_signal(&nt_cond);
+}
+
+/* Synchronization: set once (CAS); the hook chained is read after it. */
+static _Atomic int hook_installed;
+static void (*chained_hook)(int node, int level); /* written before the CAS-winner installs ours */
+
+static void pressure_hook(int node, int level) {
+  nh_host_pressure(node, level);
+  if (chained_hook) chained_hook(node, level);
+}
+
+void nh_host_notify_install(void) {
+  int expected = 0;
+  if (!atomic_compare_exchange_strong_explicit(&hook_installed, &expected, 1, memory_order_acq_rel,
+                                               memory_order_acquire))
+    return;
+  if (nh_g.pressure_hook != pressure_hook) chained_hook = nh_g.pressure_hook;
+  /* The heaps read the hook without a lock; a pointer store is single-copy
+   * atomic, and release orders chained_hook before it. */
+  __atomic_store_n(&nh_g.pressure_hook, pressure_hook, __ATOMIC_RELEASE);
+}
+
+/* ---- the notifier ---------------------------------------------------------------------------- */
+
+static EMemoryAvailable enter_low(bool by_load) {
+  nt_low = true;
+  nt_low_by_load = by_load;
+  nt_quiet = 0;
+  return eMemoryAvailableLow;
+}
+
+/* What to send now (0: nothing). Caller holds nt_mutex. */
+static EMemoryAvailable evaluate(void) {
+  uint64_t avail, load = load_milli(&avail);
+  bool pressure = atomic_exchange_explicit(&nt_pressure, 0, memory_order_acquire) != 0;
+  uint32_t low = nh_cfg->v[NH_OPT_NOTIFY_LOW].milli_pct, high = nh_cfg->v[NH_OPT_NOTIFY_HIGH].milli_pct;
+  if (!nt_low) return (load >= low || pressure) ? enter_low(load >= low) : 0;
+  if (load >= low) nt_low_by_load = true;
+  if (load < high) {
+    nt_low = false;
+    return eMemoryAvailableHigh;
+  }
+  if (nt_low_by_load || pressure) {
+    nt_quiet = 0;
+    return 0;
+  }
+  if (++nt_quiet < NEUTRAL_POLLS) return 0;
+  nt_low = false;
+  return eMemoryAvailableNeutral;
+}
+
+static void wait_poll(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  ts.tv_nsec += POLL_MS * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+  pthread_cond_timedwait(&nt_cond, &nt_mutex, &ts);
+}
+
+static void notify_send(ICLRMemoryNotificationCallback *cb, EMemoryAvailable what) {
+  ICLRMemoryNotificationCallback_AddRef(cb);
+  atomic_fetch_add_explicit(&nt_sent[what], 1, memory_order_relaxed);
+  atomic_store_explicit(&nt_low_shown, what == eMemoryAvailableLow, memory_order_relaxed);
+  pthread_mutex_unlock(&nt_mutex);
+  ICLRMemoryNotificationCallback_OnMemoryNotification(cb, what);
+  ICLRMemoryNotificationCallback_Release(cb);
+  pthread_mutex_lock(&nt_mutex);
+}
+
+static void *notifier_main(void *arg) {
+  pthread_mutex_lock(&nt_mutex);
+  for (;;) {
+    while (nt_cb == NULL) pthread_cond_wait(&nt_cond, &nt_mutex);
+    EMemoryAvailable what = evaluate();
+    if (what) notify_send(nt_cb, what);
+    if (nt_cb) wait_poll();
+  }
+  return NULL;
+}
+
+/* Caller holds nt_mutex. */
+static bool start_thread(void) {
+  if (nt_thread) return true;
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&nt_cond, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_t t;
+  if (pthread_create(&t, NULL, notifier_main, NULL) != 0) return false;
+  pthread_detach(t);
+  nt_thread = true;
+  return true;
+}
+
+HRESULT nh_host_notify_register(ICLRMemoryNotificationCallback *cb) {
+  pthread_mutex_lock(&nt_mutex);
+  if (cb && !start_thread()) {
+    pthread_mutex_unlock(&nt_mutex);
+    return E_OUTOFMEMORY;
+  }
+  ICLRMemoryNotificationCallback *old = nt_cb;
+  if (cb) ICLRMemoryNotificationCallback_AddRef(cb);
+  nt_cb = cb;
+  nt_low = nt_low_by_load = false;
+  nt_quiet = 0;
+  atomic_store_explicit(&nt_pressure, 0, memory_order_relaxed);
+  atomic_store_explicit(&nt_active, cb != NULL, memory_order_relaxed);
+  if (cb) pthread_cond_signal(&nt_cond);
+  pthread_mutex_unlock(&nt_mutex);
+  if (old) ICLRMemoryNotificationCallback_Release(old);
+  return S_OK;
+}
+
+void nh_host_notify_stats_get(nh_host_notify_stats *out) {
+  for (int l = 0; l < 3; l++)
+    out->pressure_events[l] = atomic_load_explicit(&nt_events[l], memory_order_relaxed);
+  for (int k = 0; k < 4; k++) out->sent[k] = atomic_load_explicit(&nt_sent[k], memory_order_relaxed);
+  out->low_mode = atomic_load_explicit(&nt_low_shown, memory_order_relaxed);
+}
