@@ -302,7 +302,8 @@ static void fill_nodes(nh_topo *t, hwloc_topology_t topo, hwloc_obj_t *objs) {
 /* ---- CPUs -------------------------------------------------------------------- */
 
 /* The local NUMA node of a PU: the first NUMA node among the memory children
- * of its nearest ancestor that has any (looking through memory-side caches). */
+ * of its nearest ancestor that has any. hwloc filters memory-side caches out
+ * by default; should one be kept, look through it to its node. */
 static hwloc_obj_t local_numa(hwloc_obj_t pu) {
   for (hwloc_obj_t a = pu->parent; a; a = a->parent) {
     hwloc_obj_t m = a->memory_first_child;

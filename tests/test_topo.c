@@ -265,6 +265,38 @@ static void test_xml_memoryless_node(void **state UNUSED) {
   nh_topo_free(&t);
 }
 
+/* Nodes behind memory-side caches are still the CPUs' local nodes. */
+static void test_xml_memory_side_cache(void **state UNUSED) {
+  nh_topo t;
+  load_xml(&t, "memcache.xml");
+  assert_int_equal(t.nnodes, 2);
+  static const int cpu_node[4] = {0, 0, 1, 1};
+  for (int c = 0; c < 4; c++) assert_int_equal(t.cpu_node[c], cpu_node[c]);
+  assert_int_equal(t.nodes[0].package, 0);
+  assert_int_equal(t.nodes[1].package, 1);
+  assert_int_equal(t.nodes[1].mem_bytes, 2 * GiB);
+  nh_topo_free(&t);
+}
+
+/* Two memory children per package: the first gets the CPUs, the second
+ * (HBM-like) is CPU-less but shares the package. */
+static void test_synthetic_cpuless_nodes(void **state UNUSED) {
+  nh_topo t;
+  load_synthetic(&t, "pack:2 [numa(memory=2GB)] [numa(memory=8GB)] core:2 pu:1");
+  assert_int_equal(t.nnodes, 4);
+  static const int ncpus[4] = {2, 0, 2, 0}, pkg[4] = {0, 0, 1, 1};
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(t.nodes[i].ncpus, ncpus[i]);
+    assert_int_equal(t.nodes[i].package, pkg[i]);
+  }
+  assert_int_equal(t.nodes[1].mem_bytes, 8000000000u);
+  static const int cpu_node[4] = {0, 0, 2, 2};
+  for (int c = 0; c < 4; c++) assert_int_equal(t.cpu_node[c], cpu_node[c]);
+  static const int fb3[3] = {2, 0, 1};
+  assert_fallback(&t, 3, fb3);
+  nh_topo_free(&t);
+}
+
 /* PUs 0,1,8,9 (8 and 9 disallowed) on node 0; 130, 131 and offline 140 on
  * node 5. */
 static void test_xml_sparse_cpus(void **state UNUSED) {
@@ -489,6 +521,8 @@ int main(void) {
       cmocka_unit_test(test_xml_cpuless_nodes),
       cmocka_unit_test(test_xml_memoryless_node),
       cmocka_unit_test(test_xml_sparse_cpus),
+      cmocka_unit_test(test_xml_memory_side_cache),
+      cmocka_unit_test(test_synthetic_cpuless_nodes),
       cmocka_unit_test(test_sys_distances),
       cmocka_unit_test(test_real_machine),
       cmocka_unit_test(test_errors),
