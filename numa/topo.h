@@ -96,8 +96,14 @@ static inline int nh_topo_same_package(const nh_topo *t, int a, int b) {
 }
 
 /* Writes a description (nodes, their CPUs as ranges, memory, packages, the
- * distance matrix and each node's fallback order) as text or, with json != 0,
- * as one JSON object. */
+ * distance matrix and each node's fallback order) as text (ending with a
+ * newline) or, with json != 0, as one JSON object with no newline, so that
+ * callers can embed it:
+ *   {"source":"synthetic","npackages":2,"ncpus":4,"ncpu_slots":4,"nodes":[
+ *    {"node":0,"os_index":0,"bind_os_node":0,"package":0,"cpus":"0-1",
+ *     "ncpus":2,"memory":1073741824,"fallback":[1]},...],
+ *    "distances":[[10,30],[30,10]],"distances_derived":true}
+ * Mallocs nothing itself (stdio may buffer). */
 void nh_topo_print(const nh_topo *t, FILE *out, int json);
 
 #endif
