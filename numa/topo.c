@@ -112,7 +112,7 @@ static int list_rank(const char *s, int id) {
     long b = a;
     if (*s == '-') {
       s++;
-      if ((b = parse_num(&s)) < a) return -1;
+      if ((b = parse_num(&s)) < a || b >= (1L << 30)) return -1;
     }
     if (id >= a && id <= b) return rank + (int)(id - a);
     rank += (int)(b - a + 1);
@@ -127,7 +127,8 @@ static int sys_possible_cpus(void) {
   return list_slots(buf);
 }
 
-/* Reads row os_node of the kernel's distances into row[0..t->nnodes). */
+/* Reads node i's kernel distance row into row[0..t->nnodes), one column per
+ * node of t, found by its os_index's rank in the online list. */
 static int read_sys_row(const nh_topo *t, const char *node_dir, const char *online, int i,
                         uint32_t *row) {
   char path[4096], buf[8192];
