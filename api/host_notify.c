@@ -10,11 +10,12 @@
  * States of the notifier (guarded by nt_mutex), edge-triggered with
  * hysteresis between [notify] high and [notify] low:
  *   NORMAL   --load >= low, or a request failed/spilled-->  LOW (send Low)
- *   LOW      --load < high-->  NORMAL (send High)
- *   LOW entered by pressure only (load < low then), with no new pressure for
- *            NEUTRAL_POLLS polls and load still >= high --> NORMAL (send
- *            Neutral), so the runtime leaves low-memory mode;
- *            load reaching low turns it into a load-driven LOW.
+ *   LOW (load-driven) --load < high, no new pressure-->  NORMAL (send High)
+ *   LOW (pressure-driven: load < low when it began) --no new pressure for
+ *            NEUTRAL_POLLS polls--> NORMAL, sending High if the load is under
+ *            high, else Neutral (so the runtime leaves low-memory mode);
+ *            load reaching low makes it load-driven.
+ * While requests keep spilling or failing, LOW stays (no Low/High ping-pong).
  * One notification per crossing; a new registration starts from NORMAL.
  *
  * Threads. The pressure hook runs on any allocating thread: it stores
@@ -110,24 +111,25 @@ static EMemoryAvailable enter_low(bool by_load) {
   return eMemoryAvailableLow;
 }
 
+static EMemoryAvailable leave_low(EMemoryAvailable what) {
+  nt_low = false;
+  return what;
+}
+
 /* What to send now (0: nothing). Caller holds nt_mutex. */
 static EMemoryAvailable evaluate(void) {
   uint64_t avail, load = load_milli(&avail);
   bool pressure = atomic_exchange_explicit(&nt_pressure, 0, memory_order_acquire) != 0;
   uint32_t low = nh_cfg->v[NH_OPT_NOTIFY_LOW].milli_pct, high = nh_cfg->v[NH_OPT_NOTIFY_HIGH].milli_pct;
   if (!nt_low) return (load >= low || pressure) ? enter_low(load >= low) : 0;
-  if (load >= low) nt_low_by_load = true;
-  if (load < high) {
-    nt_low = false;
-    return eMemoryAvailableHigh;
-  }
-  if (nt_low_by_load || pressure) {
+  if (pressure) { /* requests still spill or fail: stay low */
     nt_quiet = 0;
     return 0;
   }
+  if (load >= low) nt_low_by_load = true;
+  if (nt_low_by_load) return load < high ? leave_low(eMemoryAvailableHigh) : 0;
   if (++nt_quiet < NEUTRAL_POLLS) return 0;
-  nt_low = false;
-  return eMemoryAvailableNeutral;
+  return leave_low(load < high ? eMemoryAvailableHigh : eMemoryAvailableNeutral);
 }
 
 static void wait_poll(void) {

@@ -32,6 +32,7 @@
 #include "api/internal.h"
 #include "numa/lock.h"
 #include "numa/os.h"
+#include "numa/track.h"
 #include "percpu/cache.h"
 
 #define VM_GRANULE ((uintptr_t)64 << 10) /* Win32 allocation granularity */
@@ -354,6 +355,9 @@ static HRESULT commit_range(vm_res *r, uintptr_t a, uintptr_t e, DWORD protect, 
     page_set(r, i, (w & PS_COMMITTED) ? (w & ~PS_PROT_MASK) | protect : ps_make(protect, level, node));
   }
   account(node, level, (int64_t)bytes);
+  /* Fresh pages may reuse addresses of unmapped heap segments whose blocks
+   * ASan/Valgrind still think poisoned: tell them the range is accessible. */
+  nh_track_open((void *)a, e - a);
   return S_OK;
 }
 

@@ -695,8 +695,18 @@ static void test_notifications_edge_triggered(void **state) {
   fill_level(h, &f, eTaskCritical); /* task limit 50% of 15M on node 0, no spill: fails */
   expect_count(eMemoryAvailableLow, 2);
   free_all(h, &f);
-  expect_count(eMemoryAvailableHigh, 2); /* load back under high */
+  nh_trim(); /* purge now rather than after the purge delay */
+  expect_count(eMemoryAvailableHigh, 2); /* quiet, and the load is under high */
   assert_int_equal(atomic_load(&cb_count[eMemoryAvailableNeutral]), 0);
+  /* pressure while the load sits between high and low ends with Neutral */
+  commit_to(m, seg, &have, 12 * MiB); /* 37.5%: no crossing */
+  expect_count(eMemoryAvailableLow, 2);
+  fill_level(h, &f, eTaskCritical);
+  expect_count(eMemoryAvailableLow, 3);
+  free_all(h, &f);
+  nh_trim();
+  expect_count(eMemoryAvailableNeutral, 1);
+  expect_count(eMemoryAvailableHigh, 2);
   nh_host_notify_stats ns;
   nh_host_notify_stats_get(&ns);
   assert_true(ns.pressure_events[NH_LEVEL_TASK] > 0);

@@ -202,7 +202,7 @@ NH_HOSTMEM_ASSERT(offsetof(MEMORY_BASIC_INFORMATION, RegionSize) == 3 * sizeof(v
 NH_HOSTMEM_ASSERT(offsetof(MEMORY_BASIC_INFORMATION, State) == 4 * sizeof(void *), "MBI layout");
 NH_HOSTMEM_ASSERT(offsetof(MEMORY_BASIC_INFORMATION, Protect) == 4 * sizeof(void *) + 4, "MBI layout");
 NH_HOSTMEM_ASSERT(offsetof(MEMORY_BASIC_INFORMATION, Type) == 4 * sizeof(void *) + 8, "MBI layout");
-NH_HOSTMEM_ASSERT(sizeof(MEMORY_BASIC_INFORMATION) == 6 * sizeof(void *), "MBI is 48 bytes on LP64");
+NH_HOSTMEM_ASSERT(sizeof(void *) != 8 || sizeof(MEMORY_BASIC_INFORMATION) == 48, "MBI is 48 bytes on LP64");
 #endif
 
 /* ---- mscoree.h enums ---------------------------------------------------------- */
