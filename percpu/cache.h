@@ -1,18 +1,26 @@
 /*
- * percpu/cache.h: the caches between the API and the node heaps.
+ * percpu/cache.h: the caches between the API and the node heaps (design:
+ * docs/percpu.md).
  *
- * A cache holds free blocks of one node (the home node of the CPU its thread
- * last allocated on), per size class, refilled from and drained to that
- * node's heap in batches. A block of another node freed here is buffered and
- * sent home in batches (one bin lock per batch, never per free); it is never
- * used to serve this cache's node.
+ * A cache holds free blocks of one node, per size class, refilled from and
+ * drained to that node's heap in batches. A block of another node freed here
+ * is buffered and sent home in batches (one bin lock per batch, never per
+ * free); it is never used to serve this cache's node.
  *
- * Modes ([cache] mode): perthread (one cache per thread, in TLS), off (every
- * request goes to the heap). percpu (restartable sequences) falls back to
- * perthread where rseq is not available.
+ * Modes ([cache] mode):
+ *   percpu     one cache per possible CPU (percpu/pcpu.c), holding blocks of
+ *              that CPU's node; pushes and pops are restartable sequences
+ *              (Linux rseq) on the area glibc registers: no lock, no atomic.
+ *              Falls back to perthread where rseq or membarrier's rseq fence
+ *              is missing. A thread with a CPU override uses a per-thread
+ *              cache bound to the overridden CPU's node.
+ *   perthread  one cache per thread, in TLS (percpu/tcache.c).
+ *   off        every request goes to the heap.
  *
- * Threads: a cache is touched only by its own thread, except at fork (the
- * child's copy) and nh_cache_reset (tests, no other threads running).
+ * Threads: a per-thread cache is touched only by its thread, except at fork
+ * (the child's copy) and nh_cache_reset (tests, no other threads running).
+ * A per-CPU cache is touched by restartable sequences of threads running on
+ * its CPU, and by a drainer holding its lock after stopping it (pcpu.c).
  */
 #ifndef NH_PERCPU_CACHE_H
 #define NH_PERCPU_CACHE_H
@@ -43,17 +51,44 @@ void nh_cache_free(void *p, unsigned cls, int node);
 int nh_cache_current_cpu(void);
 /* The node serving the calling thread now (its CPU's home node). */
 int nh_cache_home_node(void);
-/* Sends everything the calling thread's cache holds back to the heaps. */
+/* Sends everything the calling thread's cache holds back to the heaps; in
+ * percpu mode also every CPU's cache (it is the reclaim hook and nh_trim's). */
 void nh_cache_flush_thread(void);
 /* Tests: pretend the calling thread runs on cpu (-1: the real CPU). */
 void nh_cache_set_cpu_override(int cpu);
 /* Drops every cache's state after nh_heaps_destroy (tests). */
 void nh_cache_reset(void);
 
-/* Per-thread cache counters summed over live and exited threads. */
+/* Cache counters: per-thread caches (of live threads: the caller's only;
+ * plus every exited thread) and every per-CPU cache, summed racily. */
 typedef struct nh_cache_stats {
   uint64_t hits, misses, refills, drains, remote_sent, threads;
+  uint64_t cpus;        /* per-CPU caches (percpu mode), 0 otherwise */
+  uint64_t idle_drains; /* per-CPU caches drained because they sat idle */
 } nh_cache_stats;
 void nh_cache_stats_get(nh_cache_stats *out);
+
+/* One CPU's cache (percpu mode). Counters are updated by that CPU (hits in
+ * the pop sequence, the rest in slow paths) and read racily here. */
+typedef struct nh_cache_cpu_stats {
+  int node;              /* node whose blocks the cache holds */
+  uint64_t hits;         /* pops that found a block */
+  uint64_t misses;       /* allocations that found the slab empty */
+  uint64_t refills;      /* batches taken from the node's heap */
+  uint64_t drains;       /* batches given back (overflow, trim, idle) */
+  uint64_t remote_sent;  /* blocks of other nodes sent home */
+  uint64_t idle_drains;  /* times the whole cache went back for idleness */
+  uint64_t blocks;       /* blocks held now */
+  uint64_t bytes;        /* their bytes */
+} nh_cache_cpu_stats;
+/* Number of per-CPU caches (CPU ids 0..n-1), 0 unless the mode is percpu. */
+int nh_cache_cpu_count(void);
+/* 0, or -1 when cpu has no per-CPU cache. */
+int nh_cache_cpu_stats_get(int cpu, nh_cache_cpu_stats *out);
+
+/* A per-CPU cache untouched by slow paths for two periods of ms (default
+ * 1000) is drained back to its node by the next slow path that looks
+ * (at most once a period) or by nh_trim. 0: never. Tests shorten it. */
+void nh_cache_set_idle_ms(uint64_t ms);
 
 #endif

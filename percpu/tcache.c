@@ -1,5 +1,8 @@
 /*
- * percpu/tcache.c: per-thread caches (see percpu/cache.h).
+ * percpu/tcache.c: per-thread caches (see percpu/cache.h): the perthread
+ * mode, the fallback of the percpu mode where rseq is not available, and the
+ * cache of a thread that pretends to run on a CPU (nh_cache_set_cpu_override)
+ * in percpu mode (docs/percpu.md).
  *
  * States of the calling thread's cache pointer (tl_cache):
  *   NULL       no cache yet: the first allocation makes one;
@@ -15,7 +18,7 @@
 
 #include "api/options.h"
 #include "numa/os.h"
-#include "percpu/cache.h"
+#include "percpu/internal.h"
 
 #define REMOTE_BATCH 64
 #define MAX_PER_CLASS 512
@@ -45,7 +48,6 @@ typedef struct nh_tcache {
 static __thread nh_tcache *tl_cache __attribute__((tls_model("initial-exec")));
 
 /* Constant after nh_cache_init. */
-static int cache_mode = NH_CACHE_OFF;
 static int cache_level = 1;
 static uint16_t class_max[NH_CLASS_COUNT];   /* 0: class not cached */
 static uint16_t class_batch[NH_CLASS_COUNT];
@@ -58,24 +60,14 @@ static nh_cache_stats exited_st; /* Guarded by pool_lock: counters of exited thr
 
 /* ---- CPU to node ------------------------------------------------------------- */
 
-static int cpu_home(int cpu) {
-  const nh_topo *t = nh_g.topo;
-  int n = nh_topo_cpu_node(t, cpu);
-  if (n < 0 && cpu >= 0) n = nh_topo_cpu_node(t, cpu % t->ncpu_slots);
-  if (n < 0) n = 0;
-  return nh_g.home[n];
-}
-
 static int cache_cpu(const nh_tcache *tc) {
   if (tc && tc != DEAD && tc->cpu_override >= 0) return tc->cpu_override;
   return nh_os_cpu_fast();
 }
 
-int nh_cache_current_cpu(void) { return cache_cpu(tl_cache); }
+int nh_tc_cpu(void) { return cache_cpu(tl_cache); }
 
-int nh_cache_home_node(void) {
-  return cpu_home(cache_cpu(tl_cache));
-}
+static int cpu_home(int cpu) { return nh_cpu_home(cpu); }
 
 /* ---- pool and lifecycle -------------------------------------------------------- */
 
@@ -112,30 +104,27 @@ static nh_tcache *cache_new(void) {
   return tc;
 }
 
-int nh_cache_init(const nh_cache_params *p) {
-  cache_mode = p->mode == NH_CACHE_PERCPU ? NH_CACHE_PERTHREAD : p->mode;
+int nh_tc_init(const nh_cache_params *p, int enabled) {
   cache_level = p->default_level;
   for (unsigned c = 1; c < NH_CLASS_COUNT; c++) {
     size_t max = p->bytes / (8 * nh_class_size(c));
     if (max > MAX_PER_CLASS) max = MAX_PER_CLASS;
-    class_max[c] = (uint16_t)(max >= 2 && cache_mode != NH_CACHE_OFF ? max : 0);
+    class_max[c] = (uint16_t)(max >= 2 && enabled ? max : 0);
     class_batch[c] = (uint16_t)(class_max[c] / 2);
   }
-  if (!cache_key_made && cache_mode != NH_CACHE_OFF) {
+  if (!cache_key_made && enabled) {
     if (pthread_key_create(&cache_key, thread_exit) != 0) return -1;
     cache_key_made = 1;
   }
   return 0;
 }
 
-int nh_cache_mode(void) { return cache_mode; }
-
-void nh_cache_reset(void) {
+void nh_tc_reset(void) {
   nh_tcache *tc = tl_cache;
   if (tc && tc != DEAD) memset(tc->bins, 0, sizeof tc->bins), tc->nremote = 0, tc->node = -1;
 }
 
-void nh_cache_set_cpu_override(int cpu) {
+void nh_tc_set_cpu_override(int cpu) {
   nh_tcache *tc = tl_cache;
   if (tc == NULL || tc == DEAD) tc = cache_new();
   if (tc) tc->cpu_override = cpu;
@@ -183,7 +172,7 @@ static void cache_drain_all(nh_tcache *tc) {
   if (tc->nremote) remote_flush(tc);
 }
 
-void nh_cache_flush_thread(void) {
+void nh_tc_flush_thread(void) {
   nh_tcache *tc = tl_cache;
   if (tc && tc != DEAD) cache_drain_all(tc);
 }
@@ -216,7 +205,7 @@ static void *alloc_uncached(int home, unsigned cls, int level) {
   return nh_heap_alloc_fallback(home, nh_class_size(cls), NH_MIN_ALIGN, level, &served);
 }
 
-void *nh_cache_alloc(unsigned cls, int level) {
+void *nh_tc_alloc(unsigned cls, int level) {
   nh_tcache *tc = tl_cache;
   if (__builtin_expect(tc == NULL, 0) && class_max[cls] != 0) tc = cache_new();
   int home = cpu_home(cache_cpu(tc));
@@ -236,10 +225,10 @@ void *nh_cache_alloc(unsigned cls, int level) {
   return alloc_uncached(home, cls, level);
 }
 
-void nh_cache_free(void *p, unsigned cls, int node) {
+void nh_tc_free(void *p, unsigned cls, int node) {
   nh_tcache *tc = tl_cache;
   if (tc == NULL || tc == DEAD || class_max[cls] == 0) {
-    nh_heap_drain(node, cls, &p, 1, node != nh_cache_home_node());
+    nh_heap_drain(node, cls, &p, 1, node != cpu_home(cache_cpu(tc)));
     return;
   }
   if (node == tc->node) {
@@ -256,7 +245,7 @@ void nh_cache_free(void *p, unsigned cls, int node) {
   if (++tc->nremote == REMOTE_BATCH) remote_flush(tc);
 }
 
-void nh_cache_stats_get(nh_cache_stats *out) {
+void nh_tc_stats_get(nh_cache_stats *out) {
   nh_lock_acquire(&pool_lock);
   *out = exited_st;
   nh_lock_release(&pool_lock);
@@ -270,3 +259,5 @@ void nh_cache_stats_get(nh_cache_stats *out) {
     out->threads++;
   }
 }
+
+void nh_tc_postfork_child(void) { nh_lock_reset(&pool_lock); }

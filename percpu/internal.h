@@ -1,0 +1,72 @@
+/*
+ * percpu/internal.h: what the files of percpu/ share, grouped by the file
+ * that defines it. The API layer uses percpu/cache.h only.
+ */
+#ifndef NH_PERCPU_INTERNAL_H
+#define NH_PERCPU_INTERNAL_H
+
+#include <stdint.h>
+
+#include "percpu/cache.h"
+
+#define NH_HIDDEN __attribute__((visibility("hidden")))
+
+/* TSan cannot see the hand-over of a block through the rseq slabs (inline
+ * asm): tell it, so that the writes of the thread that freed a block and of
+ * the thread that gets it next are ordered. Nothing in other builds. */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define nh_tsan_acquire(p) __tsan_acquire(p)
+#define nh_tsan_release(p) __tsan_release(p)
+#else
+#define nh_tsan_acquire(p) ((void)(p))
+#define nh_tsan_release(p) ((void)(p))
+#endif
+
+/* ---- cache.c: the entry points ------------------------------------------------ */
+/* The node whose blocks a cache of cpu holds (the CPU's node, or the nearest
+ * node with memory; CPUs outside the topology wrap around it). */
+int nh_cpu_home(int cpu) NH_HIDDEN;
+
+/* ---- tcache.c: per-thread caches ---------------------------------------------- */
+int nh_tc_init(const nh_cache_params *p, int enabled) NH_HIDDEN;
+void *nh_tc_alloc(unsigned cls, int level) NH_HIDDEN;
+void nh_tc_free(void *p, unsigned cls, int node) NH_HIDDEN;
+int nh_tc_cpu(void) NH_HIDDEN; /* the override, or the real CPU */
+void nh_tc_set_cpu_override(int cpu) NH_HIDDEN;
+void nh_tc_flush_thread(void) NH_HIDDEN;
+void nh_tc_reset(void) NH_HIDDEN;
+void nh_tc_stats_get(nh_cache_stats *out) NH_HIDDEN;
+void nh_tc_postfork_child(void) NH_HIDDEN;
+
+/* ---- pcpu.c: per-CPU caches on rseq ------------------------------------------- */
+/* 1 while the percpu mode is on. Written only by init and reset. */
+extern int nh_pc_on NH_HIDDEN;
+/* Byte offset of a class's slots in a CPU's region; [0]: the remote buffer. */
+extern uint64_t nh_pc_soff[NH_CLASS_COUNT] NH_HIDDEN;
+
+/* 0, or -1 when rseq or the membarrier fence is not available (the caller
+ * falls back to per-thread caches). */
+int nh_pc_init(const nh_cache_params *p) NH_HIDDEN;
+/* The slow paths: the current CPU's slab was empty / full / not of node. */
+void *nh_pc_alloc_slow(unsigned cls, int level) NH_HIDDEN;
+void nh_pc_free_slow(void *p, unsigned cls, int node) NH_HIDDEN;
+/* A popped block's link or mark was overwritten: reports it and aborts. */
+_Noreturn void nh_pc_corrupt(void *p) NH_HIDDEN;
+/* Drains every CPU's cache to the heaps (any thread, any time). */
+void nh_pc_drain_all(void) NH_HIDDEN;
+void nh_pc_reset(void) NH_HIDDEN;
+void nh_pc_stats_add(nh_cache_stats *out) NH_HIDDEN;
+int nh_pc_cpu_stats(int cpu, nh_cache_cpu_stats *out) NH_HIDDEN;
+void nh_pc_set_idle_ms(uint64_t ms) NH_HIDDEN;
+void nh_pc_idle_scan(void) NH_HIDDEN;
+
+/* ---- pcpu_os.c: the OS calls of the percpu mode (to move into numa/os.c) ------- */
+/* Registers the process for rseq fences. 0 or an errno value. */
+int nh_pc_os_fence_register(void) NH_HIDDEN;
+/* Restarts any restartable sequence running on cpu (membarrier
+ * MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, one CPU). 0 or an errno value. */
+int nh_pc_os_fence_cpu(int cpu) NH_HIDDEN;
+
+#endif

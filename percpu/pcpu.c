@@ -1,0 +1,402 @@
+/*
+ * percpu/pcpu.c: per-CPU caches on restartable sequences (docs/percpu.md).
+ *
+ * One region per possible CPU, at nh_rseq_g.base + (cpu << shift), holding
+ * per size class an array of block pointers ("slab") and its header
+ * (rseq_x86_64.h), plus the remote buffer (class 0's slab: other nodes'
+ * blocks freed on this CPU, encoded with their node and class) and counters.
+ * Every block in a CPU's slabs belongs to that CPU's node (region->node,
+ * constant) and is marked free.
+ *
+ * States of a CPU's cache:
+ *   RUNNING  headers lo = 0, hi = capacity: threads on the CPU push and pop
+ *            with restartable sequences, and batch-move under rseq too;
+ *   STOPPED  a drainer holds region->lock and set lo = 0xffff, hi = 0 on
+ *            every header then fenced the CPU (membarrier RSEQ: any sequence
+ *            running there restarts and sees the stopped headers), so no
+ *            sequence can commit: the drainer reads and empties the slabs
+ *            with plain memory accesses, then restores the headers (release).
+ * Threads that find their CPU stopped go to the heaps directly.
+ *
+ * Lock order: region->lock < bin lock < page lock (a drainer gives blocks
+ * back to the heaps while it holds its CPU's lock). Only one region lock is
+ * held at a time. No lock is held on the fast paths or across a
+ * restartable sequence.
+ *
+ * Counters: hits is written only inside pop sequences (plain, by its CPU);
+ * the others are relaxed atomics written by slow paths (a thread may have
+ * migrated since it chose the region: the count is still right).
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/rseq.h>
+
+#include "numa/os.h"
+#include "percpu/internal.h"
+#include "percpu/rseq_x86_64.h"
+
+#define MAX_PER_CLASS 512
+#define REMOTE_CAP 64
+#define STOP_LO 0xffff
+
+typedef struct nh_pc_hdr {
+  _Atomic uint16_t count; /* rseq commits; a drainer while stopped */
+  uint16_t pad;
+  _Atomic uint16_t lo, hi; /* RUNNING/STOPPED (see above); written by drainers only */
+} nh_pc_hdr;
+
+typedef struct nh_pc_cpu {
+  int32_t node;   /* +0: constant after init */
+  int32_t pad0;
+  uint64_t hits;  /* +8: written inside pop sequences only */
+  char pad1[NH_RSEQ_HDR_OFF - 16];
+  nh_pc_hdr hdr[NH_CLASS_COUNT]; /* +64; [0]: the remote buffer */
+  _Atomic uint64_t misses, refills, drains, remote_sent, idle_drains; /* relaxed */
+  _Atomic uint64_t last_slow_ns; /* relaxed: when a slow path last ran here */
+  _Atomic int stopped;           /* 1 while a drainer owns the slabs (under lock) */
+  nh_lock lock;                  /* drainers of this CPU */
+} nh_pc_cpu;
+
+_Static_assert(offsetof(nh_pc_cpu, node) == NH_RSEQ_NODE_OFF, "rseq layout: node");
+_Static_assert(offsetof(nh_pc_cpu, hits) == NH_RSEQ_HITS_OFF, "rseq layout: hits");
+_Static_assert(offsetof(nh_pc_cpu, hdr) == NH_RSEQ_HDR_OFF, "rseq layout: headers");
+_Static_assert(sizeof(nh_pc_hdr) == 8, "rseq layout: header size");
+
+nh_rseq_layout nh_rseq_g;
+int nh_pc_on;
+uint64_t nh_pc_soff[NH_CLASS_COUNT];
+
+/* Constant while nh_pc_on. */
+static uint16_t cap[NH_CLASS_COUNT];   /* slots per class; 0: not cached */
+static uint16_t batch[NH_CLASS_COUNT]; /* refill and overflow batch */
+static size_t region_bytes;            /* nslots << shift */
+static int atfork_done;
+
+static _Atomic uint64_t idle_ns = 1000000000ull; /* relaxed: a period, not a guard */
+static _Atomic uint64_t last_scan_ns;            /* relaxed CAS elects one scanner */
+
+static nh_pc_cpu *region(int cpu) {
+  return (nh_pc_cpu *)(nh_rseq_g.base + ((size_t)cpu << nh_rseq_g.shift));
+}
+static void **slots(nh_pc_cpu *c, unsigned cls) { return (void **)((char *)c + nh_pc_soff[cls]); }
+
+static int slow_cpu(void) {
+  int cpu = nh_os_cpu_fast();
+  return cpu >= 0 && (uint64_t)cpu < nh_rseq_g.nslots ? cpu : -1;
+}
+
+static void stat_inc(_Atomic uint64_t *c, uint64_t n) {
+  atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* ---- remote buffer entries: block, node and class in one word ----------------- */
+
+static uint64_t remote_entry(void *p, unsigned cls, int node) {
+  return ((uint64_t)(uintptr_t)p >> 4) << 19 | (uint64_t)node << 7 | cls;
+}
+static void *entry_block(uint64_t e) { return (void *)(uintptr_t)((e >> 19) << 4); }
+static uint32_t entry_key(uint64_t e) { return (uint32_t)(e & 0x7ffff); } /* node << 7 | cls */
+
+/* Sends n entries home: sorted by (node, class), one heap call per run. */
+static void remote_send(uint64_t *e, size_t n) {
+  for (size_t i = 1; i < n; i++) { /* insertion sort by key */
+    uint64_t x = e[i];
+    size_t j = i;
+    while (j > 0 && entry_key(e[j - 1]) > entry_key(x)) e[j] = e[j - 1], j--;
+    e[j] = x;
+  }
+  void *run[REMOTE_CAP];
+  for (size_t i = 0; i < n;) {
+    uint32_t key = entry_key(e[i]);
+    size_t k = 0;
+    while (i < n && entry_key(e[i]) == key && k < REMOTE_CAP) {
+      run[k] = entry_block(e[i++]);
+      nh_tsan_acquire(run[k]);
+      k++;
+    }
+    nh_heap_drain((int)(key >> 7), key & 0x7f, run, k, true);
+  }
+}
+
+/* ---- draining a CPU from any thread ------------------------------------------------ */
+
+static void set_bounds(nh_pc_cpu *c, uint16_t lo, uint16_t hi, unsigned cls) {
+  atomic_store_explicit(&c->hdr[cls].lo, lo, memory_order_release); /* pairs: the fence */
+  atomic_store_explicit(&c->hdr[cls].hi, hi, memory_order_release);
+}
+
+static uint64_t cpu_blocks(nh_pc_cpu *c, uint64_t *bytes) {
+  uint64_t n = 0, b = 0;
+  for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) {
+    uint64_t k = atomic_load_explicit(&c->hdr[cls].count, memory_order_relaxed);
+    n += k;
+    if (cls) b += k * nh_class_size(cls);
+  }
+  if (bytes) *bytes = b;
+  return n;
+}
+
+/* Empties one class of a stopped CPU. */
+static void drain_stopped_class(nh_pc_cpu *c, unsigned cls) {
+  size_t n = atomic_load_explicit(&c->hdr[cls].count, memory_order_relaxed);
+  if (n == 0) return;
+  void **s = slots(c, cls);
+  if (cls == 0) {
+    uint64_t e[REMOTE_CAP];
+    memcpy(e, s, n * sizeof *e);
+    remote_send(e, n);
+    stat_inc(&c->remote_sent, n);
+  } else {
+    for (size_t i = 0; i < n; i++) nh_tsan_acquire(s[i]);
+    nh_heap_drain(c->node, cls, s, n, false);
+  }
+  atomic_store_explicit(&c->hdr[cls].count, 0, memory_order_relaxed);
+}
+
+/* Stops cpu, gives back everything it holds, restarts it. Any thread. */
+static void drain_cpu(int cpu) {
+  nh_pc_cpu *c = region(cpu);
+  nh_lock_acquire(&c->lock);
+  atomic_store_explicit(&c->stopped, 1, memory_order_relaxed);
+  for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++)
+    if (cap[cls]) set_bounds(c, STOP_LO, 0, cls);
+  if (nh_pc_os_fence_cpu(cpu) == 0) { /* no sequence on cpu can commit from here on */
+    for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) drain_stopped_class(c, cls);
+    stat_inc(&c->drains, 1);
+  }
+  for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++)
+    if (cap[cls]) set_bounds(c, 0, cap[cls], cls);
+  atomic_store_explicit(&c->stopped, 0, memory_order_release);
+  nh_lock_release(&c->lock);
+}
+
+void nh_pc_drain_all(void) {
+  for (int cpu = 0; (uint64_t)cpu < nh_rseq_g.nslots; cpu++)
+    if (cpu_blocks(region(cpu), NULL)) drain_cpu(cpu);
+}
+
+/* Drains CPUs whose slow paths have not run for two idle periods; at most
+ * one scan per period, by whoever wins the CAS. */
+static void idle_scan(uint64_t now, int force) {
+  uint64_t period = atomic_load_explicit(&idle_ns, memory_order_relaxed);
+  uint64_t last = atomic_load_explicit(&last_scan_ns, memory_order_relaxed);
+  if (period == 0 || (!force && now - last < period)) return;
+  if (!atomic_compare_exchange_strong_explicit(&last_scan_ns, &last, now, memory_order_relaxed,
+                                               memory_order_relaxed))
+    return;
+  for (int cpu = 0; (uint64_t)cpu < nh_rseq_g.nslots; cpu++) {
+    nh_pc_cpu *c = region(cpu);
+    uint64_t seen = atomic_load_explicit(&c->last_slow_ns, memory_order_relaxed);
+    if (now - seen < 2 * period || cpu_blocks(c, NULL) == 0) continue;
+    drain_cpu(cpu);
+    stat_inc(&c->idle_drains, 1);
+  }
+}
+
+void nh_pc_idle_scan(void) {
+  if (nh_pc_on) idle_scan(nh_os_clock_ns(), 1);
+}
+
+void nh_pc_set_idle_ms(uint64_t ms) {
+  atomic_store_explicit(&idle_ns, ms * 1000000ull, memory_order_relaxed);
+}
+
+/* Every slow path: stamp the CPU, and maybe look for idle ones. */
+static nh_pc_cpu *slow_enter(int cpu) {
+  nh_pc_cpu *c = region(cpu);
+  uint64_t now = nh_os_clock_ns();
+  atomic_store_explicit(&c->last_slow_ns, now, memory_order_relaxed);
+  idle_scan(now, 0);
+  return c;
+}
+
+/* ---- slow paths ------------------------------------------------------------------------ */
+
+static void *alloc_uncached(int home, unsigned cls, int level) {
+  int served;
+  return nh_heap_alloc_fallback(home, nh_class_size(cls), NH_MIN_ALIGN, level, &served);
+}
+
+void *nh_pc_alloc_slow(unsigned cls, int level) {
+  int cpu = slow_cpu();
+  if (cpu < 0) return nh_tc_alloc(cls, level); /* not a CPU of the table */
+  nh_pc_cpu *c = slow_enter(cpu);
+  if (cap[cls] == 0 || atomic_load_explicit(&c->stopped, memory_order_relaxed))
+    return alloc_uncached(c->node, cls, level);
+  stat_inc(&c->misses, 1);
+  void *b[MAX_PER_CLASS];
+  size_t n = nh_heap_refill(c->node, cls, level, b, batch[cls]);
+  stat_inc(&c->refills, 1);
+  if (n == 0) return alloc_uncached(c->node, cls, level);
+  for (size_t i = 1; i < n; i++) {
+    nh_block_set_next(b[i], NULL);
+    nh_block_mark_free(b[i]);
+    nh_tsan_release(b[i]);
+  }
+  /* only into a CPU of c's node: after a migration to another node the rest goes back */
+  size_t pushed = n > 1 ? nh_rseq_push_batch(b + 1, n - 1, cls, nh_pc_soff[cls], c->node) : 0;
+  if (1 + pushed < n) nh_heap_drain(c->node, cls, b + 1 + pushed, n - 1 - pushed, false);
+  return b[0];
+}
+
+/* The current CPU's slab of cls is full: send a batch of it home. 0 if
+ * nothing could be taken (stopped, or the slab emptied meanwhile). */
+static size_t overflow(nh_pc_cpu *c, unsigned cls) {
+  void *b[MAX_PER_CLASS];
+  int32_t node;
+  size_t m = nh_rseq_pop_batch(b, batch[cls] ? batch[cls] : 1, cls, nh_pc_soff[cls], &node);
+  if (m == 0) return 0;
+  for (size_t i = 0; i < m; i++) nh_tsan_acquire(b[i]);
+  nh_heap_drain(node, cls, b, m, false);
+  stat_inc(&c->drains, 1);
+  return m;
+}
+
+/* A block of another node: into the current CPU's remote buffer; a full
+ * buffer is sent home first. */
+static void remote_free(nh_pc_cpu *c, void *p, unsigned cls, int node) {
+  uint64_t e = remote_entry(p, cls, node);
+  for (int tries = 0; tries < 3; tries++) {
+    if (nh_rseq_push_batch((void *const *)&e, 1, 0, nh_pc_soff[0], -1) == 1) return;
+    uint64_t buf[REMOTE_CAP];
+    int32_t bn;
+    size_t m = nh_rseq_pop_batch((void **)buf, REMOTE_CAP, 0, nh_pc_soff[0], &bn);
+    if (m == 0) break; /* stopped */
+    remote_send(buf, m);
+    stat_inc(&c->remote_sent, m);
+  }
+  nh_heap_drain(node, cls, &p, 1, true);
+}
+
+void nh_pc_free_slow(void *p, unsigned cls, int node) {
+  for (int tries = 0; tries < 3; tries++) {
+    int cpu = slow_cpu();
+    if (cpu < 0) {
+      nh_tc_free(p, cls, node);
+      return;
+    }
+    nh_pc_cpu *c = slow_enter(cpu);
+    if (cap[cls] == 0 || atomic_load_explicit(&c->stopped, memory_order_relaxed)) break;
+    if (node != c->node) {
+      if ((uintptr_t)p >> 47) break; /* cannot be encoded: straight home */
+      remote_free(c, p, cls, node);
+      return;
+    }
+    if (nh_rseq_push(p, cls, nh_pc_soff[cls], node)) return;
+    if (overflow(c, cls) == 0) break;
+  }
+  nh_heap_drain(node, cls, &p, 1, node != nh_cpu_home(nh_os_cpu_fast()));
+}
+
+void nh_pc_corrupt(void *p) {
+  nh_fatal("malloc: corrupted free list: cached block %p was written after it was freed "
+           "(a write after free or an overflow from the block before it)", p);
+}
+
+/* ---- set-up ------------------------------------------------------------------------------ */
+
+static int rseq_usable(void) {
+  if (__rseq_size < 16) return 0; /* not registered (old kernel, tunable, Valgrind) */
+  const volatile int32_t *cpu_id =
+      (const volatile int32_t *)((char *)__builtin_thread_pointer() + __rseq_offset + 4);
+  return *cpu_id >= 0;
+}
+
+/* Slot offsets per class after the fixed part; returns the region's size. */
+static size_t layout(const nh_cache_params *p) {
+  size_t off = (sizeof(nh_pc_cpu) + 63) & ~(size_t)63;
+  cap[0] = REMOTE_CAP;
+  batch[0] = REMOTE_CAP;
+  for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) {
+    if (cls) {
+      size_t max = p->bytes / (8 * nh_class_size(cls));
+      if (max > MAX_PER_CLASS) max = MAX_PER_CLASS;
+      cap[cls] = (uint16_t)(max >= 2 ? max : 0);
+      batch[cls] = (uint16_t)(cap[cls] / 2);
+    }
+    nh_pc_soff[cls] = off;
+    off += (size_t)cap[cls] * sizeof(void *);
+  }
+  return off;
+}
+
+static void postfork_child(void) {
+  nh_tc_postfork_child();
+  if (!nh_pc_on) return;
+  for (int cpu = 0; (uint64_t)cpu < nh_rseq_g.nslots; cpu++) {
+    nh_pc_cpu *c = region(cpu);
+    nh_lock_reset(&c->lock);
+    if (!atomic_load_explicit(&c->stopped, memory_order_relaxed)) continue;
+    for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++)
+      if (cap[cls]) set_bounds(c, 0, cap[cls], cls);
+    atomic_store_explicit(&c->stopped, 0, memory_order_relaxed);
+  }
+}
+
+static void region_setup(int cpu) {
+  nh_pc_cpu *c = region(cpu);
+  c->node = nh_cpu_home(cpu);
+  for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) set_bounds(c, 0, cap[cls], cls);
+  size_t stride = (size_t)1 << nh_rseq_g.shift;
+  if (stride >= nh_os_page_size()) /* keep the cache on its node's memory (best effort) */
+    (void)nh_os_bind(c, stride, nh_g.topo->nodes[c->node].bind_os_node);
+}
+
+int nh_pc_init(const nh_cache_params *p) {
+  nh_pc_on = 0;
+  if (!rseq_usable() || nh_pc_os_fence_register() != 0) return -1;
+  size_t bytes = layout(p);
+  unsigned shift = 12;
+  while (((size_t)1 << shift) < bytes) shift++;
+  uint64_t nslots = (uint64_t)(nh_g.topo->ncpu_slots > 0 ? nh_g.topo->ncpu_slots : 1);
+  region_bytes = (size_t)nslots << shift;
+  char *base = nh_os_meta_alloc(region_bytes);
+  if (base == NULL) return -1;
+  nh_rseq_g.base = base;
+  nh_rseq_g.shift = shift;
+  nh_rseq_g.nslots = nslots;
+  nh_rseq_g.rseq_off = __rseq_offset;
+  for (int cpu = 0; (uint64_t)cpu < nslots; cpu++) region_setup(cpu);
+  atomic_store_explicit(&last_scan_ns, nh_os_clock_ns(), memory_order_relaxed);
+  if (!atfork_done && pthread_atfork(NULL, NULL, postfork_child) == 0) atfork_done = 1;
+  nh_pc_on = 1;
+  return 0;
+}
+
+void nh_pc_reset(void) {
+  if (!nh_pc_on) return;
+  nh_pc_on = 0;
+  nh_os_meta_free(nh_rseq_g.base, region_bytes);
+  memset(&nh_rseq_g, 0, sizeof nh_rseq_g);
+}
+
+/* ---- statistics ------------------------------------------------------------------------- */
+
+int nh_pc_cpu_stats(int cpu, nh_cache_cpu_stats *out) {
+  if (cpu < 0 || (uint64_t)cpu >= nh_rseq_g.nslots) return -1;
+  nh_pc_cpu *c = region(cpu);
+  out->node = c->node;
+  out->hits = __atomic_load_n(&c->hits, __ATOMIC_RELAXED);
+  out->misses = atomic_load_explicit(&c->misses, memory_order_relaxed);
+  out->refills = atomic_load_explicit(&c->refills, memory_order_relaxed);
+  out->drains = atomic_load_explicit(&c->drains, memory_order_relaxed);
+  out->remote_sent = atomic_load_explicit(&c->remote_sent, memory_order_relaxed);
+  out->idle_drains = atomic_load_explicit(&c->idle_drains, memory_order_relaxed);
+  out->blocks = cpu_blocks(c, &out->bytes);
+  return 0;
+}
+
+void nh_pc_stats_add(nh_cache_stats *out) {
+  nh_cache_cpu_stats s;
+  for (int cpu = 0; nh_pc_cpu_stats(cpu, &s) == 0; cpu++) {
+    out->hits += s.hits;
+    out->misses += s.misses;
+    out->refills += s.refills;
+    out->drains += s.drains;
+    out->remote_sent += s.remote_sent;
+    out->idle_drains += s.idle_drains;
+    out->cpus++;
+  }
+}

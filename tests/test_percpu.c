@@ -1,0 +1,403 @@
+/*
+ * tests/test_percpu.c: the cache protocol (refill, overflow, drain, remote
+ * frees, migration between nodes, thread exit, trim, idle drain, fork) in the
+ * mode NUMAHEAP_CACHE_MODE selects (ctest runs this file once per mode), and
+ * the real rseq path on the real CPUs 0 and 1 (sched_setaffinity) with a
+ * 2-node simulated topology whose node k holds CPU k.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/rseq.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nh_test.h"
+
+#define TWO_NODES "numa:2 core:1 pu:1"            /* CPU k on node k */
+#define FOUR_NODES "package:2 numa:2 core:1 pu:1" /* CPU k on node k */
+
+static int expected_mode(void) {
+  const char *m = getenv("NUMAHEAP_CACHE_MODE");
+  if (m && strcmp(m, "off") == 0) return NH_CACHE_OFF;
+  if (m && strcmp(m, "perthread") == 0) return NH_CACHE_PERTHREAD;
+  return __rseq_size > 0 ? NH_CACHE_PERCPU : NH_CACHE_PERTHREAD;
+}
+
+static int percpu(void) { return nh_cache_mode() == NH_CACHE_PERCPU; }
+
+/* Pins the calling thread to cpu; 0, or -1 if the cpuset does not allow it. */
+static int pin(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof set, &set) != 0) return -1;
+  sched_yield();
+  return sched_getcpu() == cpu ? 0 : -1;
+}
+
+static void unpin(void) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int i = 0; i < CPU_SETSIZE; i++) CPU_SET(i, &set);
+  sched_setaffinity(0, sizeof set, &set);
+}
+
+static int have_two_cpus(void) {
+  if (pin(0) != 0 || pin(1) != 0) {
+    unpin();
+    return 0;
+  }
+  return 1;
+}
+
+static nh_cache_cpu_stats cpu_stats(int cpu) {
+  nh_cache_cpu_stats s;
+  assert_int_equal(nh_cache_cpu_stats_get(cpu, &s), 0);
+  return s;
+}
+
+static void fill(uint8_t *p, size_t n, uint32_t seed) {
+  for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(seed + i * 7);
+}
+static int check(const uint8_t *p, size_t n, uint32_t seed) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != (uint8_t)(seed + i * 7)) return 0;
+  return 1;
+}
+
+/* ---- modes ------------------------------------------------------------------------- */
+
+static void test_mode_from_environment(void **state) {
+  (void)state;
+  nh_test_start(TWO_NODES, NULL);
+  assert_int_equal(nh_cache_mode(), expected_mode());
+  assert_int_equal(nh_cache_cpu_count(), percpu() ? 2 : 0);
+  nh_cache_cpu_stats s;
+  assert_int_equal(nh_cache_cpu_stats_get(2, &s), -1);
+  assert_int_equal(nh_cache_cpu_stats_get(-1, &s), -1);
+}
+
+static void test_mode_keys_pin_the_mode(void **state) {
+  (void)state;
+  nh_test_start(TWO_NODES, "cache", "mode", "off", NULL);
+  assert_int_equal(nh_cache_mode(), NH_CACHE_OFF);
+  void *p = nh_malloc(100);
+  nh_free(p);
+  nh_cache_stats cs;
+  nh_cache_stats_get(&cs);
+  assert_int_equal(cs.hits, 0);
+  nh_test_start(TWO_NODES, "cache", "mode", "perthread", NULL);
+  assert_int_equal(nh_cache_mode(), NH_CACHE_PERTHREAD);
+  nh_test_start(TWO_NODES, "cache", "mode", "percpu", NULL);
+  assert_int_equal(nh_cache_mode(), __rseq_size > 0 ? NH_CACHE_PERCPU : NH_CACHE_PERTHREAD);
+}
+
+/* ---- the real rseq path on CPUs 0 and 1 ---------------------------------------------- */
+
+static void test_rseq_hits_on_real_cpus(void **state) {
+  (void)state;
+  nh_test_start(TWO_NODES, NULL);
+  if (!percpu() || !have_two_cpus()) skip();
+  for (int cpu = 0; cpu < 2; cpu++) {
+    assert_int_equal(pin(cpu), 0);
+    nh_cache_cpu_stats a = cpu_stats(cpu), o = cpu_stats(1 - cpu);
+    for (int i = 0; i < 1000; i++) {
+      void *p = nh_malloc(48);
+      assert_int_equal(nh_ptr_node(p), cpu); /* the CPU's node, from its cache */
+      nh_free(p);
+    }
+    nh_cache_cpu_stats b = cpu_stats(cpu), o2 = cpu_stats(1 - cpu);
+    if (sched_getcpu() != cpu) continue; /* cannot happen while pinned */
+    assert_true(b.hits - a.hits >= 990);  /* a refill or two at most */
+    assert_true(b.misses - a.misses <= 10);
+    assert_int_equal(o2.hits, o.hits);    /* the other CPU's cache untouched */
+    assert_int_equal(b.node, cpu);
+  }
+  unpin();
+}
+
+#define MANY 3000
+static void *many[MANY];
+
+static void test_refill_overflow_and_trim(void **state) {
+  (void)state;
+  nh_test_start(TWO_NODES, "cache", "size", "64K", NULL);
+  if (!percpu() || !have_two_cpus()) skip();
+  assert_int_equal(pin(0), 0);
+  nh_cache_cpu_stats a = cpu_stats(0);
+  for (int i = 0; i < MANY; i++) {
+    many[i] = nh_malloc(64);
+    fill(many[i], 64, (uint32_t)i);
+  }
+  nh_cache_cpu_stats b = cpu_stats(0);
+  /* 64K / (8 * 64) = 128 slots, batch 64: one refill per 64 blocks */
+  assert_true(b.refills - a.refills >= MANY / 64);
+  assert_true(b.refills - a.refills <= MANY / 64 + 2);
+  assert_true(b.hits - a.hits >= MANY - MANY / 64 - 2);
+  for (int i = 0; i < MANY; i++) {
+    assert_true(check(many[i], 64, (uint32_t)i));
+    nh_free(many[i]);
+  }
+  nh_cache_cpu_stats c = cpu_stats(0);
+  assert_true(c.drains - b.drains >= (MANY - 128) / 64);
+  assert_true(c.blocks <= 128 + 64); /* never above its capacity (plus what the class held) */
+  assert_true(c.blocks > 0);
+  /* a double free of a cached block is still caught */
+  void *p = nh_malloc(64);
+  nh_free(p);
+  assert_int_equal(nh_free_checked(p), NH_LOOKUP_FREED);
+  /* nh_trim empties every CPU's cache, this one and CPU 1's */
+  assert_int_equal(pin(1), 0);
+  for (int i = 0; i < 100; i++) many[i] = nh_malloc(200);
+  for (int i = 0; i < 100; i++) nh_free(many[i]);
+  assert_true(cpu_stats(1).blocks > 0);
+  assert_int_equal(pin(0), 0);
+  nh_trim();
+  assert_int_equal(cpu_stats(0).blocks, 0);
+  assert_int_equal(cpu_stats(1).blocks, 0);
+  assert_int_equal(nh_test_node_stats(0).in_use, 0);
+  assert_int_equal(nh_test_node_stats(1).in_use, 0);
+  unpin();
+}
+
+/* A thread that moves to a CPU of another node is served by that node from
+ * its next allocation; what it frees of the old node goes home in batches. */
+static void test_migration_and_remote_free_real_cpus(void **state) {
+  (void)state;
+  nh_test_start(TWO_NODES, NULL);
+  if (!percpu() || !have_two_cpus()) skip();
+  assert_int_equal(pin(0), 0);
+  for (int i = 0; i < MANY; i++) {
+    many[i] = nh_malloc(32);
+    assert_int_equal(nh_ptr_node(many[i]), 0);
+  }
+  assert_int_equal(pin(1), 0);
+  uint64_t remote0 = nh_test_node_stats(0).remote_frees;
+  nh_cache_cpu_stats a = cpu_stats(1);
+  for (int i = 0; i < MANY; i++) nh_free(many[i]); /* node 0's blocks freed on CPU 1 */
+  nh_cache_cpu_stats b = cpu_stats(1);
+  assert_true(b.remote_sent - a.remote_sent >= MANY - 64); /* all but one buffer */
+  assert_true(nh_test_node_stats(0).remote_frees - remote0 >= MANY - 64);
+  for (int i = 0; i < MANY; i++) {
+    many[i] = nh_malloc(32);
+    assert_int_equal(nh_ptr_node(many[i]), 1); /* never node 0's blocks */
+  }
+  for (int i = 0; i < MANY; i++) nh_free(many[i]);
+  nh_trim(); /* flushes CPU 1's remote buffer too */
+  assert_int_equal(nh_test_node_stats(0).remote_frees - remote0, MANY);
+  assert_int_equal(nh_test_node_stats(0).in_use, 0);
+  unpin();
+}
+
+/* ---- simulated CPUs (overrides), every mode ------------------------------------------ */
+
+static void test_override_migration_simulated(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, NULL);
+  for (int round = 0; round < 3; round++)
+    for (int cpu = 0; cpu < 4; cpu++) {
+      nh_cache_set_cpu_override(cpu);
+      assert_int_equal(nh_cache_current_cpu(), cpu);
+      assert_int_equal(nh_cache_home_node(), cpu);
+      for (int i = 0; i < 300; i++) {
+        many[i] = nh_malloc(80);
+        assert_int_equal(nh_ptr_node(many[i]), cpu);
+      }
+      for (int i = 0; i < 300; i++) nh_free(many[i]);
+    }
+  nh_cache_set_cpu_override(-1);
+  nh_trim();
+  for (int n = 0; n < 4; n++) assert_int_equal(nh_test_node_stats(n).in_use, 0);
+}
+
+#define SAME_CPU_THREADS 4
+static void *same_cpu_worker(void *arg) {
+  uint32_t seed = (uint32_t)(uintptr_t)arg;
+  nh_cache_set_cpu_override(3);
+  void *mine[256];
+  for (int round = 0; round < 200; round++) {
+    for (int i = 0; i < 256; i++) {
+      size_t sz = 16 + (size_t)((seed + (uint32_t)i * 13) % 500);
+      mine[i] = nh_malloc(sz);
+      assert_int_equal(nh_ptr_node(mine[i]), 3);
+      fill(mine[i], sz, seed + (uint32_t)i);
+    }
+    for (int i = 0; i < 256; i++) {
+      size_t sz = 16 + (size_t)((seed + (uint32_t)i * 13) % 500);
+      assert_true(check(mine[i], sz, seed + (uint32_t)i));
+      nh_free(mine[i]);
+    }
+  }
+  return NULL; /* exit drains the thread's cache */
+}
+
+static void test_two_threads_override_the_same_cpu(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, NULL);
+  nh_cache_stats before;
+  nh_cache_stats_get(&before);
+  pthread_t t[SAME_CPU_THREADS];
+  for (int i = 0; i < SAME_CPU_THREADS; i++)
+    pthread_create(&t[i], NULL, same_cpu_worker, (void *)(uintptr_t)(i * 101 + 7));
+  for (int i = 0; i < SAME_CPU_THREADS; i++) pthread_join(t[i], NULL);
+  nh_cache_stats after;
+  nh_cache_stats_get(&after);
+  if (nh_cache_mode() != NH_CACHE_OFF) assert_int_equal(after.threads - before.threads, SAME_CPU_THREADS);
+  assert_int_equal(nh_test_node_stats(3).in_use, 0); /* thread exit gave everything back */
+}
+
+/* ---- idle caches ---------------------------------------------------------------------- */
+
+static void test_idle_cache_drained(void **state) {
+  (void)state;
+  nh_test_start(TWO_NODES, NULL);
+  if (!percpu() || !have_two_cpus()) skip();
+  nh_cache_set_idle_ms(20);
+  assert_int_equal(pin(1), 0);
+  for (int i = 0; i < 200; i++) many[i] = nh_malloc(512);
+  for (int i = 0; i < 200; i++) nh_free(many[i]);
+  assert_true(cpu_stats(1).blocks > 0);
+  assert_int_equal(pin(0), 0);
+  struct timespec ts = {0, 60 * 1000000};
+  nanosleep(&ts, NULL);
+  uint64_t idle0 = cpu_stats(1).idle_drains;
+  for (unsigned size = 1000; size < 20000 && cpu_stats(1).blocks; size += 1000)
+    nh_free(nh_malloc(size)); /* misses on CPU 0 look for idle CPUs */
+  assert_int_equal(cpu_stats(1).blocks, 0);
+  assert_true(cpu_stats(1).idle_drains > idle0);
+  assert_int_equal(nh_test_node_stats(1).in_use, 0);
+  nh_cache_set_idle_ms(1000);
+  unpin();
+}
+
+/* ---- stress: threads pinned and re-pinned over CPUs 0 and 1 --------------------------- */
+
+#define STRESS_THREADS 4
+#define STRESS_SLOTS 512
+#define STRESS_ROUNDS 300
+static void *_Atomic exchange[STRESS_SLOTS]; /* blocks handed between threads */
+static _Atomic int stress_stop;
+
+static size_t stress_size(uint32_t x) { return 8 + x % 1500; }
+
+/* A block carries its size and seed in its first 8 bytes, the pattern after. */
+static void *stress_alloc(uint32_t x) {
+  size_t sz = stress_size(x);
+  uint8_t *p = nh_malloc(sz);
+  assert_non_null(p);
+  memcpy(p, &x, sizeof x);
+  fill(p + 4, sz - 4, x);
+  return p;
+}
+static void stress_free(void *p) {
+  uint32_t x;
+  memcpy(&x, p, sizeof x);
+  assert_true(check((uint8_t *)p + 4, stress_size(x) - 4, x));
+  nh_free(p);
+}
+
+static void *stress_worker(void *arg) {
+  uint32_t rng = (uint32_t)(uintptr_t)arg * 2654435761u + 1;
+  void *own[64] = {0};
+  for (int round = 0; round < STRESS_ROUNDS; round++) {
+    pin((int)((uintptr_t)arg + (uintptr_t)round) % 2);
+    for (int i = 0; i < 64; i++) {
+      rng = rng * 1103515245u + 12345u;
+      if (own[i]) stress_free(own[i]);
+      own[i] = stress_alloc(rng >> 8);
+      /* hand one block to whoever comes next (a free on another CPU, maybe node) */
+      void *out = atomic_exchange_explicit(&exchange[(rng >> 4) % STRESS_SLOTS],
+                                           stress_alloc(rng >> 3), memory_order_acq_rel);
+      if (out) stress_free(out);
+    }
+    if (round % 50 == 0 && (uintptr_t)arg == 0) nh_trim(); /* drains every CPU under load */
+  }
+  for (int i = 0; i < 64; i++) stress_free(own[i]);
+  return NULL;
+}
+
+static void test_stress_pinned_threads(void **state) {
+  (void)state;
+  nh_test_start(TWO_NODES, NULL);
+  if (!have_two_cpus()) skip();
+  unpin();
+  pthread_t t[STRESS_THREADS];
+  for (int i = 0; i < STRESS_THREADS; i++)
+    pthread_create(&t[i], NULL, stress_worker, (void *)(uintptr_t)i);
+  for (int i = 0; i < STRESS_THREADS; i++) pthread_join(t[i], NULL);
+  for (int i = 0; i < STRESS_SLOTS; i++) {
+    void *p = atomic_exchange_explicit(&exchange[i], NULL, memory_order_acq_rel);
+    if (p) stress_free(p);
+  }
+  nh_trim();
+  assert_int_equal(nh_test_node_stats(0).in_use, 0);
+  assert_int_equal(nh_test_node_stats(1).in_use, 0);
+  (void)stress_stop;
+}
+
+/* ---- fork ---------------------------------------------------------------------------------- */
+
+static void test_fork_child_allocates(void **state) {
+  (void)state;
+  nh_test_start(TWO_NODES, NULL);
+  void *p = nh_malloc(100);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int ok = 1;
+    for (int i = 0; i < 10000 && ok; i++) {
+      void *q = nh_malloc((size_t)(i % 900) + 1);
+      ok = q != NULL;
+      nh_free(q);
+    }
+    nh_free(p);
+    nh_trim();
+    _exit(ok ? 0 : 1);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  nh_free(p);
+}
+
+/* ---- statistics ------------------------------------------------------------------------ */
+
+static void test_stats_sum_per_cpu(void **state) {
+  (void)state;
+  nh_test_start(TWO_NODES, NULL);
+  for (int i = 0; i < 500; i++) nh_free(nh_malloc(24));
+  nh_cache_stats cs;
+  nh_cache_stats_get(&cs);
+  if (nh_cache_mode() == NH_CACHE_OFF) {
+    assert_int_equal(cs.hits + cs.misses, 0);
+    return;
+  }
+  assert_true(cs.hits >= 400);
+  if (!percpu()) return;
+  assert_int_equal(cs.cpus, 2);
+  uint64_t hits = 0;
+  for (int cpu = 0; cpu < nh_cache_cpu_count(); cpu++) hits += cpu_stats(cpu).hits;
+  assert_true(hits <= cs.hits && hits >= 400);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_mode_from_environment),
+      cmocka_unit_test(test_mode_keys_pin_the_mode),
+      cmocka_unit_test(test_rseq_hits_on_real_cpus),
+      cmocka_unit_test(test_refill_overflow_and_trim),
+      cmocka_unit_test(test_migration_and_remote_free_real_cpus),
+      cmocka_unit_test(test_override_migration_simulated),
+      cmocka_unit_test(test_two_threads_override_the_same_cpu),
+      cmocka_unit_test(test_idle_cache_drained),
+      cmocka_unit_test(test_stress_pinned_threads),
+      cmocka_unit_test(test_fork_child_allocates),
+      cmocka_unit_test(test_stats_sum_per_cpu),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
