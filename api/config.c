@@ -17,12 +17,9 @@
 #include "numa/os.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 extern char **environ;
 
@@ -247,19 +244,6 @@ int nh_config_parse_string(nh_config *cfg, const char *text, const char *name, c
   return parse_text(cfg, text, strlen(text), name, err, errlen);
 }
 
-/* Reads fd to its end into buf (cap bytes). Bytes read, or -1 with errno. */
-static ssize_t read_all(int fd, char *buf, size_t cap) {
-  size_t got = 0;
-  while (got < cap) {
-    ssize_t n = read(fd, buf + got, cap - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return -1;
-    if (n == 0) break;
-    got += (size_t)n;
-  }
-  return (ssize_t)got;
-}
-
 static int cannot_read(const char *path, int e, char *err, size_t errlen) {
   char buf[128];
   snprintf(err, errlen, "%s: cannot read: %s", path, errno_text(e, buf, sizeof buf));
@@ -273,20 +257,11 @@ static int too_large(const char *path, char *err, size_t errlen) {
 
 /* Reads path whole into buf (NH_CONFIG_MAX_FILE + 2 bytes): one byte more
  * than allowed, to see a file that is too large, and the NUL. */
-static ssize_t read_config_file(const char *path, char *buf, char *err, size_t errlen) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return cannot_read(path, errno, err, errlen);
-  struct stat sb;
-  ssize_t n = -1;
-  if (fstat(fd, &sb) != 0) cannot_read(path, errno, err, errlen);
-  else if (S_ISREG(sb.st_mode) && sb.st_size > (off_t)NH_CONFIG_MAX_FILE)
-    too_large(path, err, errlen);
-  else if ((n = read_all(fd, buf, NH_CONFIG_MAX_FILE + 1)) < 0)
-    cannot_read(path, errno, err, errlen);
-  else if (n > (ssize_t)NH_CONFIG_MAX_FILE)
-    n = too_large(path, err, errlen);
-  close(fd);
-  if (n >= 0) buf[n] = '\0';
+static long read_config_file(const char *path, char *buf, char *err, size_t errlen) {
+  int e;
+  long n = nh_os_read_file(path, buf, (size_t)NH_CONFIG_MAX_FILE + 2, &e);
+  if (n < 0) return cannot_read(path, e, err, errlen);
+  if (n > (long)NH_CONFIG_MAX_FILE) return too_large(path, err, errlen);
   return n;
 }
 
@@ -301,7 +276,7 @@ int nh_config_parse_file(nh_config *cfg, const char *path, char *err, size_t err
     snprintf(err, errlen, "%s: cannot read: out of memory", path);
     return -1;
   }
-  ssize_t n = read_config_file(path, buf, err, errlen);
+  long n = read_config_file(path, buf, err, errlen);
   int rc = n < 0 ? -1 : parse_text(cfg, buf, (size_t)n, path, err, errlen);
   nh_os_meta_free(buf, cap);
   return rc;

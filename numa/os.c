@@ -192,15 +192,32 @@ int nh_os_is_mapped(const void *addr) {
   return errno == ENOMEM ? 0 : 1; /* ENOMEM: unmapped; anything else (EAGAIN): assume mapped */
 }
 
-/* Reads a small /sys file into buf (NUL-terminated); length or -1. */
-static int read_small_file(const char *path, char *buf, size_t cap) {
+long nh_os_read_file(const char *path, char *buf, size_t cap, int *err) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = read(fd, buf, cap - 1);
+  if (fd < 0) {
+    *err = errno;
+    return -1;
+  }
+  size_t len = 0;
+  while (len + 1 < cap) {
+    ssize_t r = read(fd, buf + len, cap - 1 - len);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      *err = errno;
+      close(fd);
+      return -1;
+    }
+    if (r == 0) break;
+    len += (size_t)r;
+  }
   close(fd);
-  if (n < 0) return -1;
-  buf[n] = '\0';
-  return (int)n;
+  buf[len] = '\0';
+  return (long)len;
+}
+
+static int read_small_file(const char *path, char *buf, size_t cap) {
+  int err;
+  return (int)nh_os_read_file(path, buf, cap, &err);
 }
 
 /* Parses a kernel list like "0-3,8,10-11" and calls fn for each number. */

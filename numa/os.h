@@ -96,6 +96,11 @@ int nh_os_is_mapped(const void *addr);
 int nh_os_real_node_slots(void);
 int nh_os_real_node_has_memory(int os_node);
 
+/* Reads up to cap-1 bytes of a file into buf and NUL-terminates them:
+ * the length read, or -1 with *err set to the errno value. open/read only:
+ * no stdio, no malloc (safe while numaheap starts as the process's malloc). */
+long nh_os_read_file(const char *path, char *buf, size_t cap, int *err);
+
 /* Monotonic clock in nanoseconds (CLOCK_MONOTONIC_COARSE: cheap, ms-grained). */
 uint64_t nh_os_clock_ns(void);
 

@@ -19,11 +19,9 @@
  * buffers (no stdio, no malloc).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <hwloc.h>
 
@@ -69,18 +67,8 @@ __attribute__((format(printf, 4, 5))) static int fail(const nh_topo_source *src,
 
 /* Reads a small file into buf, NUL-terminated. Length, or -1. */
 static int read_file(const char *path, char *buf, size_t cap) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  size_t len = 0;
-  while (len + 1 < cap) {
-    ssize_t r = read(fd, buf + len, cap - 1 - len);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    len += (size_t)r;
-  }
-  close(fd);
-  buf[len] = '\0';
-  return (int)len;
+  int err;
+  return (int)nh_os_read_file(path, buf, cap, &err);
 }
 
 /* Parses one unsigned decimal at *s (skipping blanks); -1 if none. */
