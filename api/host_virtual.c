@@ -174,7 +174,9 @@ static vm_res *res_slot(vm_res *t, size_t npages) {
 }
 
 /* Gives r an array of at least npages words. The old array, if any, stays
- * mapped: a reader may still be looking at it. false when out of memory. */
+ * mapped: a reader may still be looking at it. Arrays only grow, by powers
+ * of two, so the arrays an entry retires total less than its current one.
+ * false when out of memory. */
 static bool res_pages(vm_res *r, size_t npages) {
   if (r->cap >= npages) return true;
   size_t cap = 64;

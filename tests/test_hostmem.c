@@ -572,6 +572,34 @@ static void test_fallback_two_nodes_no_spill(void **state) {
   nh_cache_set_cpu_override(-1);
 }
 
+/* The same limits hold when blocks come through the per-thread caches. */
+static void test_fallback_with_caches(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, "heap", "budget", "16M", "heap", "reserve", "4M", "cache", "mode",
+                "perthread", "criticality", "task.limit", "50%", "criticality", "task.spill",
+                "package", NULL);
+  IHostMalloc *h = host_malloc(MALLOC_THREADSAFE);
+  nh_cache_set_cpu_override(0);
+  static void *p[4096];
+  int n = 0;
+  void *q;
+  while (IHostMalloc_Alloc(h, 100000, eTaskCritical, &q) == S_OK) {
+    assert_true(n < 4096);
+    assert_true(nh_ptr_node(q) == 0 || nh_ptr_node(q) == 1); /* never the other package */
+    p[n++] = q;
+  }
+  assert_null(q);
+  assert_true(n > 0);
+  assert_int_equal(nh_ptr_node(p[0]), 0);
+  assert_int_equal(nh_ptr_node(p[n - 1]), 1);
+  assert_true(committed(0) <= limit(0, 0) && committed(1) <= limit(1, 0));
+  for (int i = 0; i < n; i++) assert_int_equal(IHostMalloc_Free(h, p[i]), S_OK);
+  assert_int_equal(IHostMalloc_Alloc(h, 100000, eTaskCritical, &q), S_OK);
+  assert_int_equal(nh_ptr_node(q), 0);
+  assert_int_equal(IHostMalloc_Free(h, q), S_OK);
+  nh_cache_set_cpu_override(-1);
+}
+
 static void test_virtual_commit_placement(void **state) {
   (void)state;
   nh_test_start(FOUR_NODES, "heap", "budget", "16M", "heap", "reserve", "4M", "cache", "mode", "off",
@@ -794,6 +822,7 @@ int main(void) {
       cmocka_unit_test(test_memory_load_and_address_space),
       cmocka_unit_test(test_fallback_four_nodes),
       cmocka_unit_test(test_fallback_two_nodes_no_spill),
+      cmocka_unit_test(test_fallback_with_caches),
       cmocka_unit_test(test_virtual_commit_placement),
       cmocka_unit_test(test_notifications_edge_triggered),
       cmocka_unit_test(test_threads_alloc_and_query),
