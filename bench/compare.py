@@ -115,6 +115,9 @@ def identify(bench, preload):
     r = subprocess.run([bench, "--nhb_identify"], env=run_env(preload),
                        capture_output=True, text=True, timeout=60)
     m = re.search(r"allocator=(\S+)", r.stdout)
+    if r.returncode < 0:
+        raise CompareError(f"nh_bench --nhb_identify {describe_status(r.returncode)} "
+                           f"under LD_PRELOAD={preload}: {r.stderr.strip()}")
     if r.returncode != 0 or not m:
         return None, (r.stderr.strip() or f"exit status {r.returncode}")
     return m.group(1), r.stderr.strip()
@@ -161,15 +164,16 @@ def resolve_allocators(args):
 def check_numaheap(bench, lib):
     """'' if numaheap loads and is live, else why not (the report shows it)."""
     if not lib:
-        return "numaheap library not given (--numaheap)"
-    if not os.path.exists(lib):
-        return f"numaheap library {lib} does not exist"
-    live, detail = identify(bench, lib)
-    if live != "numaheap":
+        why = "numaheap library not given (--numaheap)"
+    elif not os.path.exists(lib):
+        why = f"numaheap library {lib} does not exist"
+    else:
+        live, detail = identify(bench, lib)
+        if live == "numaheap":
+            return ""
         why = f"numaheap did not load from {lib}: nh_bench reports '{live}' ({detail})"
-        log("WARNING: " + why + "; comparing peers against glibc")
-        return why
-    return ""
+    log("WARNING: " + why + "; comparing peers against glibc")
+    return why
 
 
 # ---- running ---------------------------------------------------------------------
@@ -209,9 +213,9 @@ def check_run(name, family, status, json_path, log_path):
     """Raises CompareError describing a bad run; returns the parsed JSON."""
     if status != 0:
         with open(log_path, errors="replace") as f:
-            tail = f.read()[-600:].strip()
+            tail = "\n".join("    " + line for line in f.read().splitlines()[-6:])
         raise CompareError(f"{name}: family '{family}' {describe_status(status)}; "
-                           f"log {log_path}:\n{tail}")
+                           f"end of {log_path}:\n{tail}")
     with open(json_path) as f:
         data = json.load(f)
     live = data.get("context", {}).get("allocator")
@@ -395,7 +399,10 @@ def write_report(args, libs, base, note, medians, peaks, failures, families, rou
         frag_table(medians, list(libs)), "",
     ]
     if failures:
-        parts += ["## FAILURES", ""] + [f"- {f}" for f in failures] + [""]
+        parts += ["## FAILURES", ""]
+        for f in failures:
+            first, _, rest = f.partition("\n")
+            parts += [f"- {first}"] + (["", "  ```", rest, "  ```"] if rest else []) + [""]
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write("\n".join(parts))
 
@@ -423,9 +430,10 @@ def plot_threads(plt, medians, path):
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(present):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9)
     fig.suptitle("Throughput against threads (higher is better)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
@@ -450,8 +458,9 @@ def plot_sizes(plt, medians, path, metric):
         ax.set_xlabel("size (bytes)")
         ax.set_ylabel(f"ns per pair, {metric} time (lower is better)")
         ax.grid(alpha=0.3, which="both")
-    axes.flat[0].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
