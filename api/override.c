@@ -191,3 +191,10 @@ EXPORT void *__libc_pvalloc(size_t size) { return pvalloc(size); }
 EXPORT int __posix_memalign(void **out, size_t align, size_t size) {
   return posix_memalign(out, align, size);
 }
+
+/* With NUMAHEAP_STATS set (`numaheap run --stats`), start when the library is
+ * loaded, so that a process that never allocates still reports at exit. */
+__attribute__((constructor)) static void start_for_stats(void) {
+  const char *s = getenv("NUMAHEAP_STATS");
+  if (s && *s && strcmp(s, "0") != 0) (void)nh_start();
+}

@@ -26,6 +26,26 @@
 #define HANDOFF_BATCH 32
 #define MAX_THREADS 64
 
+static int demo_main(int argc, char **argv);
+
+const nh_cli_command nh_cli_demo = {
+    "demo", "[--config FILE] [--threads N] [--seconds S] [--rounds R]",
+    "A server-style workload: each thread keeps a working set of live objects of\n"
+    "mixed sizes, replaces them at random and hands one in 16 to the next thread,\n"
+    "which frees it. It runs in R interleaved rounds of S seconds on numaheap\n"
+    "(nh_malloc/nh_free) and on the system allocator (this program's malloc),\n"
+    "then prints the topology, each allocator's median throughput, their ratio\n"
+    "and numaheap's per-node statistics.\n"
+    "\n"
+    "  --config FILE   numaheap configuration (default: $NUMAHEAP_CONFIG)\n"
+    "  --threads N     worker threads, 1..64 (default: the CPUs, at most 8)\n"
+    "  --seconds S     length of one round, up to 3600 (default 1)\n"
+    "  --rounds R      rounds per allocator, 1..100 (default 3)\n"
+    "\n"
+    "Exit status: 0; 2 for bad usage or a bad configuration; 1 when an\n"
+    "allocation fails.\n",
+    demo_main};
+
 typedef struct allocator {
   const char *name;
   void *(*alloc)(size_t);
@@ -165,34 +185,40 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* Parses the options into the out-parameters. 0, 2 (bad usage reported) or -1 (help printed). */
 static int parse_args(int argc, char **argv, const char **config, int *threads, double *seconds,
                       int *rounds) {
   for (int i = 1; i < argc; i++) {
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(argv[i], "--config") && v) *config = v, i++;
-    else if (!strcmp(argv[i], "--threads") && v) *threads = atoi(v), i++;
-    else if (!strcmp(argv[i], "--seconds") && v) *seconds = atof(v), i++;
-    else if (!strcmp(argv[i], "--rounds") && v) *rounds = atoi(v), i++;
-    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      printf("usage: numaheap demo [--config FILE] [--threads N] [--seconds S] [--rounds R]\n");
-      exit(0);
-    } else return nh_cli_bad_usage("demo", "unknown option or missing value \"%s\"", argv[i]);
+    const char *v = NULL;
+    long n;
+    int got;
+    if (nh_cli_is_help(&nh_cli_demo, argv[i])) return -1;
+    if ((got = nh_cli_opt_value(&nh_cli_demo, argc, argv, &i, "config", config)) != 0) {
+      if (got < 0) return 2;
+    } else if ((got = nh_cli_opt_value(&nh_cli_demo, argc, argv, &i, "threads", &v)) != 0) {
+      if (got < 0 || nh_cli_parse_long(&nh_cli_demo, "--threads", v, 1, MAX_THREADS, &n) != 0) return 2;
+      *threads = (int)n;
+    } else if ((got = nh_cli_opt_value(&nh_cli_demo, argc, argv, &i, "seconds", &v)) != 0) {
+      if (got < 0 || nh_cli_parse_double(&nh_cli_demo, "--seconds", v, 0, 3600, seconds) != 0) return 2;
+    } else if ((got = nh_cli_opt_value(&nh_cli_demo, argc, argv, &i, "rounds", &v)) != 0) {
+      if (got < 0 || nh_cli_parse_long(&nh_cli_demo, "--rounds", v, 1, 100, &n) != 0) return 2;
+      *rounds = (int)n;
+    } else if (argv[i][0] == '-') {
+      return nh_cli_bad_usage(&nh_cli_demo, "unknown option \"%s\"", argv[i]);
+    } else {
+      return nh_cli_bad_usage(&nh_cli_demo, "unexpected argument \"%s\"", argv[i]);
+    }
   }
-  if (*threads < 1 || *threads > MAX_THREADS)
-    return nh_cli_bad_usage("demo", "--threads must be 1..%d", MAX_THREADS);
-  if (!(*seconds > 0) || *seconds > 3600)
-    return nh_cli_bad_usage("demo", "--seconds must be in (0, 3600]");
-  if (*rounds < 1 || *rounds > 100) return nh_cli_bad_usage("demo", "--rounds must be 1..100");
   return 0;
 }
 
-int nh_cmd_demo(int argc, char **argv) {
+static int demo_main(int argc, char **argv) {
   const char *config = NULL;
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   int threads = ncpu > 1 ? (int)(ncpu < 8 ? ncpu : 8) : 2, rounds = 3;
   double seconds = 1.0;
   int rc = parse_args(argc, argv, &config, &threads, &seconds, &rounds);
-  if (rc) return rc;
+  if (rc) return rc < 0 ? 0 : rc;
   if (nh_init(config) != 0) {
     fprintf(stderr, "numaheap: demo: %s\n", nh_last_error());
     return 2;

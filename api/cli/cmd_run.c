@@ -1,7 +1,9 @@
 /*
- * api/cli/cmd_run.c: numaheap run [--config FILE] [--stats[=json]] -- PROGRAM ARGS...
- * Runs PROGRAM with libnumaheap.so preloaded, the config named through
- * NUMAHEAP_CONFIG (checked first), and NUMAHEAP_STATS set for --stats.
+ * api/cli/cmd_run.c: numaheap run [--config FILE] [--stats[=text|json]] [--] PROGRAM ARGS...
+ * Runs PROGRAM with libnumaheap.so preloaded (so it and every program it
+ * starts allocate through numaheap), the config named through NUMAHEAP_CONFIG
+ * (checked first), and NUMAHEAP_STATS set for --stats: numaheap then prints
+ * each process's statistics on its stderr when it exits.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,26 +19,51 @@
 #define NH_LIBDIR_REL "lib"
 #endif
 
+static int run_main(int argc, char **argv);
+
+const nh_cli_command nh_cli_run = {
+    "run", "[--config FILE] [--stats[=text|json]] [--] PROGRAM [ARGS...]",
+    "Runs PROGRAM with libnumaheap.so preloaded (LD_PRELOAD): its malloc, free,\n"
+    "C++ new and delete, and those of every program it starts, are numaheap's.\n"
+    "\n"
+    "  --config FILE     configuration for numaheap in PROGRAM (checked before\n"
+    "                    PROGRAM starts; passed as NUMAHEAP_CONFIG)\n"
+    "  --stats[=text]    print numaheap's per-node statistics on stderr when each\n"
+    "                    process exits (NUMAHEAP_STATS=1)\n"
+    "  --stats=json      the same as one JSON object per process (NUMAHEAP_STATS=json)\n"
+    "\n"
+    "Options end at \"--\" or at PROGRAM. libnumaheap.so is $NUMAHEAP_LIB if set,\n"
+    "else found next to this command or in ../lib, ../" NH_LIBDIR_REL ".\n"
+    "Exit status: PROGRAM's; 2 for bad usage or a bad configuration; 1 when\n"
+    "libnumaheap.so is not found; 127 when PROGRAM is not found, 126 when it\n"
+    "cannot be executed.\n",
+    run_main};
+
 /* Finds libnumaheap.so: $NUMAHEAP_LIB, next to this executable (build tree),
- * or in the install's library folder. */
-static int find_library(char *out, size_t cap) {
+ * or in the install's library folder, into out (PATH_MAX bytes). 0, or -1
+ * with the message printed. */
+static int find_library(char out[PATH_MAX]) {
   const char *env = getenv("NUMAHEAP_LIB");
   if (env && *env) {
-    snprintf(out, cap, "%s", env);
-    return access(out, R_OK) == 0 ? 0 : -1;
+    if (access(env, R_OK) == 0 && realpath(env, out) != NULL) return 0;
+    fprintf(stderr, "numaheap: run: NUMAHEAP_LIB=%s: %s\n", env, strerror(errno));
+    return -1;
   }
   char exe[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) return -1;
-  exe[n] = '\0';
-  char *slash = strrchr(exe, '/');
-  if (slash) *slash = '\0';
-  const char *rel[] = {"", "/..", "/../" NH_LIBDIR_REL, "/../lib"};
-  for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
-    char cand[PATH_MAX + 64];
-    snprintf(cand, sizeof cand, "%s%s/libnumaheap.so", exe, rel[i]);
-    if (access(cand, R_OK) == 0 && realpath(cand, out) != NULL) return 0;
+  if (n > 0) {
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = '\0';
+    const char *rel[] = {"", "/..", "/../" NH_LIBDIR_REL, "/../lib"};
+    for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
+      char cand[PATH_MAX + 64];
+      snprintf(cand, sizeof cand, "%s%s/libnumaheap.so", exe, rel[i]);
+      if (access(cand, R_OK) == 0 && realpath(cand, out) != NULL) return 0;
+    }
   }
+  fprintf(stderr, "numaheap: run: cannot find libnumaheap.so next to this command or in ../lib "
+                  "(set NUMAHEAP_LIB to its path)\n");
   return -1;
 }
 
@@ -48,42 +75,49 @@ static int set_preload(const char *lib) {
   return setenv("LD_PRELOAD", buf, 1);
 }
 
-int nh_cmd_run(int argc, char **argv) {
-  const char *config = NULL, *stats = NULL;
-  int i = 1;
-  for (; i < argc; i++) {
-    if (!strcmp(argv[i], "--")) { i++; break; }
-    if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
-    else if (!strncmp(argv[i], "--config=", 9)) config = argv[i] + 9;
-    else if (!strcmp(argv[i], "--stats")) stats = "1";
-    else if (!strcmp(argv[i], "--stats=json")) stats = "json";
-    else if (!strcmp(argv[i], "--stats=text")) stats = "1";
-    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      printf("usage: numaheap run [--config FILE] [--stats[=json]] -- PROGRAM [ARGS...]\n");
-      return 0;
-    } else if (argv[i][0] == '-') return nh_cli_bad_usage("run", "unknown option \"%s\"", argv[i]);
-    else break; /* PROGRAM without "--" */
+/* Parses the options; returns the index of PROGRAM, or -2 (bad usage
+ * reported), or -1 (help printed). */
+static int parse_options(int argc, char **argv, const char **config, const char **stats) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--")) return i + 1;
+    if (nh_cli_is_help(&nh_cli_run, a)) return -1;
+    int got = nh_cli_opt_value(&nh_cli_run, argc, argv, &i, "config", config);
+    if (got < 0) return -2;
+    if (got > 0) continue;
+    if (!strcmp(a, "--stats") || !strcmp(a, "--stats=text")) *stats = "1";
+    else if (!strcmp(a, "--stats=json")) *stats = "json";
+    else if (!strncmp(a, "--stats=", 8)) {
+      nh_cli_bad_usage(&nh_cli_run, "--stats takes text or json, not \"%s\"", a + 8);
+      return -2;
+    } else if (a[0] == '-') {
+      nh_cli_bad_usage(&nh_cli_run, "unknown option \"%s\"", a);
+      return -2;
+    } else return i; /* PROGRAM without "--" */
   }
-  if (i >= argc) return nh_cli_bad_usage("run", "no PROGRAM given");
+  return argc;
+}
+
+static int run_main(int argc, char **argv) {
+  const char *config = NULL, *stats = NULL;
+  int i = parse_options(argc, argv, &config, &stats);
+  if (i == -1) return 0;
+  if (i < 0) return 2;
+  if (i >= argc) return nh_cli_bad_usage(&nh_cli_run, "no PROGRAM given");
+  static nh_config cfg; /* the file and the environment, as PROGRAM will read them */
+  if (nh_cli_load_config(&cfg, config) != 0) return 2;
   if (config) {
-    static nh_config cfg;
-    char err[600];
-    nh_config_defaults(&cfg);
-    if (nh_config_parse_file(&cfg, config, err, sizeof err) != 0) {
-      fprintf(stderr, "numaheap: run: %s\n", err);
-      return 2;
-    }
     char abs[PATH_MAX];
     setenv("NUMAHEAP_CONFIG", realpath(config, abs) ? abs : config, 1);
   }
   if (stats) setenv("NUMAHEAP_STATS", stats, 1);
   char lib[PATH_MAX];
-  if (find_library(lib, sizeof lib) != 0) {
-    fprintf(stderr, "numaheap: run: cannot find libnumaheap.so (set NUMAHEAP_LIB to its path)\n");
-    return 1;
-  }
+  if (find_library(lib) != 0) return 1;
+  unsetenv("NUMAHEAP_LIB"); /* this command's, not an option of the allocator in PROGRAM */
   set_preload(lib);
+  fflush(NULL);
   execvp(argv[i], argv + i);
-  fprintf(stderr, "numaheap: run: cannot execute %s: %s\n", argv[i], strerror(errno));
-  return 127;
+  int e = errno;
+  fprintf(stderr, "numaheap: run: cannot execute %s: %s\n", argv[i], strerror(e));
+  return e == ENOENT || e == ENOTDIR ? 127 : 126;
 }

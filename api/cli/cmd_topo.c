@@ -9,6 +9,24 @@
 
 #include "api/cli/cli.h"
 
+static int topo_main(int argc, char **argv);
+
+const nh_cli_command nh_cli_topo = {
+    "topo", "[--config FILE] [--json]",
+    "Prints the topology numaheap would use (the machine's, or the one the\n"
+    "configuration's [topology] section names): nodes, their CPUs and memory,\n"
+    "the distance matrix; then, per node, the budget, reserve and limit of each\n"
+    "criticality level, and the order of nodes a request of each level made on\n"
+    "that node would try (its spill setting decides how far it may fall back).\n"
+    "\n"
+    "  --config FILE   read FILE (default: $NUMAHEAP_CONFIG, if set), then the\n"
+    "                  NUMAHEAP_* variables, as the allocator does\n"
+    "  --json          one JSON object instead of text\n"
+    "\n"
+    "Exit status: 0; 2 for bad usage or a bad configuration; 1 when the\n"
+    "topology cannot be loaded.\n",
+    topo_main};
+
 static const char *const level_names[3] = {"task", "appdomain", "process"};
 static const nh_opt spill_opt[3] = {NH_OPT_TASK_SPILL, NH_OPT_APPDOMAIN_SPILL, NH_OPT_PROCESS_SPILL};
 
@@ -87,17 +105,17 @@ static void print_json(FILE *out, const nh_topo *t, const nh_config *cfg) {
   fprintf(out, "]}\n");
 }
 
-int nh_cmd_topo(int argc, char **argv) {
+static int topo_main(int argc, char **argv) {
   const char *config = NULL;
   int json = 0;
   for (int i = 1; i < argc; i++) {
+    if (nh_cli_is_help(&nh_cli_topo, argv[i])) return 0;
+    int got = nh_cli_opt_value(&nh_cli_topo, argc, argv, &i, "config", &config);
+    if (got < 0) return 2;
+    if (got > 0) continue;
     if (!strcmp(argv[i], "--json")) json = 1;
-    else if (!strcmp(argv[i], "--config") && i + 1 < argc) config = argv[++i];
-    else if (!strncmp(argv[i], "--config=", 9)) config = argv[i] + 9;
-    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      printf("usage: numaheap topo [--config FILE] [--json]\n");
-      return 0;
-    } else return nh_cli_bad_usage("topo", "unknown option \"%s\"", argv[i]);
+    else if (argv[i][0] == '-') return nh_cli_bad_usage(&nh_cli_topo, "unknown option \"%s\"", argv[i]);
+    else return nh_cli_bad_usage(&nh_cli_topo, "unexpected argument \"%s\"", argv[i]);
   }
   static nh_config cfg;
   nh_topo topo;
@@ -106,5 +124,6 @@ int nh_cmd_topo(int argc, char **argv) {
   if (json) print_json(stdout, &topo, &cfg);
   else print_text(stdout, &topo, &cfg);
   nh_topo_free(&topo);
-  return 0;
+  fflush(stdout);
+  return ferror(stdout) ? 1 : 0;
 }

@@ -1,4 +1,4 @@
-/* api/cli/main.c: the numaheap command: subcommand dispatch, --help, --version. */
+/* api/cli/main.c: the numaheap command: subcommand dispatch, help, --version. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -6,52 +6,72 @@
 #include "api/cli/cli.h"
 #include "numaheap/numaheap.h"
 
-void nh_cli_usage(FILE *out) {
-  fprintf(out,
-          "usage: numaheap COMMAND [OPTIONS]\n"
-          "\n"
-          "commands:\n"
-          "  topo [--config FILE] [--json]      nodes, CPUs, memory, distances, budgets and the\n"
-          "                                     fallback order of each node at each level\n"
-          "  run [--config FILE] [--stats[=json]] -- PROGRAM [ARGS...]\n"
-          "                                     run PROGRAM on numaheap (LD_PRELOAD)\n"
-          "  check-config FILE                  validate a config file (exit 0, or 2 naming\n"
-          "                                     the file, line and problem)\n"
-          "  demo [--config FILE] [--threads N] [--seconds S]\n"
-          "                                     a multi-threaded server-style workload on\n"
-          "                                     numaheap and on the system allocator\n"
-          "\n"
-          "  --help, -h                         this text\n"
-          "  --version, -V                      the version\n"
-          "\n"
-          "Environment: NUMAHEAP_CONFIG, NUMAHEAP_STATS, NUMAHEAP_<SECTION>_<KEY> (see docs/config.md).\n");
+static const nh_cli_command *const commands[] = {&nh_cli_topo, &nh_cli_run, &nh_cli_check_config,
+                                                 &nh_cli_demo};
+#define NCOMMANDS (sizeof commands / sizeof *commands)
+
+static const nh_cli_command *find_command(const char *name) {
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    if (strcmp(commands[i]->name, name) == 0) return commands[i];
+  return NULL;
 }
 
-int nh_cli_bad_usage(const char *cmd, const char *fmt, ...) {
+void nh_cli_usage(FILE *out) {
+  fprintf(out, "usage: numaheap COMMAND [OPTIONS]\n       numaheap --help | --version\n\ncommands:\n");
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    fprintf(out, "  numaheap %s %s\n", commands[i]->name, commands[i]->synopsis);
+  fprintf(out,
+          "\n"
+          "  topo          nodes, CPUs, memory, distances, budgets, and the fallback order\n"
+          "                of each node at each criticality level\n"
+          "  run           run PROGRAM on numaheap (libnumaheap.so preloaded); --stats prints\n"
+          "                its per-node statistics when it exits\n"
+          "  check-config  validate a configuration file\n"
+          "  demo          a server-style workload on numaheap and on the system allocator\n"
+          "\n"
+          "`numaheap COMMAND --help` describes a command; `man numaheap` all of them.\n"
+          "Exit status: 0 success, 1 failure, 2 bad usage or configuration; `run` exits\n"
+          "with PROGRAM's status (126/127 when it cannot be executed).\n"
+          "Environment: NUMAHEAP_CONFIG, NUMAHEAP_STATS, NUMAHEAP_<SECTION>_<KEY>, NUMAHEAP_LIB.\n");
+}
+
+int nh_cli_bad_usage(const nh_cli_command *cmd, const char *fmt, ...) {
   va_list ap;
-  fprintf(stderr, "numaheap: %s%s", cmd ? cmd : "", cmd ? ": " : "");
+  fprintf(stderr, "numaheap: %s%s", cmd ? cmd->name : "", cmd ? ": " : "");
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
   va_end(ap);
   fprintf(stderr, "\n");
-  nh_cli_usage(stderr);
+  if (cmd)
+    fprintf(stderr, "usage: numaheap %s %s\n(numaheap %s --help for details)\n", cmd->name,
+            cmd->synopsis, cmd->name);
+  else
+    nh_cli_usage(stderr);
   return 2;
+}
+
+/* numaheap help [COMMAND] */
+static int help(int argc, char **argv) {
+  if (argc < 3) {
+    nh_cli_usage(stdout);
+    return 0;
+  }
+  const nh_cli_command *c = find_command(argv[2]);
+  if (c == NULL || argc > 3) return nh_cli_bad_usage(NULL, "help: no command \"%s\"", argv[2]);
+  return nh_cli_is_help(c, "--help") ? 0 : 2;
 }
 
 int main(int argc, char **argv) {
   if (argc < 2) return nh_cli_bad_usage(NULL, "no command given");
-  const char *cmd = argv[1];
-  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
-    nh_cli_usage(stdout);
-    return 0;
-  }
-  if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+  const char *arg = argv[1];
+  if (!strcmp(arg, "--help") || !strcmp(arg, "-h") || !strcmp(arg, "help")) return help(argc, argv);
+  if (!strcmp(arg, "--version") || !strcmp(arg, "-V")) {
+    if (argc > 2) return nh_cli_bad_usage(NULL, "--version takes no arguments");
     printf("numaheap %s\n", NUMAHEAP_VERSION_STRING);
     return 0;
   }
-  if (!strcmp(cmd, "topo")) return nh_cmd_topo(argc - 1, argv + 1);
-  if (!strcmp(cmd, "run")) return nh_cmd_run(argc - 1, argv + 1);
-  if (!strcmp(cmd, "check-config")) return nh_cmd_check_config(argc - 1, argv + 1);
-  if (!strcmp(cmd, "demo")) return nh_cmd_demo(argc - 1, argv + 1);
-  return nh_cli_bad_usage(NULL, "unknown command \"%s\"", cmd);
+  const nh_cli_command *c = find_command(arg);
+  if (c != NULL) return c->main(argc - 1, argv + 1);
+  if (arg[0] == '-') return nh_cli_bad_usage(NULL, "unknown option \"%s\"", arg);
+  return nh_cli_bad_usage(NULL, "unknown command \"%s\"", arg);
 }
