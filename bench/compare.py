@@ -312,12 +312,15 @@ def fmt_mib(b):
     return "-" if b is None else f"{b / 2**20:.1f} MiB"
 
 
-def ratio_cell(value, base, fmt):
+def ratio_cells(value, base, fmt):
+    """[peer value, peer / base] as two table cells."""
     if value is None:
-        return "-"
-    if not base:
-        return fmt(value)
-    return f"{fmt(value)} ({value / base:.2f}×)"
+        return ["-", "-"]
+    return [fmt(value), f"{value / base:.2f}" if base else "-"]
+
+
+def peer_header(base, peers):
+    return [h for p in peers for h in (p, f"{p}/{base}")]
 
 
 def bench_order(medians):
@@ -339,19 +342,22 @@ def time_table(medians, base, peers):
     rows = []
     for b in bench_order(medians):
         base_t = medians.get(base, {}).get(b, {}).get("time_ns")
-        row = [b, fmt_time(base_t)]
-        row += [ratio_cell(medians[p].get(b, {}).get("time_ns"), base_t, fmt_time) for p in peers]
+        row = [b.replace("/real_time", ""), fmt_time(base_t)]
+        for p in peers:
+            row += ratio_cells(medians[p].get(b, {}).get("time_ns"), base_t, fmt_time)
         rows.append(row)
-    return table(["benchmark", base] + peers, rows)
+    return table(["benchmark", base] + peer_header(base, peers), rows)
 
 
 def rss_table(peaks, base, peers, families):
     rows = []
     for fam in families:
         base_v = peaks.get(base, {}).get(fam)
-        rows.append([fam, fmt_mib(base_v)] +
-                    [ratio_cell(peaks[p].get(fam), base_v, fmt_mib) for p in peers])
-    return table(["family (one process)", base] + peers, rows)
+        row = [fam, fmt_mib(base_v)]
+        for p in peers:
+            row += ratio_cells(peaks[p].get(fam), base_v, fmt_mib)
+        rows.append(row)
+    return table(["family (one process)", base] + peer_header(base, peers), rows)
 
 
 def frag_table(medians, names):
@@ -361,7 +367,7 @@ def frag_table(medians, names):
             m = medians[n].get(b)
             if not m:
                 continue
-            rows.append([b, n, fmt_mib(m.get("live_peak")), fmt_mib(m.get("rss_at_peak")),
+            rows.append([b.replace("/real_time", ""), n, fmt_mib(m.get("live_peak")), fmt_mib(m.get("rss_at_peak")),
                          fmt_mib(m.get("rss_end")), f"{m.get('overhead', 0):.2f}"])
     return table(["benchmark", "allocator", "live at peak", "RSS at peak", "RSS after free",
                   "(RSS at peak - base) / live"], rows)
@@ -387,13 +393,13 @@ def write_report(args, libs, base, note, medians, peaks, failures, families, rou
         f"- mode: {args.mode}, {rounds} interleaved rounds, --benchmark_min_time={min_time}; "
         "medians over rounds",
         "- libraries: " + ", ".join(f"{n}={libs[n] or '(none)'}" for n in libs), "",
-        f"## Time per operation ({args.metric} time; ratio = peer / {base}, above 1 is slower)",
+        f"## Time per operation ({args.metric} time; peer/{base} above 1 is slower)",
         "",
         "For N threads the real time is wall time divided by all threads' operations "
         "(the inverse of total throughput); the CPU time is all threads' CPU time "
         "divided by the same count.", "",
         time_table(medians, base, peers), "",
-        f"## Peak RSS of each family's process (ratio = peer / {base})", "",
+        f"## Peak RSS of each family's process (peer/{base} above 1 uses more)", "",
         rss_table(peaks, base, peers, families), "",
         "## Fragmentation workload", "",
         frag_table(medians, list(libs)), "",
