@@ -10,8 +10,10 @@
  *                that CPU's node, and nh_ptr_node() agrees with the kernel;
  *   node-alloc   nh_malloc_node(size, n) lands on n for every node, CPU-less
  *                nodes included, called from a CPU of another node;
- *   remote-free  blocks made on node A and freed on node B go home: B's next
- *                allocations never come from A's memory; remote_frees counts them;
+ *   remote-free  blocks made on node A and freed on node B (whose caches are
+ *                warm) go home: B's next allocations never come from A's
+ *                memory; A's remote_frees counts them (all of them once
+ *                nh_trim has drained the per-CPU remote buffers);
  *   migrate      a thread moved to another node is served there from its very
  *                next allocation on;
  *   fill         in a child process started with a config of small budgets, a
@@ -35,8 +37,8 @@
 #include <numaheap/numaheap.h>
 
 static vm_topo topo;      /* the kernel's view; read once in main, then read-only */
-static const char *me;    /* argv[0], for the fill child */
-static const vm_args *args;
+static const char *me;    /* argv[0], for the fill child; set once in main */
+static const vm_args *args; /* set once in main */
 
 static const size_t sizes[] = {64, 64u << 10, 4u << 20};
 #define NSIZES (sizeof sizes / sizeof sizes[0])
@@ -182,6 +184,7 @@ static void check_node_alloc(void) {
 #define RF_MEDIUM 100
 #define RF_BLOCKS (RF_SMALL + RF_MEDIUM)
 
+/* Producer then consumer: one thread at a time (run_on_cpu joins each). */
 struct rf { int a, b; void *blk[RF_BLOCKS]; };
 
 static size_t rf_size(int k) { return k < RF_SMALL ? 64 : (64u << 10); }
@@ -334,7 +337,8 @@ static const char fill_ini[] =
     "appdomain.spill = any\nprocess.spill = any\n"
     "[node:0]\nbudget = " FILL_STR(FILL_BUDGET0_MIB) "M\n";
 
-/* Blocks in allocation order and the node each landed on. */
+/* Blocks in allocation order and the node each landed on. Written by the
+ * filler thread only, read by the main thread after pthread_join. */
 static void *fill_blk[FILL_MAX];
 static int fill_node[FILL_MAX];
 static uint64_t fill_committed0; /* node 0's committed bytes at the first spill */
