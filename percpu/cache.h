@@ -80,6 +80,7 @@ typedef struct nh_cache_cpu_stats {
   uint64_t idle_drains;  /* times the whole cache went back for idleness */
   uint64_t blocks;       /* blocks held now */
   uint64_t bytes;        /* their bytes */
+  uint64_t capacity_bytes; /* slots the CPU's classes may fill, in bytes (<= [cache] size) */
 } nh_cache_cpu_stats;
 /* Number of per-CPU caches (CPU ids 0..n-1), 0 unless the mode is percpu. */
 int nh_cache_cpu_count(void);

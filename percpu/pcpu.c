@@ -18,6 +18,14 @@
  *            with plain memory accesses, then restores the headers (release).
  * Threads that find their CPU stopped go to the heaps directly.
  *
+ * Capacity: a class's hi is 0 until the class is used on the CPU, then one
+ * batch, then (on an overflow) its maximum, as long as the CPU's charged
+ * bytes (sum of hi × class size) stay within the byte budget ([cache] size);
+ * a class that cannot grow is served by the heap directly. Growing takes the
+ * region lock (a try: a busy lock means a drainer, so no growth); raising hi
+ * is safe while sequences run (they only see more room). Only a drain lowers
+ * hi: it gives every class back and returns the CPU to zero capacity.
+ *
  * Lock order: region->lock < bin lock < page lock (a drainer gives blocks
  * back to the heaps while it holds its CPU's lock). Only one region lock is
  * held at a time. No lock is held on the fast paths or across a
@@ -56,7 +64,8 @@ typedef struct nh_pc_cpu {
   _Atomic uint64_t misses, refills, drains, remote_sent, idle_drains; /* relaxed */
   _Atomic uint64_t last_slow_ns; /* relaxed: when a slow path last ran here */
   _Atomic int stopped;           /* 1 while a drainer owns the slabs (under lock) */
-  nh_lock lock;                  /* drainers of this CPU */
+  nh_lock lock;                  /* drainers and capacity changes of this CPU */
+  uint64_t charged;              /* Guarded by lock: sum of hi x class size */
 } nh_pc_cpu;
 
 _Static_assert(offsetof(nh_pc_cpu, node) == NH_RSEQ_NODE_OFF, "rseq layout: node");
@@ -72,6 +81,7 @@ uint64_t nh_pc_soff[NH_CLASS_COUNT];
 static uint16_t cap[NH_CLASS_COUNT];   /* slots per class; 0: not cached */
 static uint16_t batch[NH_CLASS_COUNT]; /* refill and overflow batch */
 static size_t region_bytes;            /* nslots << shift */
+static uint64_t budget;                /* bytes of capacity per CPU */
 static int atfork_done;
 
 static _Atomic uint64_t idle_ns = 1000000000ull; /* relaxed: a period, not a guard */
@@ -155,21 +165,50 @@ static void drain_stopped_class(nh_pc_cpu *c, unsigned cls) {
   atomic_store_explicit(&c->hdr[cls].count, 0, memory_order_relaxed);
 }
 
-/* Stops cpu, gives back everything it holds, restarts it. Any thread. */
+/* hi of a class with no capacity charged: the remote buffer is always there. */
+static uint16_t base_hi(unsigned cls) { return cls == 0 ? REMOTE_CAP : 0; }
+
+/* Stops cpu, gives back everything it holds and its capacity, restarts it.
+ * Any thread. */
 static void drain_cpu(int cpu) {
   nh_pc_cpu *c = region(cpu);
+  uint16_t old_hi[NH_CLASS_COUNT];
   nh_lock_acquire(&c->lock);
   atomic_store_explicit(&c->stopped, 1, memory_order_relaxed);
-  for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++)
-    if (cap[cls]) set_bounds(c, STOP_LO, 0, cls);
-  if (nh_pc_os_fence_cpu(cpu) == 0) { /* no sequence on cpu can commit from here on */
+  for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) {
+    old_hi[cls] = atomic_load_explicit(&c->hdr[cls].hi, memory_order_relaxed);
+    set_bounds(c, STOP_LO, 0, cls);
+  }
+  int fenced = nh_pc_os_fence_cpu(cpu) == 0; /* no sequence on cpu can commit from here on */
+  if (fenced) {
     for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) drain_stopped_class(c, cls);
     stat_inc(&c->drains, 1);
+    c->charged = 0;
   }
   for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++)
-    if (cap[cls]) set_bounds(c, 0, cap[cls], cls);
+    set_bounds(c, 0, fenced ? base_hi(cls) : old_hi[cls], cls);
   atomic_store_explicit(&c->stopped, 0, memory_order_release);
   nh_lock_release(&c->lock);
+}
+
+/* Raises the capacity of (c, cls) to `to` slots if the budget allows. */
+static int grow(nh_pc_cpu *c, unsigned cls, uint16_t to) {
+  if (!nh_lock_try(&c->lock)) return 0;
+  int ok = 0;
+  uint16_t hi = atomic_load_explicit(&c->hdr[cls].hi, memory_order_relaxed);
+  uint64_t add = (uint64_t)(to > hi ? to - hi : 0) * nh_class_size(cls);
+  if (add && !atomic_load_explicit(&c->stopped, memory_order_relaxed) &&
+      c->charged + add <= budget) {
+    c->charged += add;
+    atomic_store_explicit(&c->hdr[cls].hi, to, memory_order_relaxed);
+    ok = 1;
+  }
+  nh_lock_release(&c->lock);
+  return ok;
+}
+
+static uint16_t hi_of(nh_pc_cpu *c, unsigned cls) {
+  return atomic_load_explicit(&c->hdr[cls].hi, memory_order_relaxed);
 }
 
 void nh_pc_drain_all(void) {
@@ -226,6 +265,8 @@ void *nh_pc_alloc_slow(unsigned cls, int level) {
   if (cap[cls] == 0 || atomic_load_explicit(&c->stopped, memory_order_relaxed))
     return alloc_uncached(c->node, cls, level);
   stat_inc(&c->misses, 1);
+  if (hi_of(c, cls) < batch[cls] && !grow(c, cls, batch[cls]))
+    return alloc_uncached(c->node, cls, level); /* over the CPU's budget */
   void *b[MAX_PER_CLASS];
   size_t n = nh_heap_refill(c->node, cls, level, b, batch[cls]);
   stat_inc(&c->refills, 1);
@@ -285,6 +326,8 @@ void nh_pc_free_slow(void *p, unsigned cls, int node) {
       return;
     }
     if (nh_rseq_push(p, cls, nh_pc_soff[cls], node)) return;
+    uint16_t hi = hi_of(c, cls);
+    if (hi < cap[cls] && grow(c, cls, hi < batch[cls] ? batch[cls] : cap[cls])) continue;
     if (overflow(c, cls) == 0) break;
   }
   nh_heap_drain(node, cls, &p, 1, node != nh_cpu_home(nh_os_cpu_fast()));
@@ -306,6 +349,7 @@ static int rseq_usable(void) {
 
 /* Slot offsets per class after the fixed part; returns the region's size. */
 static size_t layout(const nh_cache_params *p) {
+  budget = p->bytes;
   size_t off = (sizeof(nh_pc_cpu) + 63) & ~(size_t)63;
   cap[0] = REMOTE_CAP;
   batch[0] = REMOTE_CAP;
@@ -329,8 +373,8 @@ static void postfork_child(void) {
     nh_pc_cpu *c = region(cpu);
     nh_lock_reset(&c->lock);
     if (!atomic_load_explicit(&c->stopped, memory_order_relaxed)) continue;
-    for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++)
-      if (cap[cls]) set_bounds(c, 0, cap[cls], cls);
+    for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) set_bounds(c, 0, base_hi(cls), cls);
+    c->charged = 0; /* what the parent's drainer left is held uncharged until drained */
     atomic_store_explicit(&c->stopped, 0, memory_order_relaxed);
   }
 }
@@ -338,7 +382,7 @@ static void postfork_child(void) {
 static void region_setup(int cpu) {
   nh_pc_cpu *c = region(cpu);
   c->node = nh_cpu_home(cpu);
-  for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) set_bounds(c, 0, cap[cls], cls);
+  for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) set_bounds(c, 0, base_hi(cls), cls);
   size_t stride = (size_t)1 << nh_rseq_g.shift;
   if (stride >= nh_os_page_size()) /* keep the cache on its node's memory (best effort) */
     (void)nh_os_bind(c, stride, nh_g.topo->nodes[c->node].bind_os_node);
@@ -385,6 +429,9 @@ int nh_pc_cpu_stats(int cpu, nh_cache_cpu_stats *out) {
   out->remote_sent = atomic_load_explicit(&c->remote_sent, memory_order_relaxed);
   out->idle_drains = atomic_load_explicit(&c->idle_drains, memory_order_relaxed);
   out->blocks = cpu_blocks(c, &out->bytes);
+  out->capacity_bytes = 0;
+  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++)
+    out->capacity_bytes += (uint64_t)hi_of(c, cls) * nh_class_size(cls);
   return 0;
 }
 

@@ -165,6 +165,36 @@ static void test_refill_overflow_and_trim(void **state) {
   unpin();
 }
 
+/* The CPU's capacity grows class by class within the byte budget; what does
+ * not fit is served by the heap; a drain gives the capacity back. */
+static void test_byte_budget(void **state) {
+  (void)state;
+  nh_test_start(TWO_NODES, "cache", "size", "64K", NULL);
+  if (!percpu() || !have_two_cpus()) skip();
+  assert_int_equal(pin(0), 0);
+  nh_trim();
+  assert_int_equal(cpu_stats(0).capacity_bytes, 0);
+  for (size_t size = 16; size <= 8192; size = size * 5 / 4 + 16) {
+    for (int i = 0; i < 200; i++) {
+      many[i] = nh_malloc(size);
+      fill(many[i], size, (uint32_t)(i + size));
+    }
+    for (int i = 0; i < 200; i++) {
+      assert_true(check(many[i], size, (uint32_t)(i + size)));
+      nh_free(many[i]);
+    }
+    nh_cache_cpu_stats s = cpu_stats(0);
+    assert_true(s.capacity_bytes <= 64 * 1024);
+    assert_true(s.bytes <= s.capacity_bytes);
+  }
+  assert_true(cpu_stats(0).capacity_bytes > 32 * 1024); /* it did grow */
+  nh_trim();
+  assert_int_equal(cpu_stats(0).capacity_bytes, 0);
+  assert_int_equal(cpu_stats(0).blocks, 0);
+  assert_int_equal(nh_test_node_stats(0).in_use, 0);
+  unpin();
+}
+
 /* A thread that moves to a CPU of another node is served by that node from
  * its next allocation; what it frees of the old node goes home in batches. */
 static void test_migration_and_remote_free_real_cpus(void **state) {
@@ -391,6 +421,7 @@ int main(void) {
       cmocka_unit_test(test_mode_keys_pin_the_mode),
       cmocka_unit_test(test_rseq_hits_on_real_cpus),
       cmocka_unit_test(test_refill_overflow_and_trim),
+      cmocka_unit_test(test_byte_budget),
       cmocka_unit_test(test_migration_and_remote_free_real_cpus),
       cmocka_unit_test(test_override_migration_simulated),
       cmocka_unit_test(test_two_threads_override_the_same_cpu),
