@@ -255,7 +255,7 @@ static int charge(uint64_t bytes, int level) {
 }
 
 /* Counts bytes (negative: released) committed through VirtualAlloc on node. */
-static void account(int node, int level, int64_t bytes) {
+static void account(int node, int64_t bytes) {
   stat_add(&st_committed, bytes);
   if (node < VM_STAT_NODES) stat_add(&st_node_committed[node], bytes);
 }
@@ -277,7 +277,7 @@ static void pages_drop(vm_res *r, size_t first, size_t n, bool decommit) {
     if (decommit) nh_os_decommit((void *)(base + i * pg()), bytes);
     for (size_t k = i; k < j; k++) page_set(r, k, 0);
     nh_heap_uncharge(ps_node(w), bytes, ps_level(w));
-    account(ps_node(w), ps_level(w), -(int64_t)bytes);
+    account(ps_node(w), -(int64_t)bytes);
     i = j;
   }
 }
@@ -356,7 +356,7 @@ static HRESULT commit_range(vm_res *r, uintptr_t a, uintptr_t e, DWORD protect, 
     uint32_t w = page_get(r, i);
     page_set(r, i, (w & PS_COMMITTED) ? (w & ~PS_PROT_MASK) | protect : ps_make(protect, level, node));
   }
-  account(node, level, (int64_t)bytes);
+  account(node, (int64_t)bytes);
   /* Fresh pages may reuse addresses of unmapped heap segments whose blocks
    * ASan/Valgrind still think poisoned: tell them the range is accessible. */
   nh_track_open((void *)a, e - a);
