@@ -199,6 +199,16 @@ static void test_debug_alloc_sites(void **state) {
   assert_null(p);
   assert_int_equal(IHostMalloc_DebugAlloc(h, 8, eTaskCritical, NULL, 0, &p), S_OK);
   assert_int_equal(IHostMalloc_Free(h, p), S_OK);
+  static const size_t big[] = {300000, 3 * MiB}; /* a large and a huge block */
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(IHostMalloc_DebugAlloc(h, big[i], eAppDomainCritical, file, 50, &p), S_OK);
+    memset(p, 3, big[i]);
+    assert_true(nh_host_site_live(file, 50, &blocks, &bytes));
+    assert_int_equal(blocks, 1);
+    assert_int_equal(IHostMalloc_Free(h, (char *)p + 4096), HOST_E_INVALIDOPERATION);
+    assert_int_equal(IHostMalloc_Free(h, p), S_OK);
+    assert_int_equal(IHostMalloc_Free(h, p), HOST_E_INVALIDOPERATION);
+  }
 }
 
 static void test_executable_malloc(void **state) {
