@@ -119,12 +119,17 @@ static int load_topology(const nh_config *cfg, char *err, size_t errlen) {
   return nh_topo_load(&g_topo, &src, err, errlen);
 }
 
+/* Lock order at fork: boot lock, the caches' drain locks, then the heaps'
+ * (issue 5: without the caches' locks a fork during a drain left blocks owned
+ * twice in the child). */
 static void prefork(void) {
   nh_lock_acquire(&boot_lock);
+  nh_cache_prefork();
   nh_heaps_prefork();
 }
 static void postfork_parent(void) {
   nh_heaps_postfork(0);
+  nh_cache_postfork_parent();
   nh_lock_release(&boot_lock);
 }
 static void postfork_child(void) {

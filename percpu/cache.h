@@ -54,6 +54,13 @@ int nh_cache_home_node(void);
 /* Sends everything the calling thread's cache holds back to the heaps; in
  * percpu mode also every CPU's cache (it is the reclaim hook and nh_trim's). */
 void nh_cache_flush_thread(void);
+/* fork (api/init.c's handlers; added by the drop-in engineer, issue 5): take
+ * every CPU's drain lock before the heaps' locks (a drainer holds its CPU's
+ * lock while it calls into the heaps), so that no drain is half done in the
+ * child: a block already given to its heap but still counted in the slab
+ * would be handed out twice there. The child's side is pcpu.c's own handler. */
+void nh_cache_prefork(void);
+void nh_cache_postfork_parent(void);
 /* Tests: pretend the calling thread runs on cpu (-1: the real CPU). */
 void nh_cache_set_cpu_override(int cpu);
 /* Drops every cache's state after nh_heaps_destroy (tests). */

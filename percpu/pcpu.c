@@ -366,6 +366,18 @@ static size_t layout(const nh_cache_params *p) {
   return off;
 }
 
+/* See percpu/cache.h (issue 5: a fork during a drain gave the child blocks
+ * owned twice). CPU order; the parent releases in reverse. */
+void nh_cache_prefork(void) {
+  if (!nh_pc_on) return;
+  for (int cpu = 0; (uint64_t)cpu < nh_rseq_g.nslots; cpu++) nh_lock_acquire(&region(cpu)->lock);
+}
+
+void nh_cache_postfork_parent(void) {
+  if (!nh_pc_on) return;
+  for (int cpu = (int)nh_rseq_g.nslots; cpu-- > 0;) nh_lock_release(&region(cpu)->lock);
+}
+
 static void postfork_child(void) {
   nh_tc_postfork_child();
   if (!nh_pc_on) return;

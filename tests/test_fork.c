@@ -8,6 +8,7 @@
  * that deadlocks is stopped by alarm() and seen as a failure.
  */
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -192,11 +193,76 @@ static void fork_from_thread(void) {
 
 static void test_fork_from_other_thread(void **state) { with_busy_threads(2, fork_from_thread); }
 
+/* ---- a fork while another thread drains the caches -------------------------------------- */
+
+static int cmp_ptr(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* In the child: many live blocks of the cached classes must all be distinct
+ * and must not overlap (a block owned twice, by a cache and by its heap,
+ * would be handed out twice). 0 when they are, else 1. */
+static int distinct_blocks(void) {
+  enum { N = 6000 };
+  static void *p[N];
+  static const size_t sizes[] = {16, 32, 48, 64, 128, 256};
+  for (int i = 0; i < N; i++) {
+    size_t n = sizes[i % 6];
+    p[i] = malloc(n);
+    if (p[i] == NULL) return 1;
+    memset(p[i], i & 0xff, n);
+  }
+  for (int i = 0; i < N; i++) {
+    const unsigned char *q = p[i];
+    if (q[0] != (i & 0xff) || q[sizes[i % 6] - 1] != (i & 0xff)) return 1;
+  }
+  qsort(p, N, sizeof *p, cmp_ptr);
+  for (int i = 1; i < N; i++)
+    if (p[i] == p[i - 1]) return 1;
+  for (int i = 0; i < N; i++) free(p[i]);
+  return 0;
+}
+
+/* Frees and allocates blocks of the cached classes and returns every cache's
+ * blocks to the heaps (malloc_trim drains each CPU's cache) without pause. */
+static void *trimmer(void *arg) {
+  void *keep[64];
+  while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+    for (int i = 0; i < 64; i++) keep[i] = malloc(16 + (size_t)(i % 8) * 16);
+    for (int i = 0; i < 64; i++) free(keep[i]);
+    malloc_trim(0);
+  }
+  return NULL;
+}
+
+static void test_fork_while_caches_drain(void **state) {
+  pthread_t t[2];
+  atomic_store(&stop, 0);
+  for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&t[i], NULL, trimmer, NULL), 0);
+  int bad = 0;
+  for (int round = 0; round < 300 && !bad; round++) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+      alarm(CHILD_SECONDS);
+      _exit(distinct_blocks());
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) bad = st ? st : -1;
+  }
+  atomic_store(&stop, 1);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  if (bad) fail_msg("a child saw a block handed out twice or a deadlock (wait status 0x%x)", bad);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fork_single_threaded),
       cmocka_unit_test(test_fork_while_threads_allocate),
       cmocka_unit_test(test_fork_from_other_thread),
+      cmocka_unit_test(test_fork_while_caches_drain),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
