@@ -68,6 +68,8 @@ THREAD_PLOTS = [
     "cache_thrash/size:8/real_time", "cache_scratch/size:8/real_time",
 ]
 
+RUN_TIMEOUT = 900  # seconds one nh_bench process may take
+
 TIME_SCALE = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 
@@ -179,19 +181,35 @@ def check_numaheap(bench, lib):
 # ---- running ---------------------------------------------------------------------
 
 def describe_status(status):
+    if status == TIMED_OUT:
+        return f"hung: killed after {RUN_TIMEOUT} s"
     if status < 0:
         return f"killed by {signal.Signals(-status).name}"
     return f"exit status {status}"
 
 
+TIMED_OUT = -1000  # run_once's status for a run killed after RUN_TIMEOUT
+
+
 def run_once(bench, preload, name, bench_filter, min_time, json_path, log_path):
-    """Runs nh_bench once; returns (exit status, peak RSS bytes)."""
+    """Runs nh_bench once; returns (exit status, peak RSS bytes). The status is
+    negative for a signal, TIMED_OUT for a run that hung past RUN_TIMEOUT."""
     cmd = [bench, f"--nhb_expect={name}", f"--benchmark_filter={bench_filter}",
            f"--benchmark_min_time={min_time}", f"--benchmark_out={json_path}",
            "--benchmark_out_format=json"]
+    deadline = time.monotonic() + RUN_TIMEOUT
     with open(log_path, "w") as out:
         proc = subprocess.Popen(cmd, env=run_env(preload), stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        while True:  # wait4 gives this child's own ru_maxrss
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                proc.returncode = TIMED_OUT
+                return TIMED_OUT, 0
+            time.sleep(0.02)
         proc.returncode = os.waitstatus_to_exitcode(status)
     return proc.returncode, usage.ru_maxrss * 1024
 
@@ -253,10 +271,10 @@ def run_all(args, libs, families, rounds, min_time):
                     data = check_run(name, family, status, stem + ".json", stem + ".log")
                 except CompareError as e:
                     msg = str(e)
-                    if status < 0 or status not in (0, 3):
+                    if status not in (0, 3):  # 3: wrong allocator, already named
                         culprit = find_crashing_benchmark(args.bench, libs[name], name, flt,
                                                           min_time, stem + "-alone")
-                        msg += f"\n  crashing benchmark: {culprit}"
+                        msg += f"\n  failing benchmark, run alone: {culprit}"
                     log("FAILED: " + msg)
                     failures.append(msg)
                     broken.add((name, family))
