@@ -333,7 +333,11 @@ void *nh_huge_alloc(nh_heap *h, size_t size, size_t align, int level) {
   size_t offset = align > NH_PAGE_SIZE ? align : NH_PAGE_SIZE;
   size_t map_align = align > NH_SEGMENT_SIZE ? align : NH_SEGMENT_SIZE;
   if (size > ((size_t)1 << 46) || offset > ((size_t)1 << 40)) return NULL;
-  size_t usable = (size + NH_PAGE_SIZE - 1) & ~(NH_PAGE_SIZE - 1);
+  /* Fix by the reliability task (fuzz_alloc found it): a zero-byte request
+   * had usable == 0, so the block sat one past the end of the mapping and,
+   * with align >= 4 MiB, outside the segment map (nh_aligned_alloc(4 MiB, 0)
+   * crashed in huge_alloc on nh_segment_of(p) == NULL). Give it one page. */
+  size_t usable = size == 0 ? NH_PAGE_SIZE : (size + NH_PAGE_SIZE - 1) & ~(NH_PAGE_SIZE - 1);
   size_t map_size = offset + usable;
   if (!charge(h, usable, level)) return NULL;
   nh_segment *seg = segment_map_new(h, map_size, map_align, level);
