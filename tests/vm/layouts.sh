@@ -14,7 +14,7 @@
 # Distances: 10 is local (the kernel's convention). Without -numa dist the
 # firmware has no SLIT and Linux uses 10 local / 20 remote.
 
-NHVM_LAYOUTS="2node 4node 8node cpuless"
+NHVM_LAYOUTS="2node 4node 8node cpuless memless"
 
 # nhvm_mem_nodes SIZE_MIB COUNT: one RAM backend per node, m0..m<COUNT-1>.
 nhvm_mem_nodes() {
@@ -93,4 +93,19 @@ layout_qemu_cpuless() {
 }
 layout_expect_cpuless() {
   echo 'cpus=0-1/2-3/none;mem=256/256/256;dist=10,20,15/20,10,25/15,25,10'
+}
+
+# memless: node 1 has CPUs but no memory, between node 0 and node 2 that
+# have memory and CPUs; node 1 is nearer to node 2 (12) than to node 0 (21),
+# so its CPUs' local memory is node 2's.
+layout_qemu_memless() {
+  printf -- '-m 512M -smp 6,sockets=3,cores=2,threads=1 '
+  nhvm_mem_nodes 256 2
+  printf -- '-numa node,nodeid=0,cpus=0-1,memdev=m0 '
+  printf -- '-numa node,nodeid=1,cpus=2-3 '
+  printf -- '-numa node,nodeid=2,cpus=4-5,memdev=m1 '
+  nhvm_dist 0 1 21  0 2 31  1 2 12
+}
+layout_expect_memless() {
+  echo 'cpus=0-1/2-3/4-5;mem=256/0/256;dist=10,21,31/21,10,12/31,12,10'
 }

@@ -7,9 +7,10 @@
  * Checks, in order: the node count and ids, each node's CPUs and memory, the
  * distance matrix (all from /sys/devices/system/node against SPEC); then for
  * every CPU that getcpu(2) reports its node; for every node with CPUs that
- * first-touch pages of a thread pinned there land there; for every node that
- * pages bound to it with MPOL_BIND land there even when touched from another
- * node's CPU. move_pages(2) says where each page is.
+ * first-touch pages of a thread pinned there land there (on the nearest node
+ * with memory for a memory-less node); for every node with memory that pages
+ * bound to it with MPOL_BIND land there even when touched from another node's
+ * CPU. move_pages(2) says where each page is.
  */
 #include "vmtest.h"
 
@@ -103,11 +104,13 @@ static int foreign_cpu(const vm_topo *t, int i) {
 
 static void check_placement(const vm_topo *t) {
   for (int i = 0; i < t->nnodes; i++) {
-    int cpu = vm_first_cpu(t, i);
-    if (cpu >= 0) {
+    int cpu = vm_first_cpu(t, i), home = vm_mem_home(t, i);
+    if (cpu >= 0 && home >= 0) {
+      /* A memory-less node's CPUs get memory from its nearest node. */
       if (vm_pin_cpu(cpu) != 0) vm_fail("local", "cannot pin to CPU %d", cpu);
-      check_region("local", t->os_id[i], 0, cpu);
+      check_region(home == i ? "local" : "local-memless", t->os_id[home], 0, cpu);
     }
+    if (t->mem_kib[i] == 0) continue; /* nothing to bind to */
     cpu = foreign_cpu(t, i);
     if (cpu < 0) cpu = vm_first_cpu(t, i);
     if (vm_pin_cpu(cpu) != 0) vm_fail("bind", "cannot pin to CPU %d", cpu);

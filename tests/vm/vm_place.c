@@ -22,7 +22,9 @@
  *                (the kernel's table), and NULL/ENOMEM comes only when every
  *                node's budget is used.
  *
- * Logical node i of numaheap is the i-th OS node in increasing order.
+ * Logical node i of numaheap is the i-th OS node in increasing order. A
+ * memory-less node's memory is its nearest node's (vm_mem_home): CPUs there
+ * and nh_malloc_node for it are served from that node.
  */
 #include "vmtest.h"
 
@@ -118,7 +120,7 @@ static int cpu_node(int i) {
 static const int per_size[NSIZES] = {8, 4, 2};
 
 static void cpu_local_body(void *arg) {
-  int cpu = *(int *)arg, node = here_node("cpu-local");
+  int cpu = *(int *)arg, node = vm_mem_home(&topo, here_node("cpu-local"));
   void *blk[2][NSIZES][8];
   char what[64];
   for (int via = 0; via < 2; via++) {
@@ -161,7 +163,7 @@ static void node_alloc_body(void *arg) {
     void *p[4];
     for (int k = 0; k < 4; k++) {
       p[k] = nh_malloc_node(sizes[s], n);
-      expect_on("node-alloc", what, p[k], sizes[s], n);
+      expect_on("node-alloc", what, p[k], sizes[s], vm_mem_home(&topo, n));
     }
     for (int k = 0; k < 4; k++) nh_free(p[k]);
   }
@@ -169,12 +171,17 @@ static void node_alloc_body(void *arg) {
 
 static void check_node_alloc(void) {
   for (int n = 0; n < topo.nnodes; n++) {
-    if (topo.mem_kib[n] == 0) continue;
-    /* Ask from another node's CPU, so first touch alone would put it elsewhere. */
-    int from = cpu_node(n + 1);
-    if (from == n && topo.ncpus[n] > 0) from = cpu_node(n + 2);
+    int want = vm_mem_home(&topo, n), from = -1;
+    /* Ask from a CPU whose own memory is elsewhere, so first touch alone
+     * would put the block elsewhere (any CPU on a one-node machine). */
+    for (int i = 0; i < topo.nnodes && from < 0; i++) {
+      int m = (n + 1 + i) % topo.nnodes;
+      if (topo.ncpus[m] > 0 && vm_mem_home(&topo, m) != want) from = m;
+    }
+    if (from < 0) from = cpu_node(0);
     run_on_cpu(vm_first_cpu(&topo, from), node_alloc_body, &n);
-    vm_ok("node-alloc", "node %d (%d CPUs), asked from node %d", n, topo.ncpus[n], from);
+    vm_ok("node-alloc", "node %d (%d CPUs, %llu MiB) served on node %d, asked from node %d", n,
+          topo.ncpus[n], (unsigned long long)topo.mem_kib[n] / 1024, want, from);
   }
 }
 
@@ -194,7 +201,7 @@ static void rf_produce(void *arg) {
   if (here_node("remote-free") != r->a) vm_fail("remote-free", "producer not on node %d", r->a);
   for (int k = 0; k < RF_BLOCKS; k++) {
     r->blk[k] = nh_malloc(rf_size(k));
-    expect_on("remote-free", "producer block", r->blk[k], rf_size(k), r->a);
+    expect_on("remote-free", "producer block", r->blk[k], rf_size(k), vm_mem_home(&topo, r->a));
   }
 }
 
@@ -209,7 +216,8 @@ static void rf_consume(void *arg) {
   for (int k = 0; k < RF_BLOCKS; k++) nh_free(r->blk[k]);
   for (int k = 0; k < RF_BLOCKS; k++) {
     r->blk[k] = nh_malloc(rf_size(k));
-    expect_on("remote-free", "block allocated after remote frees", r->blk[k], rf_size(k), r->b);
+    expect_on("remote-free", "block allocated after remote frees", r->blk[k], rf_size(k),
+              vm_mem_home(&topo, r->b));
   }
   for (int k = 0; k < RF_BLOCKS; k++) nh_free(r->blk[k]);
 }
@@ -227,31 +235,34 @@ static void rf_grown(const nh_stats *before, int a, uint64_t *home, uint64_t *to
   *total = now.total.remote_frees - before->total.remote_frees;
 }
 
+/* Blocks made by a thread on node a, freed on node b; ha and hb are where
+ * those nodes' memory is (themselves unless memory-less). */
 static void remote_free_pair(int a, int b) {
   static struct rf r;
   static nh_stats before;
   uint64_t home, total;
+  int ha = vm_mem_home(&topo, a), hb = vm_mem_home(&topo, b);
   r.a = a;
   r.b = b;
   stats_get(&before);
   run_on_cpu(vm_first_cpu(&topo, a), rf_produce, &r);
   run_on_cpu(vm_first_cpu(&topo, b), rf_consume, &r);
-  rf_grown(&before, a, &home, &total);
+  rf_grown(&before, ha, &home, &total);
   if (home + RF_PENDING_MAX < RF_BLOCKS || total < home)
     vm_fail("remote-free", "%d blocks of node %d freed on node %d: remote_frees grew by %llu "
             "on node %d (%llu in total), want >= %d less at most %d still buffered",
-            RF_BLOCKS, a, b, (unsigned long long)home, a, (unsigned long long)total, RF_BLOCKS,
+            RF_BLOCKS, ha, b, (unsigned long long)home, ha, (unsigned long long)total, RF_BLOCKS,
             RF_PENDING_MAX);
   uint64_t before_trim = home;
   nh_trim(); /* drains every cache: whatever was buffered goes home now */
-  rf_grown(&before, a, &home, &total);
+  rf_grown(&before, ha, &home, &total);
   if (home < RF_BLOCKS || total < home)
     vm_fail("remote-free", "%d blocks of node %d freed on node %d: after nh_trim remote_frees "
-            "grew by %llu on node %d (%llu in total), want >= %d", RF_BLOCKS, a, b,
-            (unsigned long long)home, a, (unsigned long long)total, RF_BLOCKS);
-  vm_ok("remote-free", "node %d -> node %d: %d blocks went home (remote_frees +%llu, +%llu "
-        "after nh_trim), %d new blocks on node %d", a, b, RF_BLOCKS,
-        (unsigned long long)before_trim, (unsigned long long)home, RF_BLOCKS, b);
+            "grew by %llu on node %d (%llu in total), want >= %d", RF_BLOCKS, ha, b,
+            (unsigned long long)home, ha, (unsigned long long)total, RF_BLOCKS);
+  vm_ok("remote-free", "made on node %d, freed on node %d: %d blocks of node %d went home "
+        "(remote_frees +%llu, +%llu after nh_trim), %d new blocks on node %d", a, b, RF_BLOCKS,
+        ha, (unsigned long long)before_trim, (unsigned long long)home, RF_BLOCKS, hb);
 }
 
 static void check_remote_free(void) {
@@ -262,7 +273,10 @@ static void check_remote_free(void) {
   for (int i = 0; i < with; i++) {
     for (int j = 0; j < with; j++) {
       int ring = j == (i + 1) % with || i == (j + 1) % with;
-      if (i != j && (with <= 4 || ring)) remote_free_pair(cpu_node(i), cpu_node(j));
+      int a = cpu_node(i), b = cpu_node(j);
+      /* Two nodes whose memory is the same node's free nothing remotely. */
+      if (vm_mem_home(&topo, a) == vm_mem_home(&topo, b)) continue;
+      if (with <= 4 || ring) remote_free_pair(a, b);
     }
   }
 }
@@ -286,7 +300,7 @@ static void migrate_body(void *arg) {
   /* Warm the size classes on the old node, so caches hold its memory. */
   for (int k = 0; k < MIG_WARM; k++) {
     warm[k] = nh_malloc(mig_size(k));
-    expect_on("migrate", "block before the move", warm[k], mig_size(k), m->from);
+    expect_on("migrate", "block before the move", warm[k], mig_size(k), vm_mem_home(&topo, m->from));
   }
   for (int k = 0; k < MIG_WARM / 2; k++) nh_free(warm[k]); /* half back into the caches */
   if (vm_pin_cpu(vm_first_cpu(&topo, m->to)) != 0)
@@ -295,7 +309,7 @@ static void migrate_body(void *arg) {
   for (int k = 0; k < MIG_AFTER; k++) {
     void *p = (k % 3 == 1) ? malloc(mig_size(k)) : nh_malloc(mig_size(k));
     snprintf(what, sizeof what, "allocation #%d after the move from node %d", k + 1, m->from);
-    expect_on("migrate", what, p, mig_size(k), m->to);
+    expect_on("migrate", what, p, mig_size(k), vm_mem_home(&topo, m->to));
     if (k < MIG_KEEP) keep[k] = p; /* the first ones stay live: each must be fresh */
     else nh_free(p);
   }
@@ -311,7 +325,7 @@ static void check_migrate(void) {
     if (m.from == m.to) continue;
     run_on_cpu(vm_first_cpu(&topo, m.from), migrate_body, &m);
     vm_ok("migrate", "node %d -> node %d: all %d allocations after the move on node %d", m.from,
-          m.to, MIG_AFTER, m.to);
+          m.to, MIG_AFTER, vm_mem_home(&topo, m.to));
   }
 }
 
@@ -363,6 +377,10 @@ static void fill_check_budgets(int count) {
   for (int k = 0; k < count; k++) per[fill_node[k]]++;
   for (int n = 0; n < topo.nnodes; n++) {
     uint64_t budget = (uint64_t)(n == 0 ? FILL_BUDGET0_MIB : FILL_BUDGET_MIB) << 20;
+    if (topo.mem_kib[n] == 0) {
+      if (per[n] != 0) vm_fail("fill-budget", "%d blocks on memory-less node %d", per[n], n);
+      continue;
+    }
     if (st.nodes[n].budget != budget)
       vm_fail("fill-budget", "node %d reports budget %llu, config says %llu", n,
               (unsigned long long)st.nodes[n].budget, (unsigned long long)budget);
@@ -405,7 +423,8 @@ static void fill_body(void *arg) {
 
 static void fill_child(void) {
   int count = 0, on0 = 0;
-  if (topo.ncpus[0] == 0) vm_fail("fill", "node 0 has no CPU to fill it from");
+  if (topo.ncpus[0] == 0 || topo.mem_kib[0] == 0)
+    vm_fail("fill", "node 0 has no CPU to fill it from, or no memory");
   run_on_cpu(vm_first_cpu(&topo, 0), fill_body, &count);
   while (on0 < count && fill_node[on0] == 0) on0++;
   if (on0 < count) {
@@ -415,9 +434,12 @@ static void fill_child(void) {
               FILL_BLOCK, (unsigned long long)fill_committed0, FILL_BUDGET0_MIB);
     vm_ok("fill-local", "%d blocks on node 0 (committed %llu) before the first spill", on0,
           (unsigned long long)fill_committed0);
-  } else if (topo.nnodes > 1) {
-    vm_fail("fill-local", "all %d blocks stayed on node 0: no spill to the %d other nodes", count,
-            topo.nnodes - 1);
+  } else {
+    int others = 0;
+    for (int n = 1; n < topo.nnodes; n++) others += topo.mem_kib[n] > 0;
+    if (others > 0)
+      vm_fail("fill-local", "all %d blocks stayed on node 0: no spill to the %d other nodes "
+              "with memory", count, others);
   }
   fill_check_order(count);
   vm_ok("fill-order", "%d spilled blocks came by increasing distance from node 0", count - on0);

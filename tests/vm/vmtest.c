@@ -281,6 +281,15 @@ int vm_first_cpu(const vm_topo *t, int i) {
   return -1;
 }
 
+int vm_mem_home(const vm_topo *t, int i) {
+  int best = -1;
+  if (t->mem_kib[i] > 0) return i;
+  for (int j = 0; j < t->nnodes; j++) {
+    if (t->mem_kib[j] > 0 && (best < 0 || t->dist[i][j] < t->dist[i][best])) best = j;
+  }
+  return best;
+}
+
 int vm_entry_of_os_node(const vm_topo *t, int os_node) {
   for (int i = 0; i < t->nnodes; i++) {
     if (t->os_id[i] == os_node) return i;

@@ -70,6 +70,10 @@ int vm_pin_cpu(int cpu);
 int vm_current_node(void);
 /* Lowest CPU of entry i of t, -1 if CPU-less. */
 int vm_first_cpu(const vm_topo *t, int i);
+/* Where memory local to entry i comes from: i itself when it has memory,
+ * else the nearest entry with memory (lowest distance, then lowest index),
+ * as the kernel's local allocation does; -1 if no entry has memory. */
+int vm_mem_home(const vm_topo *t, int i);
 /* Entry of t whose os_id is os_node, -1 if none. */
 int vm_entry_of_os_node(const vm_topo *t, int os_node);
 
