@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # redis-server on numaheap (`numaheap run --stats=json`), on 127.0.0.1 and a
 # free port, loaded by redis-benchmark (itself preloaded with LD_PRELOAD): a
-# bounded run, then checked values, then a clean shutdown.
+# bounded run, checked values, a BGSAVE (fork of the running server), then a
+# clean shutdown.
 . "$(dirname "$0")/lib.sh"
 need redis-server redis-benchmark redis-cli
 port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -25,6 +26,16 @@ cli set numaheap:key "$(printf 'v%.0s' $(seq 5000))" >/dev/null
 [ "$(cli strlen numaheap:key)" = 5000 ] || fail "a 5000-byte value did not round-trip"
 cli dbsize
 [ "$(cli dbsize)" -gt 1000 ] || fail "the benchmark's keys are not there"
+# BGSAVE forks the server (its I/O threads alive) and the child writes the
+# whole dataset: fork on numaheap in a real multi-threaded server.
+cli bgsave >/dev/null
+for _ in $(seq 200); do
+  cli info persistence | grep -q "^rdb_bgsave_in_progress:0" && break
+  sleep 0.1
+done
+cli info persistence | tr -d '\r' | grep -E "^rdb_(bgsave_in_progress|last_bgsave_status):"
+cli info persistence | grep -q "^rdb_last_bgsave_status:ok" || fail "BGSAVE (a forked child) failed"
+[ -s "$WORK/dump.rdb" ] || fail "BGSAVE wrote no dump.rdb"
 cli shutdown nosave >/dev/null 2>&1 || true
 rc=0
 wait "$server" || rc=$?
