@@ -199,6 +199,7 @@ NH_API HRESULT NhCreateHostMemoryManager(IHostMemoryManager **ppManager) {
   *ppManager = NULL;
   if (!nh_start()) return E_UNEXPECTED; /* called by numaheap's own start-up: cannot serve yet */
   nh_host_notify_install();
+  nh_heaps_precommit_reserves(); /* a hosted runtime counts on the reserve being there */
   atomic_store_explicit(&manager_created, 1, memory_order_relaxed);
   IHostMemoryManager_AddRef(&manager);
   *ppManager = &manager;

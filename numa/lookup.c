@@ -45,5 +45,7 @@ nh_lookup_status nh_block_lookup(const void *ptr, nh_block_info *info) {
 
 int nh_addr_node(const void *p) {
   nh_segment *seg = nh_segment_of(p);
-  return seg ? seg->node : -1;
+  if (seg == NULL) return -1;
+  const uint8_t *first = seg->huge ? seg->huge_block : (const uint8_t *)seg + NH_PAGE_SIZE;
+  return (const uint8_t *)p < first ? -1 : seg->node; /* the header is no block */
 }

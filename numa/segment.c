@@ -81,7 +81,10 @@ static void uncharge(nh_heap *h, uint64_t bytes) {
 
 bool nh_heap_charge(int node, uint64_t bytes, int level) {
   nh_heap *h = &nh_g.heap[node];
-  if (!charge(h, bytes, level)) return false;
+  /* A pre-committed reserve is kept for process-level heap blocks: memory
+   * committed outside the heaps stops where the other levels stop. */
+  int grow = (level == NH_LEVELS - 1 && h->reserve_segs != NULL) ? NH_LEVELS - 2 : level;
+  if (!charge(h, bytes, grow)) return false;
   atomic_fetch_add_explicit(&h->st.level_committed[level], bytes, memory_order_relaxed);
   return true;
 }
@@ -115,6 +118,7 @@ static void segment_unmap(nh_heap *h, nh_segment *seg, uint64_t committed) {
   uncharge(h, committed + header_bytes);
   atomic_fetch_add_explicit(&h->st.purged, committed + header_bytes, memory_order_relaxed);
   atomic_fetch_sub_explicit(&h->st.segments, 1, memory_order_relaxed);
+  nh_track_open(seg, seg->map_size); /* ASan: the next mapping here starts clean */
   nh_os_unmap(seg, seg->map_size);
 }
 
@@ -316,6 +320,7 @@ void nh_segments_destroy(nh_heap *h) {
     h->reserve_segs = seg->next;
     uncharge(h, pages_bytes(seg->committed_pages));
     nh_segmap_set((uintptr_t)seg, seg->map_size, 0);
+    nh_track_open(seg, seg->map_size);
     nh_os_unmap(seg, seg->map_size);
   }
   h->reserve_mapped = 0;

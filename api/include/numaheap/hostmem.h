@@ -1,4 +1,8 @@
-/*
+/**
+ * @file hostmem.h
+ * @brief The CLR hosting memory interfaces in plain C, and
+ * NhCreateHostMemoryManager.
+ *
  * numaheap/hostmem.h: the CLR hosting memory interfaces in plain C.
  *
  * numaheap implements IHostMemoryManager and IHostMalloc so that a CLR host

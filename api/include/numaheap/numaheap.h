@@ -1,4 +1,8 @@
-/*
+/**
+ * @file numaheap.h
+ * @brief numaheap's native API: allocation on NUMA nodes, topology queries,
+ * start-up and statistics.
+ *
  * numaheap: a NUMA-aware memory allocator.
  *
  * The native API. Every function is thread-safe and may be called before
@@ -98,6 +102,7 @@ NH_API const char *nh_last_error(void);
 /** Criticality levels, the same numbers as the CLR's EMemoryCriticalLevel. */
 enum nh_level { NH_LEVEL_TASK = 0, NH_LEVEL_APPDOMAIN = 1, NH_LEVEL_PROCESS = 2, NH_LEVEL_COUNT = 3 };
 
+/** Version of nh_stats; a snapshot is refused when the caller's differs. */
 #define NH_STATS_VERSION 1
 
 /** Per-node counters. Bytes are bytes; "count" fields are events. */
@@ -110,7 +115,9 @@ typedef struct nh_node_stats {
   uint64_t committed;           /**< bytes taken from the OS and not returned */
   uint64_t in_use;              /**< bytes in live blocks (size-class rounded) */
   uint64_t peak_committed;      /**< high-water mark of committed */
-  uint64_t level_committed[NH_LEVEL_COUNT]; /**< committed bytes taken at each level */
+  uint64_t level_committed[NH_LEVEL_COUNT]; /**< bytes of pages held by blocks, by the level
+                                                 that took them (committed also counts free pages
+                                                 not yet purged and segment headers) */
   uint64_t allocs;              /**< blocks handed out by this node's heap */
   uint64_t frees;               /**< blocks returned to this node's heap */
   uint64_t remote_frees;        /**< blocks freed by a CPU of another node, sent home */
@@ -128,7 +135,7 @@ typedef struct nh_stats {
   int node_count;               /**< entries filled in `nodes` (at most NH_STATS_MAX_NODES) */
   nh_node_stats total;          /**< sums over all nodes (node = -1) */
 #define NH_STATS_MAX_NODES 256
-  nh_node_stats nodes[NH_STATS_MAX_NODES];
+  nh_node_stats nodes[NH_STATS_MAX_NODES]; /**< per node, node_count entries */
 } nh_stats;
 
 /** Fills @p st; 0, or -1 with EINVAL if size/version do not match. */
