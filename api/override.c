@@ -5,6 +5,12 @@
  *
  * Each entry names itself in error messages: a bad pointer handed to free()
  * stops the process with "numaheap: free(0x...): <reason>", as glibc does.
+ *
+ * The whole set (docs/dropin.md): malloc, free, calloc, realloc,
+ * reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc,
+ * malloc_usable_size, malloc_trim, malloc_stats, mallopt, mallinfo,
+ * mallinfo2, malloc_info; cfree and C23's free_sized and free_aligned_sized;
+ * glibc's __libc_* names.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,6 +38,17 @@ static void *alloc_or_errno(size_t size, size_t align) {
 EXPORT void *malloc(size_t size) { return alloc_or_errno(size, NH_MIN_ALIGN); }
 
 EXPORT void free(void *p) { nh_free_named(p, "free"); }
+
+/* Old programs still call cfree (glibc keeps it for them); C23 adds sized
+ * frees. The size is a hint numaheap does not need: the block knows its own. */
+void cfree(void *p);
+void free_sized(void *p, size_t size);
+void free_aligned_sized(void *p, size_t align, size_t size);
+EXPORT void cfree(void *p) { nh_free_named(p, "cfree"); }
+EXPORT void free_sized(void *p, size_t size) { nh_free_named(p, "free_sized"); }
+EXPORT void free_aligned_sized(void *p, size_t align, size_t size) {
+  nh_free_named(p, "free_aligned_sized");
+}
 
 EXPORT void *calloc(size_t n, size_t size) {
   size_t total;

@@ -93,6 +93,25 @@ static void test_libc_aliases(void **state) {
   lf(p);
 }
 
+/* cfree and C23's sized frees free numaheap blocks, and check them as free does. */
+static void test_other_frees(void **state) {
+  static const char *const names[] = {"cfree", "free_sized", "free_aligned_sized"};
+  for (int i = 0; i < 3; i++) {
+    void *f = dlsym(RTLD_DEFAULT, names[i]);
+    assert_non_null(f);
+    char *p = v_malloc(100), *q = aligned_alloc(64, 128);
+    if (i == 0) ((void (*)(void *))f)(p), ((void (*)(void *))f)(q);
+    if (i == 1) ((void (*)(void *, size_t))f)(p, 100), ((void (*)(void *, size_t))f)(q, 128);
+    if (i == 2)
+      ((void (*)(void *, size_t, size_t))f)(p, 16, 100), ((void (*)(void *, size_t, size_t))f)(q, 64, 128);
+  }
+}
+
+static void do_cfree(void *p) { ((void (*)(void *))dlsym(RTLD_DEFAULT, "cfree"))(p); }
+static void do_free_sized(void *p) {
+  ((void (*)(void *, size_t))dlsym(RTLD_DEFAULT, "free_sized"))(p, 8);
+}
+
 /* ---- sizes and contents ------------------------------------------------------------ */
 
 static void test_usable_size_covers_request(void **state) {
@@ -336,6 +355,8 @@ static void test_bad_pointer_inside_block(void **state) {
     expect_abort(do_free, p + 16, "free", R_INSIDE);
     expect_abort(do_realloc, p + 8, "realloc", R_INSIDE);
     expect_abort(do_usable, p + 1, "malloc_usable_size", R_INSIDE);
+    expect_abort(do_cfree, p + 4, "cfree", R_INSIDE);
+    expect_abort(do_free_sized, p + 12, "free_sized", R_INSIDE);
     v_free(p);
   }
 }
@@ -383,6 +404,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_entry_points_are_numaheap),
       cmocka_unit_test(test_libc_aliases),
+      cmocka_unit_test(test_other_frees),
       cmocka_unit_test(test_usable_size_covers_request),
       cmocka_unit_test(test_calloc_zero_and_overflow),
       cmocka_unit_test(test_malloc_impossible_size),
