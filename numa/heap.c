@@ -178,6 +178,7 @@ size_t nh_heap_refill(int node, unsigned cls, int level, void **out, size_t n) {
       bin_insert(b, span);
     }
     got += nh_span_pop(span, out + got, n - got);
+    NH_DEBUG_CHECK_SPAN(span);
     if (span->used == span->capacity) bin_remove(b, span);
   }
   nh_lock_release(&b->lock);
@@ -203,6 +204,7 @@ void nh_heap_drain(int node, unsigned cls, void *const *blocks, size_t n, bool r
     nh_span *span = span_of(blocks[i]);
     bool was_full = !span->in_bin;
     unsigned used = nh_span_push(span, blocks[i]);
+    NH_DEBUG_CHECK_SPAN(span);
     if (was_full) bin_insert(b, span);
     if (used == 0 && b->nspans > 1) { /* keep one span per bin against churn */
       bin_remove(b, span);

@@ -321,6 +321,17 @@ int nh_addr_node(const void *p);
 /* Frees a large (cls 0) or huge block found by nh_block_lookup. */
 void nh_heap_free_large(const nh_block_info *info, void *p);
 
+/* ---- check.c: invariants (docs/architecture.md) ----------------------------------
+ * Both stop the process naming what is broken. nh_span_check: caller holds
+ * the span's bin lock. nh_heaps_check: takes every lock in order, node by node. */
+void nh_span_check(const nh_span *span);
+void nh_heaps_check(void);
+#if defined(NH_DEBUG)
+#define NH_DEBUG_CHECK_SPAN(s) nh_span_check(s)
+#else
+#define NH_DEBUG_CHECK_SPAN(s) ((void)(s))
+#endif
+
 /* ---- report.c: fatal errors ---------------------------------------------------- */
 /* Prints "numaheap: <message>" to stderr without allocating, then aborts. */
 _Noreturn void nh_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

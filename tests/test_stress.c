@@ -103,6 +103,7 @@ static void run_stress(const char *topology) {
     if (p) check_and_free((uint8_t *)p);
   }
   nh_cache_flush_thread();
+  nh_heaps_check(); /* stops the process if any heap invariant is broken */
   assert_int_equal(atomic_load(&corrupt), 0);
   nh_node_stats total = nh_test_node_stats(-1);
   assert_int_equal(total.allocs, total.frees); /* every block came back */
