@@ -257,12 +257,52 @@ static void test_fork_while_caches_drain(void **state) {
   if (bad) fail_msg("a child saw a block handed out twice or a deadlock (wait status 0x%x)", bad);
 }
 
+/* ---- fork handlers of the program that allocate --------------------------------------- */
+
+static void *in_prepare, *in_parent, *in_child;
+
+static void prepare_alloc(void) { in_prepare = malloc(300); }
+static void parent_alloc(void) { in_parent = malloc(5000); }
+static void child_alloc(void) { in_child = malloc(70000); }
+
+/* pthread_atfork handlers registered after numaheap started (the usual case:
+ * numaheap starts on the process's first allocation) may allocate in all
+ * three places: numaheap's prepare handler runs last, its parent and child
+ * handlers first. */
+static void fork_with_handlers(void) {
+  for (int i = 0; i < 20; i++) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+      alarm(CHILD_SECONDS);
+      int ok = in_prepare && in_child && nh_ptr_node(in_child) >= 0 && churn(5, 1000) == 0;
+      free(in_prepare);
+      free(in_child);
+      _exit(ok ? 0 : 1);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_non_null(in_parent);
+    free(in_prepare);
+    free(in_parent);
+  }
+}
+
+/* Runs last: the handlers stay registered. */
+static void test_fork_handlers_that_allocate(void **state) {
+  free(malloc(10)); /* numaheap has started */
+  assert_int_equal(pthread_atfork(prepare_alloc, parent_alloc, child_alloc), 0);
+  with_busy_threads(2, fork_with_handlers);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fork_single_threaded),
       cmocka_unit_test(test_fork_while_threads_allocate),
       cmocka_unit_test(test_fork_from_other_thread),
       cmocka_unit_test(test_fork_while_caches_drain),
+      cmocka_unit_test(test_fork_handlers_that_allocate),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
