@@ -235,6 +235,7 @@ typedef struct nh_heap {
   nh_segment *huge;       /* Guarded by page_lock: segments of huge blocks */
   nh_segment *reserve_segs; /* Guarded by page_lock: the pre-committed emergency reserve */
   uint64_t reserve_mapped;  /* Guarded by page_lock: bytes populated for the reserve */
+  uint64_t avail, avail_at; /* Guarded by page_lock: OS bytes free on os_node, and when read */
   uint64_t dirty_bytes;   /* Guarded by page_lock: free, committed, not purged */
   uint64_t last_purge_ns; /* Guarded by page_lock */
   nh_heap_counters st;

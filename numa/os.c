@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -234,6 +235,27 @@ static void parse_list(const char *s, void (*fn)(int, void *), void *arg) {
     }
     for (int i = a; i <= b; i++) fn(i, arg);
   }
+}
+
+/* The kB value after `key` in a meminfo text, or -1. */
+static long long meminfo_kb(const char *text, const char *key) {
+  const char *p = strstr(text, key);
+  if (p == NULL) return -1;
+  p += strlen(key);
+  while (*p == ' ' || *p == ':') p++;
+  long long v = 0;
+  if (*p < '0' || *p > '9') return -1;
+  while (*p >= '0' && *p <= '9') v = v * 10 + (*p++ - '0');
+  return v;
+}
+
+uint64_t nh_os_node_available(int os_node) {
+  char path[96], buf[4096];
+  snprintf(path, sizeof path, "/sys/devices/system/node/node%d/meminfo", os_node);
+  if (read_small_file(path, buf, sizeof buf) <= 0) return UINT64_MAX;
+  long long free_kb = meminfo_kb(buf, "MemFree"), cache_kb = meminfo_kb(buf, "Inactive(file)");
+  if (free_kb < 0) return UINT64_MAX;
+  return ((uint64_t)free_kb + (uint64_t)(cache_kb > 0 ? cache_kb : 0)) * 1024u;
 }
 
 static void track_max(int v, void *arg) {

@@ -91,6 +91,11 @@ int nh_os_page_node(const void *addr);
  * Used by the hosting API's VirtualQuery for addresses it did not map. */
 int nh_os_is_mapped(const void *addr);
 
+/* Bytes the OS could hand out on a real node soon: its MemFree plus its
+ * Inactive(file) page cache, from /sys/devices/system/node/nodeN/meminfo.
+ * UINT64_MAX when unknown (no sysfs NUMA information). */
+uint64_t nh_os_node_available(int os_node);
+
 /* Highest real OS node id + 1, and whether a real node id is online with
  * memory. Read from /sys without malloc. */
 int nh_os_real_node_slots(void);

@@ -99,7 +99,25 @@ void nh_heap_uncharge(int node, uint64_t bytes, int level) {
 
 static const size_t header_bytes = (sizeof(nh_segment) + 4095) & ~(size_t)4095;
 
+/* Whether the node's real memory can still take size more bytes, keeping a
+ * low watermark free (1/64 of the node, at least 16 MiB). Memory is bound
+ * with MPOL_BIND, so growing into a node the OS has exhausted would end in
+ * the OOM killer rather than in a fallback: treat a short node as full. The
+ * OS figure is re-read at most every 10 ms. Caller holds the page lock. */
+static bool node_has_room(nh_heap *h, size_t size) {
+  uint64_t now = nh_os_clock_ns();
+  if (h->avail_at == 0 || now - h->avail_at > 10000000u) {
+    h->avail = nh_os_node_available(h->os_node);
+    h->avail_at = now;
+  }
+  uint64_t watermark = h->mem_bytes / 64 > (16u << 20) ? h->mem_bytes / 64 : (16u << 20);
+  if (h->avail < size + watermark) return false;
+  h->avail -= size;
+  return true;
+}
+
 static nh_segment *segment_map_new(nh_heap *h, size_t size, size_t align, int level) {
+  if (!node_has_room(h, size)) return NULL;
   if (!charge(h, header_bytes, level)) return NULL;
   nh_segment *seg = nh_os_map_aligned(size, align, h->os_node);
   if (seg == NULL) {
