@@ -153,6 +153,10 @@ void *nh_realloc_named(void *p, size_t size, const char *call) {
     old = info.size;
     node = info.node;
     if (size <= old && size >= old / 2) return p; /* fits without wasting half */
+    if (size > old && nh_heap_grow_large(&info, size)) { /* large and huge grow in place */
+      nh_track_alloc(p, info.size);
+      return p;
+    }
   }
   void *q;
   if (node >= 0 && node != nh_cache_home_node() && nh_ready()) { /* keep the block's node */

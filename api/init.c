@@ -39,35 +39,34 @@ const nh_topo *nh_topology(void) { return &g_topo; }
 
 /* ---- bootstrap region ------------------------------------------------------------ */
 
-#define BOOT_CHUNK ((size_t)8 << 20)
-#define BOOT_CHUNKS 8
+/* One reservation of BOOT_SIZE bytes, mapped on first use (pages are touched
+ * only as they are used). Blocks carry their size in the 8 bytes before them.
+ * Frees of bootstrap blocks are ignored: start-up allocates little. */
+#define BOOT_SIZE ((size_t)64 << 20)
 
 static nh_lock boot_lock;
-static uint8_t *boot_chunk[BOOT_CHUNKS]; /* Guarded by boot_lock (read racily by nh_boot_owns:
-                                            a chunk pointer, once set, never changes) */
-static size_t boot_used;                 /* Guarded by boot_lock: bytes used in the last chunk */
-static int boot_n;                       /* Guarded by boot_lock */
+/* Set once under boot_lock, then constant; read without the lock by
+ * nh_boot_owns (a stale NULL only means "not a bootstrap block" for pointers
+ * that cannot be bootstrap blocks yet). */
+static uint8_t *_Atomic boot_base;
+static size_t boot_used; /* Guarded by boot_lock */
 
 void *nh_boot_alloc(size_t size, size_t align) {
   if (align < NH_MIN_ALIGN) align = NH_MIN_ALIGN;
-  if (size > BOOT_CHUNK / 2 || align > 4096) return NULL;
+  if (size > BOOT_SIZE / 2 || align > 4096) {
+    errno = ENOMEM;
+    return NULL;
+  }
   void *p = NULL;
   nh_lock_acquire(&boot_lock);
-  for (int tries = 0; tries < 2 && p == NULL; tries++) {
-    if (boot_n > 0) {
-      size_t off = (boot_used + 16 + align - 1) & ~(align - 1);
-      if (off + size <= BOOT_CHUNK) {
-        p = boot_chunk[boot_n - 1] + off;
-        ((size_t *)p)[-1] = size;
-        boot_used = off + size;
-        break;
-      }
-    }
-    if (boot_n == BOOT_CHUNKS) break;
-    uint8_t *c = nh_os_map_aligned(BOOT_CHUNK, nh_os_page_size(), -1);
-    if (c == NULL) break;
-    boot_chunk[boot_n++] = c;
-    boot_used = 0;
+  uint8_t *base = atomic_load_explicit(&boot_base, memory_order_relaxed);
+  if (base == NULL && (base = nh_os_map_aligned(BOOT_SIZE, nh_os_page_size(), -1)) != NULL)
+    atomic_store_explicit(&boot_base, base, memory_order_release);
+  size_t off = (boot_used + 16 + align - 1) & ~(align - 1);
+  if (base != NULL && off + size <= BOOT_SIZE) {
+    p = base + off;
+    ((size_t *)p)[-1] = size;
+    boot_used = off + size;
   }
   nh_lock_release(&boot_lock);
   if (p == NULL) errno = ENOMEM;
@@ -75,12 +74,8 @@ void *nh_boot_alloc(size_t size, size_t align) {
 }
 
 bool nh_boot_owns(const void *p) {
-  for (int i = 0; i < BOOT_CHUNKS; i++) {
-    const uint8_t *c = boot_chunk[i];
-    if (c == NULL) return false;
-    if ((const uint8_t *)p >= c && (const uint8_t *)p < c + BOOT_CHUNK) return true;
-  }
-  return false;
+  const uint8_t *base = atomic_load_explicit(&boot_base, memory_order_acquire);
+  return base != NULL && (size_t)((const uint8_t *)p - base) < BOOT_SIZE;
 }
 
 size_t nh_boot_size(const void *p) { return ((const size_t *)p)[-1]; }

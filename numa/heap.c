@@ -276,6 +276,23 @@ void nh_heap_free_large(const nh_block_info *info, void *p) {
   stat_sub(&h->st.in_use, info->size);
 }
 
+bool nh_heap_grow_large(nh_block_info *info, size_t size) {
+  if (info->cls != 0) return false;
+  nh_heap *h = &nh_g.heap[info->node];
+  bool huge = info->span == NULL;
+  if (!huge && size > NH_LARGE_MAX) return false; /* would need to become huge */
+  nh_lock_acquire(&h->page_lock);
+  size_t before = huge ? info->seg->huge_size : info->span->block_size;
+  bool ok = huge ? nh_huge_grow(h, info->seg, size) : nh_pages_grow(h, info->seg, info->span, size);
+  size_t after = huge ? info->seg->huge_size : info->span->block_size;
+  nh_lock_release(&h->page_lock);
+  if (ok) {
+    stat_add(&h->st.in_use, after - before);
+    info->size = after;
+  }
+  return ok;
+}
+
 /* ---- fallback across nodes -------------------------------------------------- */
 
 bool nh_heap_may_spill(int a, int b, int level) {

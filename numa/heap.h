@@ -148,6 +148,13 @@ int nh_heap_precommit_reserve(struct nh_heap *h);
  * it fits. */
 bool nh_heap_charge(int node, uint64_t bytes, int level);
 void nh_heap_uncharge(int node, uint64_t bytes, int level);
+/* Grows a large block's span (class 0) in place to hold size bytes, taking
+ * the free pages after it in its segment (budget checked at the span's
+ * level). Caller holds h->page_lock. */
+bool nh_pages_grow(struct nh_heap *h, nh_segment *seg, nh_span *span, size_t size);
+/* Grows a huge block in place (the mapping is extended where the address
+ * space after it is free). Caller holds h->page_lock. */
+bool nh_huge_grow(struct nh_heap *h, nh_segment *seg, size_t size);
 /* Unmaps every segment of h (tests, shutdown). */
 void nh_segments_destroy(struct nh_heap *h);
 
@@ -321,6 +328,9 @@ nh_lookup_status nh_block_lookup(const void *p, nh_block_info *info);
 int nh_addr_node(const void *p);
 /* Frees a large (cls 0) or huge block found by nh_block_lookup. */
 void nh_heap_free_large(const nh_block_info *info, void *p);
+/* Grows a large or huge block in place to at least size bytes: true (and
+ * info->size updated) when it could, false when the block must move. */
+bool nh_heap_grow_large(nh_block_info *info, size_t size);
 
 /* ---- check.c: invariants (docs/architecture.md) ----------------------------------
  * Both stop the process naming what is broken. nh_span_check: caller holds

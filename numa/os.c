@@ -113,6 +113,12 @@ void *nh_os_map_aligned(size_t size, size_t align, int os_node) {
   return p;
 }
 
+int nh_os_grow_in_place(void *addr, size_t old_size, size_t new_size) {
+  if (fault_fires(&os_fail_maps)) return ENOMEM;
+  void *p = mremap(addr, old_size, new_size, 0);
+  return p == MAP_FAILED ? errno : 0;
+}
+
 int nh_os_unmap(void *addr, size_t size) {
   return munmap(addr, size) == 0 ? 0 : errno;
 }

@@ -30,6 +30,11 @@ size_t nh_os_page_size(void);
  * unmapped and NULL returned. os_node < 0: no binding (the thread's policy). */
 void *nh_os_map_aligned(size_t size, size_t align, int os_node);
 
+/* Extends a mapping in place from old_size to new_size bytes (mremap without
+ * moving; the new pages keep the mapping's binding). 0, or an errno value
+ * (ENOMEM when the address space after it is taken). */
+int nh_os_grow_in_place(void *addr, size_t old_size, size_t new_size);
+
 /* Unmaps a range returned by nh_os_map_aligned (or a page-aligned part of it). */
 int nh_os_unmap(void *addr, size_t size);
 

@@ -381,6 +381,50 @@ void *nh_huge_alloc(nh_heap *h, size_t size, size_t align, int level) {
   return seg->huge_block;
 }
 
+/* ---- growing in place ----------------------------------------------------------- */
+
+bool nh_pages_grow(nh_heap *h, nh_segment *seg, nh_span *span, size_t size) {
+  unsigned first = (unsigned)(span - seg->spans), n = span->npages;
+  size_t want = (size + NH_PAGE_SIZE - 1) >> NH_PAGE_SHIFT;
+  if (want <= n) return true;
+  if (seg->reserve || first + want > NH_PAGES_PER_SEGMENT) return false;
+  uint64_t more = run_mask(first + n, (unsigned)want - n);
+  if ((seg->free_pages & more) != more) return false;
+  uint64_t fresh = more & ~seg->committed_pages;
+  if (fresh && !charge(h, pages_bytes(fresh), span->level)) return false;
+  h->dirty_bytes -= pages_bytes(more & seg->committed_pages);
+  seg->free_pages &= ~more;
+  seg->committed_pages |= more;
+  atomic_fetch_add_explicit(&h->st.level_committed[span->level], pages_bytes(more),
+                            memory_order_relaxed);
+  for (unsigned i = n; i < want; i++) {
+    seg->spans[first + i].kind = NH_PAGE_TAIL;
+    seg->spans[first + i].back = (uint8_t)i;
+  }
+  span->npages = (uint8_t)want;
+  span->block_size = (uint32_t)(want * NH_PAGE_SIZE);
+  span->div_magic = (uint32_t)((((uint64_t)1 << 32) + span->block_size - 1) / span->block_size);
+  return true;
+}
+
+bool nh_huge_grow(nh_heap *h, nh_segment *seg, size_t size) {
+  size_t usable = (size + NH_PAGE_SIZE - 1) & ~(NH_PAGE_SIZE - 1);
+  if (usable <= seg->huge_size) return true;
+  size_t extra = usable - seg->huge_size;
+  size_t new_map = seg->map_size + extra;
+  if (!node_has_room(h, extra)) return false;
+  if (!charge(h, extra, seg->huge_level)) return false;
+  if (nh_os_grow_in_place(seg, seg->map_size, new_map) != 0) {
+    uncharge(h, extra);
+    return false;
+  }
+  nh_segmap_set((uintptr_t)seg, new_map, 1);
+  seg->map_size = new_map;
+  seg->huge_size = usable;
+  atomic_fetch_add_explicit(&h->st.level_committed[seg->huge_level], extra, memory_order_relaxed);
+  return true;
+}
+
 void nh_huge_free(nh_segment *seg) {
   nh_heap *h = &nh_g.heap[seg->node];
   if (seg->prev) seg->prev->next = seg->next;

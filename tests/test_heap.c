@@ -174,10 +174,35 @@ static void test_nh_realloc(void **state) {
   nh_free(z);
 }
 
+static void test_realloc_grows_in_place(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, NULL);
+  uint8_t *p = nh_malloc_node(300000, 3); /* a large block in node 3's empty segment */
+  fill(p, 300000, 3);
+  uint64_t in_use = nh_test_node_stats(3).in_use;
+  uint8_t *q = nh_realloc(p, 1500000);  /* the pages after it are free: no move */
+  assert_ptr_equal(q, p);
+  assert_true(nh_usable_size(q) >= 1500000);
+  assert_true(check(q, 300000, 3));
+  assert_true(nh_test_node_stats(3).in_use > in_use);
+  memset(q + 300000, 7, 1200000);
+  uint8_t *h = nh_realloc(q, 5u << 20); /* becomes huge: moves, keeps node 3 */
+  assert_int_equal(nh_ptr_node(h), 3);
+  assert_true(check(h, 300000, 3));
+  uint8_t *g = nh_realloc(h, 9u << 20); /* huge grows in place when the address space allows */
+  assert_non_null(g);
+  assert_int_equal(nh_ptr_node(g), 3);
+  assert_true(check(g, 300000, 3));
+  assert_true(nh_usable_size(g) >= (9u << 20));
+  memset(g, 1, 9u << 20);
+  nh_free(g);
+}
+
 /* ---- lookup and bad pointers --------------------------------------------------------- */
 
 static void test_lookup_classifies(void **state) {
   (void)state;
+  nh_test_start(NULL, NULL);
   int on_stack = 0;
   static int in_data;
   assert_int_equal(nh_ptr_node(&on_stack), -1);
@@ -551,6 +576,7 @@ int main(void) {
       cmocka_unit_test(test_impossible_sizes),
       cmocka_unit_test(test_aligned_alloc),
       cmocka_unit_test(test_nh_realloc),
+      cmocka_unit_test(test_realloc_grows_in_place),
       cmocka_unit_test(test_lookup_classifies),
       cmocka_unit_test(test_bad_frees_stop_the_process),
       cmocka_unit_test(test_malloc_node_places),
