@@ -72,6 +72,8 @@ unsigned nh_class_for_aligned(size_t size, size_t align);
 
 /* ---- segment.c: segments, spans of pages, the segment map ------------------ */
 
+extern uintptr_t nh_secret[3]; /* set once at start-up from getrandom (span.c) */
+
 typedef enum nh_page_kind { NH_PAGE_FREE = 0, NH_PAGE_HEAD = 1, NH_PAGE_TAIL = 2 } nh_page_kind;
 
 typedef struct nh_span {
@@ -124,7 +126,26 @@ static inline nh_segment *nh_span_segment(const nh_span *span) {
  * atomic; stores release after the header is written, loads acquire. */
 int nh_segmap_init(void);
 void nh_segmap_set(uintptr_t base, size_t size, int on);
-nh_segment *nh_segment_of(const void *p); /* NULL if p is not in a segment of ours */
+extern _Atomic uint8_t *nh_segmap;
+nh_segment *nh_segment_of_slow(const void *p);
+_Noreturn void nh_segment_corrupt(const nh_segment *seg) __attribute__((cold));
+
+static inline nh_segment *nh_segment_checked(nh_segment *seg) {
+  if (__builtin_expect(seg->cookie != ((uintptr_t)seg ^ nh_secret[0]), 0)) nh_segment_corrupt(seg);
+  return seg;
+}
+
+/* The segment holding p, NULL if p is not in a segment of ours. The common
+ * case (p in an ordinary segment, whose map byte is 1) is one load of the
+ * map and one of the header's cookie. */
+static inline nh_segment *nh_segment_of(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  _Atomic uint8_t *map = nh_segmap;
+  if (__builtin_expect(map != NULL && (a >> 48) == 0, 1) &&
+      atomic_load_explicit(&map[a >> NH_SEGMENT_SHIFT], memory_order_acquire) == 1)
+    return nh_segment_checked((nh_segment *)(a & ~(uintptr_t)(NH_SEGMENT_SIZE - 1)));
+  return nh_segment_of_slow(p);
+}
 
 struct nh_heap;
 /* Takes npages contiguous pages on heap h at level (budget checked). NULL if
@@ -160,7 +181,6 @@ void nh_segments_destroy(struct nh_heap *h);
 
 /* ---- span.c: blocks inside spans -------------------------------------------- */
 
-extern uintptr_t nh_secret[3]; /* set once at start-up from getrandom */
 
 static inline uintptr_t nh_rotl(uintptr_t x, unsigned r) { return (x << r) | (x >> (64 - r)); }
 static inline uintptr_t nh_rotr(uintptr_t x, unsigned r) { return (x >> r) | (x << (64 - r)); }
@@ -203,8 +223,19 @@ static inline bool nh_block_is_marked_free(const void *block) {
 }
 
 /* Decodes block's next link and checks it: NULL, or a 16-aligned address in
- * one of our segments. A bad link stops the process (corrupted free list). */
-void *nh_block_next(const void *block, const char *where);
+ * our address space (its segment map byte is set). A bad link stops the
+ * process (corrupted free list). */
+_Noreturn void nh_bad_link(const void *block, const void *next, const char *where)
+    __attribute__((cold));
+static inline void *nh_block_next(const void *block, const char *where) {
+  void *next = nh_block_next_raw(block);
+  uintptr_t a = (uintptr_t)next;
+  if (__builtin_expect(a != 0 && ((a & (NH_MIN_ALIGN - 1)) != 0 || (a >> 48) != 0 ||
+                                  atomic_load_explicit(&nh_segmap[a >> NH_SEGMENT_SHIFT],
+                                                       memory_order_relaxed) == 0), 0))
+    nh_bad_link(block, next, where);
+  return next;
+}
 
 /* Span set-up and block moves. Caller holds the bin lock. */
 void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes);

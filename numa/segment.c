@@ -28,13 +28,13 @@
 
 /* Synchronization: bytes are atomic; set with release after the segment
  * header is written, read with acquire (pairs with that release). */
-static _Atomic uint8_t *segmap;
+_Atomic uint8_t *nh_segmap;
 
 int nh_segmap_init(void) {
-  if (segmap) return 0;
+  if (nh_segmap) return 0;
   void *p = nh_os_map_aligned(SEGMAP_SLOTS, nh_os_page_size(), -1);
   if (p == NULL) return -1;
-  segmap = p;
+  nh_segmap = p;
   return 0;
 }
 
@@ -42,20 +42,27 @@ void nh_segmap_set(uintptr_t base, size_t size, int on) {
   size_t first = base >> NH_SEGMENT_SHIFT;
   size_t count = (size + NH_SEGMENT_SIZE - 1) >> NH_SEGMENT_SHIFT;
   for (size_t i = count; i-- > 0;) /* head last on set, so a lookup never sees a tail without head */
-    atomic_store_explicit(&segmap[first + i], on ? (i == 0 ? 1 : 2) : 0, memory_order_release);
+    atomic_store_explicit(&nh_segmap[first + i], on ? (i == 0 ? 1 : 2) : 0, memory_order_release);
 }
 
-nh_segment *nh_segment_of(const void *p) {
+nh_segment *nh_segment_of_slow(const void *p) {
   uintptr_t a = (uintptr_t)p;
-  if (segmap == NULL || (a >> SEGMAP_BITS) != 0) return NULL;
+  if (nh_segmap == NULL || (a >> SEGMAP_BITS) != 0) return NULL;
   size_t i = a >> NH_SEGMENT_SHIFT;
-  uint8_t v = atomic_load_explicit(&segmap[i], memory_order_acquire);
-  while (v == 2 && i > 0) v = atomic_load_explicit(&segmap[--i], memory_order_acquire);
+  uint8_t v = atomic_load_explicit(&nh_segmap[i], memory_order_acquire);
+  while (v == 2 && i > 0) v = atomic_load_explicit(&nh_segmap[--i], memory_order_acquire);
   if (v != 1) return NULL;
-  nh_segment *seg = (nh_segment *)(i << NH_SEGMENT_SHIFT);
-  if (seg->cookie != ((uintptr_t)seg ^ nh_secret[0]))
-    nh_fatal("segment header at %p is corrupted (a write outside a block damaged it)", (void *)seg);
-  return seg;
+  return nh_segment_checked((nh_segment *)(i << NH_SEGMENT_SHIFT));
+}
+
+void nh_segment_corrupt(const nh_segment *seg) {
+  nh_fatal("segment header at %p is corrupted (a write outside a block damaged it)",
+           (const void *)seg);
+}
+
+void nh_bad_link(const void *block, const void *next, const char *where) {
+  nh_fatal("%s: corrupted free list: block %p links to %p (a write after free or an overflow "
+           "damaged it)", where, block, next);
 }
 
 /* ---- budget ----------------------------------------------------------------- */

@@ -8,15 +8,6 @@
 
 uintptr_t nh_secret[3];
 
-void *nh_block_next(const void *block, const char *where) {
-  void *next = nh_block_next_raw(block);
-  if (next == NULL) return NULL;
-  if (((uintptr_t)next & (NH_MIN_ALIGN - 1)) != 0 || nh_segment_of(next) == NULL)
-    nh_fatal("%s: corrupted free list: block %p links to %p (a write after free or an overflow "
-             "damaged it)", where, block, next);
-  return next;
-}
-
 void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
   size_t bs = cls ? nh_class_size(cls) : bytes;
   span->cls = (uint8_t)cls;
