@@ -15,7 +15,7 @@
 #include "api/options.h"
 #include "numa/os.h"
 #include "percpu/internal.h"
-#include "percpu/rseq_x86_64.h"
+#include "percpu/rseq.h"
 
 static int cache_mode = NH_CACHE_OFF; /* effective; constant after nh_cache_init */
 /* 1: this thread uses its per-thread cache even in percpu mode. Only its thread. */

@@ -43,7 +43,7 @@
 
 #include "numa/os.h"
 #include "percpu/internal.h"
-#include "percpu/rseq_x86_64.h"
+#include "percpu/rseq.h"
 
 #define MAX_PER_CLASS 512
 #define REMOTE_CAP 64
@@ -402,7 +402,7 @@ static void region_setup(int cpu) {
 
 int nh_pc_init(const nh_cache_params *p) {
   nh_pc_on = 0;
-  if (!rseq_usable() || nh_pc_os_fence_register() != 0) return -1;
+  if (!NH_RSEQ_ARCH || !rseq_usable() || nh_pc_os_fence_register() != 0) return -1;
   size_t bytes = layout(p);
   unsigned shift = 12;
   while (((size_t)1 << shift) < bytes) shift++;

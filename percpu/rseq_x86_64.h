@@ -1,6 +1,7 @@
 /*
  * percpu/rseq_x86_64.h: the restartable sequences of the per-CPU caches, for
- * x86-64. Everything architecture-specific lives here (see docs/percpu.md).
+ * x86-64. Everything architecture-specific lives here (see docs/percpu.md);
+ * include percpu/rseq.h, which picks the architecture's file.
  *
  * The thread's rseq area is the one glibc registers (struct rseq at
  * %fs:__rseq_offset): cpu_id at +4, rseq_cs at +8. A sequence
@@ -32,21 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NH_RSEQ_SIG 0x53053053u
-#define NH_RSEQ_NODE_OFF 0
-#define NH_RSEQ_HITS_OFF 8
-#define NH_RSEQ_HDR_OFF 64
-
-/* Where the per-CPU regions are; written by pcpu.c while no thread can be in
- * a sequence (init, reset), constant otherwise. */
-typedef struct nh_rseq_layout {
-  char *base;       /* region of CPU c at base + (c << shift) */
-  uint64_t shift;
-  uint64_t nslots;  /* CPUs with a region */
-  int64_t rseq_off; /* glibc's __rseq_offset */
-} nh_rseq_layout;
-
-extern nh_rseq_layout nh_rseq_g __attribute__((visibility("hidden")));
+#include "percpu/rseq.h"
 
 /* The descriptor (32-byte aligned: version 0, flags 0, start, length, abort)
  * and the abort handler, preceded by the signature as the operand of a ud1
