@@ -117,26 +117,46 @@ static int load_topology(const nh_config *cfg, char *err, size_t errlen) {
 /* Lock order at fork: boot lock, the caches' drain locks, then the heaps'
  * (issue 5: without the caches' locks a fork during a drain left blocks owned
  * twice in the child). */
+/* The handlers are registered when the library loads (nh_fork_handlers_install),
+ * possibly before start-up: caches and heaps are locked only when the
+ * allocator was READY at the prepare step. Guarded by boot_lock (held across the fork). */
+static bool fork_locked_heaps;
+
 static void prefork(void) {
   nh_lock_acquire(&boot_lock);
+  fork_locked_heaps = nh_ready();
+  if (!fork_locked_heaps) return;
   nh_cache_prefork();
   nh_heaps_prefork();
 }
 static void postfork_parent(void) {
-  nh_heaps_postfork(0);
-  nh_cache_postfork_parent();
+  if (fork_locked_heaps) {
+    nh_heaps_postfork(0);
+    nh_cache_postfork_parent();
+  }
   nh_lock_release(&boot_lock);
 }
 static void postfork_child(void) {
-  nh_heaps_postfork(1);
+  if (fork_locked_heaps) nh_heaps_postfork(1);
   nh_lock_reset(&boot_lock);
+}
+
+static _Atomic int g_fork_hooks; /* 1 once the fork handlers are registered (relaxed: a once flag) */
+
+/* Issue 5: prepare handlers run in reverse order of registration, so one
+ * registered before numaheap's (a constructor of the program or of a library)
+ * ran while numaheap held its fork locks, and a malloc in it waited forever.
+ * api/override.c calls this from libnumaheap's constructor, before start-up. */
+void nh_fork_handlers_install(void) {
+  if (atomic_exchange_explicit(&g_fork_hooks, 1, memory_order_relaxed)) return;
+  pthread_atfork(prefork, postfork_parent, postfork_child);
 }
 
 static void install_hooks(const nh_config *cfg) {
   nh_g.reclaim_hook = nh_cache_flush_thread;
   if (g_hooks_installed) return;
   g_hooks_installed = 1;
-  pthread_atfork(prefork, postfork_parent, postfork_child);
+  nh_fork_handlers_install();
   const char *env = getenv("NUMAHEAP_STATS");
   int print = cfg->v[NH_OPT_STATS_PRINT].choice;
   if (env && *env && strcmp(env, "0") != 0) print = 1;

@@ -39,6 +39,9 @@ void *nh_boot_alloc(size_t size, size_t align);
 bool nh_boot_owns(const void *p);
 size_t nh_boot_size(const void *p);
 
+/* Registers the fork handlers (once); safe before start-up (issue 5). */
+void nh_fork_handlers_install(void);
+
 /* Tests: rebuilds everything from cfg (no live blocks may exist). 0 or -1. */
 int nh_reinit(const nh_config *cfg, char *err, size_t errlen);
 /* The topology in force. */

@@ -209,9 +209,14 @@ EXPORT int __posix_memalign(void **out, size_t align, size_t size) {
   return posix_memalign(out, align, size);
 }
 
-/* With NUMAHEAP_STATS set (`numaheap run --stats`), start when the library is
- * loaded, so that a process that never allocates still reports at exit. */
-__attribute__((constructor)) static void start_for_stats(void) {
-  const char *s = getenv("NUMAHEAP_STATS");
-  if (s && *s && strcmp(s, "0") != 0) (void)nh_start();
+/* Register numaheap's fork handlers when the library is loaded, not on the
+ * first allocation: pthread_atfork runs prepare handlers in reverse order of
+ * registration, so a handler registered earlier than numaheap's (by the
+ * program's constructors, or by libraries initialised after this one) would
+ * run while numaheap holds its locks for the fork, and a malloc in it would
+ * wait on them forever (issue 5; tests/preload/atfork.c). Start-up itself
+ * stays on the first allocation, so nh_init(path) can still choose the
+ * configuration. */
+__attribute__((constructor(101))) static void install_fork_handlers(void) {
+  nh_fork_handlers_install();
 }
