@@ -12,6 +12,11 @@
 # Options:
 #   --bins A:B:...   more binaries to put into the image, so one cached image
 #                    serves every test of a ctest run (TESTBIN is always in)
+#   --libs A:B:...   shared libraries to put into /lib/x86_64-linux-gnu of the
+#                    image with everything ldd finds for them (e.g. an
+#                    allocator to preload)
+#   --env NAME=VALUE the test runs with this in its environment (repeatable;
+#                    e.g. LD_PRELOAD=/lib/x86_64-linux-gnu/libnumaheap.so)
 #   --cache DIR      where images and serial logs go (default: $NHVM_CACHE or
 #                    ${TMPDIR:-/tmp}/numaheap-vm)
 #   --timeout SEC    wall-clock bound of the VM run (default: $NHVM_TIMEOUT or 120)
@@ -34,12 +39,18 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 die() { echo "run-vm.sh: $*" >&2; exit 2; }
 
 bins=()
+extra_libs=()
+run_env=()
 cache=${NHVM_CACHE:-${TMPDIR:-/tmp}/numaheap-vm}
 timeout_s=${NHVM_TIMEOUT:-120}
 while (($#)); do
   case $1 in
     --bins) [[ $# -ge 2 ]] || die "--bins needs a value"
             IFS=: read -r -a more <<< "$2"; bins+=("${more[@]}"); shift 2 ;;
+    --libs) [[ $# -ge 2 ]] || die "--libs needs a value"
+            IFS=: read -r -a more <<< "$2"; extra_libs+=("${more[@]}"); shift 2 ;;
+    --env) [[ $# -ge 2 && $2 =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "--env needs NAME=VALUE"
+           run_env+=("$2"); shift 2 ;;
     --cache) [[ $# -ge 2 ]] || die "--cache needs a value"; cache=$2; shift 2 ;;
     --timeout) [[ $# -ge 2 && $2 =~ ^[0-9]+$ ]] || die "--timeout needs seconds"
                timeout_s=$2; shift 2 ;;
@@ -49,7 +60,7 @@ while (($#)); do
     *) break ;;
   esac
 done
-[[ $# -ge 2 ]] || die "usage: run-vm.sh [--bins A:B] [--cache DIR] [--timeout SEC] LAYOUT TESTBIN [ARGS...]"
+[[ $# -ge 2 ]] || die "usage: run-vm.sh [--bins A:B] [--libs A:B] [--env N=V] [--cache DIR] [--timeout SEC] LAYOUT TESTBIN [ARGS...]"
 layout=$1 testbin=$2
 shift 2
 [[ " $NHVM_LAYOUTS " == *" $layout "* ]] || die "unknown layout '$layout' (known: $NHVM_LAYOUTS)"
@@ -90,6 +101,17 @@ for b in "${bins[@]}"; do
       *) libs[$name]=$path ;;
     esac
   done < <(libs_of "$b")
+done
+for l in "${extra_libs[@]}"; do
+  [[ -f $l && -r $l ]] || die "library '$l' (--libs) is missing or not readable"
+  libs[$(basename "$l")]=$l
+  while read -r name path; do
+    case $name in
+      MISSING) die "ldd: $l needs $path, which is not found" ;;
+      LOADER) loader=$path ;;
+      *) libs[$name]=$path ;;
+    esac
+  done < <(libs_of "$l")
 done
 [[ -n $loader ]] || die "no dynamic loader found by ldd for ${bins[*]}"
 
@@ -135,7 +157,11 @@ trap 'rm -rf "$run"' EXIT
 {
   echo "NHVM_LAYOUT=$(squote "$layout")"
   echo "NHVM_TEST=$(squote "$testname")"
-  printf 'set -- %s --layout %s --expect %s' "$(squote "/bin/$testname")" \
+  printf 'set --'
+  # busybox env puts --env's variables into the test's environment only.
+  ((${#run_env[@]})) && printf ' env'
+  for e in "${run_env[@]}"; do printf ' %s' "$(squote "$e")"; done
+  printf ' %s --layout %s --expect %s' "$(squote "/bin/$testname")" \
     "$(squote "$layout")" "$(squote "$expect")"
   for a in "$@"; do printf ' %s' "$(squote "$a")"; done
   echo
