@@ -53,6 +53,7 @@ FAMILIES = {
     "cache": r"^cache_",
     "realloc": r"^realloc_",
     "frag": r"^frag/",
+    "host": r"^host/",  # numaheap's CLR host API, or the plain host on the others (wl_host.c)
 }
 
 MODES = {  # rounds, --benchmark_min_time (seconds)
