@@ -401,7 +401,7 @@ static void region_setup(int cpu) {
 }
 
 int nh_pc_init(const nh_cache_params *p) {
-  nh_pc_on = 0;
+  nh_pc_reset(); /* a start-up retried on defaults: drop the first try's regions */
   if (!NH_RSEQ_ARCH || !rseq_usable() || nh_pc_os_fence_register() != 0) return -1;
   size_t bytes = layout(p);
   unsigned shift = 12;
