@@ -30,8 +30,8 @@ static inline void *tracked(void *p) {
   return p;
 }
 
-/* A block of size bytes aligned to align at level, served from the caller's node. */
-void *nh_alloc_level(size_t size, size_t align, int level) {
+/* The general case of nh_alloc_level (api/internal.h). */
+void *nh_alloc_level_slow(size_t size, size_t align, int level) {
   if (__builtin_expect(!nh_ready(), 0) && !nh_start()) return nh_boot_alloc(size, align);
   if (size > NH_MAX_REQUEST) return NULL;
   unsigned cls = 0;
@@ -101,24 +101,19 @@ const char *nh_lookup_reason(nh_lookup_status st) {
   }
 }
 
-static void free_block(void *p, const nh_block_info *info) {
+/* The general case of nh_free_checked (api/internal.h). */
+nh_lookup_status nh_free_slow(void *p, nh_lookup_status st, nh_block_info *info) {
+  if (st == NH_LOOKUP_FOREIGN && nh_boot_owns(p)) return NH_LOOKUP_OK; /* ignored */
+  if (st != NH_LOOKUP_OK) return st;
   if (info->span) nh_track_free(p, info->size);
   else nh_track_unmapped(p); /* huge: unmapped below */
   if (info->cls) nh_cache_free(p, info->cls, info->node);
   else nh_heap_free_large(info, p);
+  return NH_LOOKUP_OK;
 }
 
-nh_lookup_status nh_free_checked(void *p) {
-  if (p == NULL || nh_boot_owns(p)) return NH_LOOKUP_OK;
-  nh_block_info info;
-  nh_lookup_status st = nh_block_lookup(p, &info);
-  if (st == NH_LOOKUP_OK) free_block(p, &info);
-  return st;
-}
-
-void nh_free_named(void *p, const char *call) {
-  nh_lookup_status st = nh_free_checked(p);
-  if (st != NH_LOOKUP_OK) nh_fatal("%s(%p): %s", call, p, nh_lookup_reason(st));
+void nh_bad_free(void *p, const char *call, nh_lookup_status st) {
+  nh_fatal("%s(%p): %s", call, p, nh_lookup_reason(st));
 }
 
 NH_API void nh_free(void *p) { nh_free_named(p, "nh_free"); }

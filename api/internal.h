@@ -13,6 +13,8 @@
 #include "api/options.h"
 #include "numa/heap.h"
 #include "numa/topo.h"
+#include "numa/track.h"
+#include "percpu/cache.h"
 
 /* ---- init.c: start-up, the bootstrap region, reconfiguration --------------- */
 
@@ -51,16 +53,42 @@ const nh_topo *nh_topology(void);
 void nh_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void nh_clear_error(void);
 
-/* ---- alloc.c: the allocation paths shared by the API and the override ---- */
-void *nh_alloc_level(size_t size, size_t align, int level);
-/* Frees p on behalf of call (for messages); stops the process on a pointer
- * that is not a live numaheap block. */
-void nh_free_named(void *p, const char *call);
-/* The same, but reports instead of stopping: NH_LOOKUP_OK when freed. */
-nh_lookup_status nh_free_checked(void *p);
+/* ---- alloc.c: the allocation paths shared by the API and the override ----
+ * The common cases are inline here (a small block from the cache; a free of
+ * a live block); everything else goes to the out-of-line *_slow functions. */
+void *nh_alloc_level_slow(size_t size, size_t align, int level);
+_Noreturn void nh_bad_free(void *p, const char *call, nh_lookup_status st) __attribute__((cold));
+nh_lookup_status nh_free_slow(void *p, nh_lookup_status st, nh_block_info *info);
 void *nh_realloc_named(void *p, size_t size, const char *call);
 size_t nh_usable_size_named(const void *p, const char *call);
 const char *nh_lookup_reason(nh_lookup_status st);
+
+/* A block of size bytes aligned to align at level, from the caller's node. */
+static inline void *nh_alloc_level(size_t size, size_t align, int level) {
+  if (__builtin_expect(nh_ready() && size <= NH_SMALL_MAX && align <= NH_MIN_ALIGN && !NH_TRACKING, 1))
+    return nh_cache_alloc(nh_size_class(size), level);
+  return nh_alloc_level_slow(size, align, level);
+}
+
+/* Frees p if it is a live numaheap block (or a bootstrap block, which is
+ * ignored); otherwise returns why not, touching nothing. */
+static inline nh_lookup_status nh_free_checked(void *p) {
+  if (p == NULL) return NH_LOOKUP_OK;
+  nh_block_info info;
+  nh_lookup_status st = nh_block_lookup(p, &info);
+  if (__builtin_expect(st == NH_LOOKUP_OK && info.cls != 0 && !NH_TRACKING, 1)) {
+    nh_cache_free(p, info.cls, info.node);
+    return NH_LOOKUP_OK;
+  }
+  return nh_free_slow(p, st, &info);
+}
+
+/* The same on behalf of call (for messages): a pointer that is not a live
+ * numaheap block stops the process. */
+static inline void nh_free_named(void *p, const char *call) {
+  nh_lookup_status st = nh_free_checked(p);
+  if (__builtin_expect(st != NH_LOOKUP_OK, 0)) nh_bad_free(p, call, st);
+}
 
 /* ---- stats.c ------------------------------------------------------------------ */
 extern int nh_stats_fd; /* init.c: stderr duplicate for the report at exit, or -1 */

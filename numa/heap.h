@@ -353,8 +353,35 @@ typedef struct nh_block_info {
   size_t size;     /* usable size */
 } nh_block_info;
 
-/* Classifies p and fills info. O(1), lock-free. */
-nh_lookup_status nh_block_lookup(const void *p, nh_block_info *info);
+nh_lookup_status nh_block_lookup_huge(nh_segment *seg, const uint8_t *p, nh_block_info *info);
+
+/* Classifies p and fills info. O(1), lock-free: the segment map gives the
+ * segment, the page index its span descriptor, one multiplication the block
+ * index. Inline: it is on every free. */
+static inline nh_lookup_status nh_block_lookup(const void *ptr, nh_block_info *info) {
+  const uint8_t *p = (const uint8_t *)ptr;
+  nh_segment *seg = nh_segment_of(p);
+  if (__builtin_expect(seg == NULL, 0)) return NH_LOOKUP_FOREIGN;
+  info->seg = seg;
+  info->node = seg->node;
+  if (__builtin_expect(seg->huge, 0)) return nh_block_lookup_huge(seg, p, info);
+  size_t idx = (size_t)(p - (const uint8_t *)seg) >> NH_PAGE_SHIFT;
+  if (__builtin_expect(idx == 0, 0)) return NH_LOOKUP_FOREIGN; /* the header page */
+  nh_span *span = &seg->spans[idx];
+  if (__builtin_expect(span->kind != NH_PAGE_HEAD, 0)) {
+    if (span->kind == NH_PAGE_FREE) return NH_LOOKUP_FREED;
+    span -= span->back;
+  }
+  size_t off = (size_t)(p - span->start);
+  if (__builtin_expect(off >= (size_t)span->capacity * span->block_size, 0)) return NH_LOOKUP_INTERIOR;
+  size_t q = (size_t)(((uint64_t)off * span->div_magic) >> 32);
+  if (__builtin_expect(q * span->block_size != off, 0)) return NH_LOOKUP_INTERIOR;
+  if (__builtin_expect(nh_block_is_marked_free(p), 0)) return NH_LOOKUP_FREED;
+  info->span = span;
+  info->cls = span->cls;
+  info->size = span->block_size;
+  return NH_LOOKUP_OK;
+}
 /* Node owning any address inside numaheap's blocks, -1 otherwise. */
 int nh_addr_node(const void *p);
 /* Frees a large (cls 0) or huge block found by nh_block_lookup. */

@@ -203,11 +203,11 @@ static void test_realloc_grows_in_place(void **state) {
 static void test_lookup_classifies(void **state) {
   (void)state;
   nh_test_start(NULL, NULL);
-  int on_stack = 0;
+  uintptr_t on_stack[4] = {0};
   static int in_data;
-  assert_int_equal(nh_ptr_node(&on_stack), -1);
+  assert_int_equal(nh_ptr_node(on_stack), -1);
   assert_int_equal(nh_ptr_node(&in_data), -1);
-  assert_int_equal(nh_free_checked(&on_stack), NH_LOOKUP_FOREIGN);
+  assert_int_equal(nh_free_checked(on_stack), NH_LOOKUP_FOREIGN);
   void *libc = malloc(64);
   assert_int_equal(nh_free_checked(libc), NH_LOOKUP_FOREIGN);
   free(libc);
