@@ -6,8 +6,9 @@
  *   vm_locality --layout L --expect SPEC [--want-allocator NAME]
  *               [--min-local PCT] [--slots N] WORKLOADS OPS
  *
- * WORKLOADS is larson, prodcons or both comma-separated; OPS is the number
- * of allocations each thread makes. One thread is pinned to each CPU.
+ * WORKLOADS is larson, prodcons or both comma-separated (each then runs in a
+ * fresh process of its own); OPS is the number of allocations each thread
+ * makes. One thread is pinned to each CPU.
  *
  * - larson: each thread replaces random blocks (16..1024 B) in its slots and,
  *   every HANDOFF_EVERY allocations, hands HANDOFF_COUNT of its live blocks
@@ -33,11 +34,13 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -547,6 +550,45 @@ static void parse_opts(int argc, char **argv, loc_opts *o) {
   o->ops = (long)parse_number(argv[i + 1], 1, 1e9, "OPS");
 }
 
+/* Runs workload w in a fresh process (this program, same options and
+ * environment), so what one workload freed cannot seed the next one's
+ * placement; exits with FAIL if the child failed (it printed why). */
+static void run_in_child(char **argv, const vm_args *a, const char *w) {
+  char *args[64];
+  int n = 0;
+  if (a->argc + 6 > (int)(sizeof args / sizeof args[0])) usage("too many arguments");
+  args[n++] = argv[0];
+  args[n++] = "--layout";
+  args[n++] = (char *)a->layout;
+  args[n++] = "--expect";
+  args[n++] = (char *)a->spec;
+  for (int i = 0; i < a->argc - 2; i++) args[n++] = a->argv[i]; /* the options */
+  args[n++] = (char *)w;
+  args[n++] = a->argv[a->argc - 1]; /* OPS */
+  args[n] = NULL;
+  fflush(stdout);
+  pid_t pid;
+  int rc = posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ), status;
+  if (rc != 0) vm_fail(w, "posix_spawn(/proc/self/exe): %s", strerror(rc));
+  if (waitpid(pid, &status, 0) != pid) vm_fail(w, "waitpid: %s", strerror(errno));
+  if (WIFSIGNALED(status)) vm_fail(w, "killed by signal %d", WTERMSIG(status));
+  if (WEXITSTATUS(status) != 0) exit(1);
+}
+
+/* Stops with a usage error unless every name in the comma list is known. */
+static void check_workloads(const char *list) {
+  for (const char *w = list;; w++) {
+    size_t len = strcspn(w, ",");
+    if (!(len == 6 && strncmp(w, "larson", 6) == 0) && !(len == 8 && strncmp(w, "prodcons", 8) == 0)) {
+      char why[128];
+      snprintf(why, sizeof why, "unknown workload '%.*s' (larson, prodcons)", (int)len, w);
+      usage(why);
+    }
+    w += len;
+    if (!*w) return;
+  }
+}
+
 int main(int argc, char **argv) {
   vm_args a;
   loc_opts o;
@@ -554,6 +596,13 @@ int main(int argc, char **argv) {
   char err[256];
   vm_start(argc, argv, &a);
   parse_opts(a.argc, a.argv, &o);
+  check_workloads(o.workloads);
+  if (strchr(o.workloads, ',')) { /* several: each in a process of its own */
+    for (char *save = NULL, *w = strtok_r(o.workloads, ",", &save); w;
+         w = strtok_r(NULL, ",", &save))
+      run_in_child(argv, &a, w);
+    return 0;
+  }
   if (vm_read_kernel_topo(&topo, err, sizeof err) != 0) vm_fail("topology", "%s", err);
 
   const char *allocator = loc_allocator_name();
@@ -561,15 +610,6 @@ int main(int argc, char **argv) {
   if (o.want && strcmp(o.want, allocator) != 0)
     vm_fail("allocator", "wanted %s, but malloc is %s's (from %s): did the preload fail?", o.want,
             allocator, loc_malloc_object());
-
-  for (char *save = NULL, *w = strtok_r(o.workloads, ",", &save); w;
-       w = strtok_r(NULL, ",", &save)) {
-    if (strcmp(w, "larson") != 0 && strcmp(w, "prodcons") != 0) {
-      char why[128];
-      snprintf(why, sizeof why, "unknown workload '%s' (larson, prodcons)", w);
-      usage(why);
-    }
-    run_workload(allocator, w, o.ops, o.nslots, o.min_local, &topo);
-  }
+  run_workload(allocator, o.workloads, o.ops, o.nslots, o.min_local, &topo);
   return 0;
 }
