@@ -5,16 +5,27 @@
 # clean shutdown.
 . "$(dirname "$0")/lib.sh"
 need redis-server redis-benchmark redis-cli
-port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$NH_CLI" run --stats=json -- redis-server --port "$port" --bind 127.0.0.1 --save "" \
-  --appendonly no --daemonize no --dir "$WORK" --logfile "" >"$WORK/server.out" 2>"$WORK/server.err" &
-server=$!
-cleanup_hooks+=("kill $server 2>/dev/null")
+free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 cli() { timeout 10 redis-cli -h 127.0.0.1 -p "$port" "$@"; }
-for _ in $(seq 100); do
-  [ "$(cli ping 2>/dev/null)" = PONG ] && break
-  kill -0 "$server" 2>/dev/null || { cat "$WORK/server.out" "$WORK/server.err" >&2; fail "redis-server exited at start-up"; }
-  sleep 0.1
+# start_server: 0 once it answers PING; 1 if it exited (another process may
+# have taken the free port between the probe and redis's bind).
+start_server() {
+  port=$(free_port)
+  "$NH_CLI" run --stats=json -- redis-server --port "$port" --bind 127.0.0.1 --save "" \
+    --appendonly no --daemonize no --dir "$WORK" --logfile "" >"$WORK/server.out" 2>"$WORK/server.err" &
+  server=$!
+  cleanup_hooks+=("kill $server 2>/dev/null")
+  for _ in $(seq 100); do
+    [ "$(cli ping 2>/dev/null)" = PONG ] && return 0
+    kill -0 "$server" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 0
+}
+for try in 1 2 3; do
+  start_server && break
+  cat "$WORK/server.out" "$WORK/server.err" >&2
+  [ "$try" = 3 ] && fail "redis-server exited at start-up, three times"
 done
 [ "$(cli ping)" = PONG ] || fail "redis-server does not answer on port $port"
 LD_PRELOAD="$NH_LIB" NUMAHEAP_STATS=json timeout 120 redis-benchmark -h 127.0.0.1 -p "$port" \
