@@ -226,6 +226,10 @@ static int demo_main(int argc, char **argv) {
   printf("== topology ==\n");
   nh_topo_print(nh_topology(), stdout, 0);
   workers = calloc((size_t)threads, sizeof *workers);
+  if (workers == NULL) {
+    fprintf(stderr, "numaheap: demo: out of memory for %d workers\n", threads);
+    return 1;
+  }
   for (int t = 0; t < threads; t++) pthread_mutex_init(&workers[t].box.lock, NULL);
   printf("\n== server-style workload: %d threads, %d rounds of %.1f s per allocator ==\n", threads,
          rounds, seconds);
