@@ -126,6 +126,32 @@ static void print_node_json(FILE *out, const nh_node_stats *s) {
 
 static const char *const mode_names[] = {"percpu", "perthread", "off"};
 
+/* One line (or JSON object) per CPU cache that saw any traffic. */
+static void print_cpus(FILE *out, int json) {
+  int n = nh_cache_cpu_count(), first = 1;
+  if (json) fprintf(out, ",\"cpus\":[");
+  for (int cpu = 0; cpu < n; cpu++) {
+    nh_cache_cpu_stats c;
+    if (nh_cache_cpu_stats_get(cpu, &c) != 0 || (c.hits | c.misses | c.remote_sent) == 0) continue;
+    if (json)
+      fprintf(out,
+              "%s{\"cpu\":%d,\"node\":%d,\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
+              ",\"refills\":%" PRIu64 ",\"drains\":%" PRIu64 ",\"remote_sent\":%" PRIu64
+              ",\"idle_drains\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
+              first ? "" : ",", cpu, c.node, c.hits, c.misses, c.refills, c.drains, c.remote_sent,
+              c.idle_drains, c.bytes);
+    else
+      fprintf(out,
+              "cpu %-3d (node %d): hits %" PRIu64 " misses %" PRIu64 " refills %" PRIu64
+              " drains %" PRIu64 " remote_sent %" PRIu64 " idle_drains %" PRIu64 " held %" PRIu64
+              "\n",
+              cpu, c.node, c.hits, c.misses, c.refills, c.drains, c.remote_sent, c.idle_drains,
+              c.bytes);
+    first = 0;
+  }
+  if (json) fprintf(out, "]");
+}
+
 NH_API int nh_stats_print(FILE *out, int json) {
   if (out == NULL) {
     nh_set_error("nh_stats_print: no output stream");
@@ -149,9 +175,11 @@ NH_API int nh_stats_print(FILE *out, int json) {
     print_node_json(out, &st.total);
     fprintf(out,
             ",\"cache\":{\"mode\":\"%s\",\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
-            ",\"refills\":%" PRIu64 ",\"drains\":%" PRIu64 ",\"remote_sent\":%" PRIu64 "}}\n",
+            ",\"refills\":%" PRIu64 ",\"drains\":%" PRIu64 ",\"remote_sent\":%" PRIu64 "}",
             mode_names[nh_cache_mode()], cs.hits, cs.misses, cs.refills, cs.drains,
             cs.remote_sent);
+    print_cpus(out, 1);
+    fprintf(out, "}\n");
   } else {
     fprintf(out, "numaheap statistics (%d nodes, cache %s)\n", nh_g.nnodes,
             mode_names[nh_cache_mode()]);
@@ -161,6 +189,7 @@ NH_API int nh_stats_print(FILE *out, int json) {
             "cache: hits %" PRIu64 " misses %" PRIu64 " refills %" PRIu64 " drains %" PRIu64
             " remote_sent %" PRIu64 "\n",
             cs.hits, cs.misses, cs.refills, cs.drains, cs.remote_sent);
+    print_cpus(out, 0);
     nh_host_stats_print(out);
   }
   fflush(out);

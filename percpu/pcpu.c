@@ -46,6 +46,13 @@
 #include "percpu/rseq.h"
 
 #define MAX_PER_CLASS 512
+/* A class may grow to 1/CAP_SHARE of the CPU's byte budget: so at least
+ * CAP_SHARE classes fit at full capacity (a server's working set spans
+ * dozens of classes) and twice as many at one batch. */
+#define CAP_SHARE 32
+/* A CPU whose budget is spent is reset (drained, capacity back to zero, to
+ * be regrown by the classes in use now) at most this often. */
+#define REBALANCE_NS 100000000ull
 #define REMOTE_CAP 64
 #define STOP_LO 0xffff
 
@@ -66,6 +73,7 @@ typedef struct nh_pc_cpu {
   _Atomic int stopped;           /* 1 while a drainer owns the slabs (under lock) */
   nh_lock lock;                  /* drainers and capacity changes of this CPU */
   uint64_t charged;              /* Guarded by lock: sum of hi x class size */
+  _Atomic uint64_t rebalanced_ns; /* relaxed: when a full budget last reset this CPU */
 } nh_pc_cpu;
 
 _Static_assert(offsetof(nh_pc_cpu, node) == NH_RSEQ_NODE_OFF, "rseq layout: node");
@@ -191,6 +199,21 @@ static void drain_cpu(int cpu) {
   nh_lock_release(&c->lock);
 }
 
+static void drain_cpu(int cpu);
+
+/* The CPU's budget is spent but a class in use has no room: give every
+ * class's capacity back (at most every REBALANCE_NS), so the budget follows
+ * the classes in use now rather than those used first. */
+static void rebalance(int cpu, nh_pc_cpu *c) {
+  uint64_t now = nh_os_clock_ns();
+  uint64_t last = atomic_load_explicit(&c->rebalanced_ns, memory_order_relaxed);
+  if (now - last < REBALANCE_NS ||
+      !atomic_compare_exchange_strong_explicit(&c->rebalanced_ns, &last, now, memory_order_relaxed,
+                                               memory_order_relaxed))
+    return;
+  drain_cpu(cpu);
+}
+
 /* Raises the capacity of (c, cls) to `to` slots if the budget allows. */
 static int grow(nh_pc_cpu *c, unsigned cls, uint16_t to) {
   if (!nh_lock_try(&c->lock)) return 0;
@@ -265,8 +288,10 @@ void *nh_pc_alloc_slow(unsigned cls, int level) {
   if (cap[cls] == 0 || atomic_load_explicit(&c->stopped, memory_order_relaxed))
     return alloc_uncached(c->node, cls, level);
   stat_inc(&c->misses, 1);
-  if (hi_of(c, cls) < batch[cls] && !grow(c, cls, batch[cls]))
-    return alloc_uncached(c->node, cls, level); /* over the CPU's budget */
+  if (hi_of(c, cls) < batch[cls] && !grow(c, cls, batch[cls])) {
+    rebalance(cpu, c);
+    if (!grow(c, cls, batch[cls])) return alloc_uncached(c->node, cls, level); /* over budget */
+  }
   void *b[MAX_PER_CLASS];
   size_t n = nh_heap_refill(c->node, cls, level, b, batch[cls]);
   stat_inc(&c->refills, 1);
@@ -355,7 +380,7 @@ static size_t layout(const nh_cache_params *p) {
   batch[0] = REMOTE_CAP;
   for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) {
     if (cls) {
-      size_t max = p->bytes / (8 * nh_class_size(cls));
+      size_t max = p->bytes / (CAP_SHARE * nh_class_size(cls));
       if (max > MAX_PER_CLASS) max = MAX_PER_CLASS;
       cap[cls] = (uint16_t)(max >= 2 ? max : 0);
       batch[cls] = (uint16_t)(cap[cls] / 2);
