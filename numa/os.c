@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/membarrier.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -183,6 +184,23 @@ int nh_os_protect(void *addr, size_t size, int prot) {
 
 int nh_os_current_cpu(void) {
   return sched_getcpu(); /* vDSO on x86-64; -1 with errno if unsupported */
+}
+
+static int membarrier(int cmd, unsigned flags, int cpu) {
+  return (int)syscall(__NR_membarrier, cmd, flags, cpu);
+}
+
+int nh_os_rseq_fence_register(void) {
+  int cmds = membarrier(MEMBARRIER_CMD_QUERY, 0, 0);
+  if (cmds < 0) return errno;
+  if (!(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ)) return ENOSYS;
+  return membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) == 0 ? 0 : errno;
+}
+
+int nh_os_rseq_fence_cpu(int cpu) {
+  return membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_FLAG_CPU, cpu) == 0
+             ? 0
+             : errno;
 }
 
 int nh_os_page_node(const void *addr) {

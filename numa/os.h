@@ -86,6 +86,13 @@ static inline int nh_os_cpu_fast(void) {
   return nh_os_current_cpu();
 }
 
+/* Restartable-sequence fences (membarrier): register the process once (0,
+ * or an errno value: ENOSYS when the kernel lacks MEMBARRIER_CMD_PRIVATE_
+ * EXPEDITED_RSEQ), then restart any rseq critical section running on cpu
+ * (0 or an errno value). percpu/ uses them to drain another CPU's cache. */
+int nh_os_rseq_fence_register(void);
+int nh_os_rseq_fence_cpu(int cpu);
+
 /* Real OS node holding the page at addr, -1 if not resident/unknown
  * (move_pages with no target). Used by tests and statistics, never per
  * allocation. */

@@ -62,11 +62,4 @@ int nh_pc_cpu_stats(int cpu, nh_cache_cpu_stats *out) NH_HIDDEN;
 void nh_pc_set_idle_ms(uint64_t ms) NH_HIDDEN;
 void nh_pc_idle_scan(void) NH_HIDDEN;
 
-/* ---- pcpu_os.c: the OS calls of the percpu mode (to move into numa/os.c) ------- */
-/* Registers the process for rseq fences. 0 or an errno value. */
-int nh_pc_os_fence_register(void) NH_HIDDEN;
-/* Restarts any restartable sequence running on cpu (membarrier
- * MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, one CPU). 0 or an errno value. */
-int nh_pc_os_fence_cpu(int cpu) NH_HIDDEN;
-
 #endif

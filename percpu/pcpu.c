@@ -187,7 +187,7 @@ static void drain_cpu(int cpu) {
     old_hi[cls] = atomic_load_explicit(&c->hdr[cls].hi, memory_order_relaxed);
     set_bounds(c, STOP_LO, 0, cls);
   }
-  int fenced = nh_pc_os_fence_cpu(cpu) == 0; /* no sequence on cpu can commit from here on */
+  int fenced = nh_os_rseq_fence_cpu(cpu) == 0; /* no sequence on cpu can commit from here on */
   if (fenced) {
     for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) drain_stopped_class(c, cls);
     stat_inc(&c->drains, 1);
@@ -427,7 +427,7 @@ static void region_setup(int cpu) {
 
 int nh_pc_init(const nh_cache_params *p) {
   nh_pc_reset(); /* a start-up retried on defaults: drop the first try's regions */
-  if (!NH_RSEQ_ARCH || !rseq_usable() || nh_pc_os_fence_register() != 0) return -1;
+  if (!NH_RSEQ_ARCH || !rseq_usable() || nh_os_rseq_fence_register() != 0) return -1;
   size_t bytes = layout(p);
   unsigned shift = 12;
   while (((size_t)1 << shift) < bytes) shift++;
