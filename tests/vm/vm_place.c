@@ -468,12 +468,7 @@ static void check_fill(void) {
     vm_fail("fill", "the fill child failed (status 0x%x; its FAIL line is above)", status);
 }
 
-/* ---- criticality levels ---------------------------------------------------------
- * Placement by criticality level (eTaskCritical / eAppDomainCritical /
- * eProcessCritical through the CLR host API) belongs here: per-level limits and
- * spill scopes judged with move_pages, as check_fill does for the default
- * level. That API is another team's work; add the checks here and a name to
- * checks[] below when it lands. */
+/* Criticality levels (CLR host API): tests/vm/vm_host.c checks their limits and spill scopes. */
 
 /* ---- main ------------------------------------------------------------------------ */
 
