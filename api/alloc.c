@@ -97,6 +97,7 @@ const char *nh_lookup_reason(nh_lookup_status st) {
   case NH_LOOKUP_FOREIGN: return "pointer not allocated by numaheap";
   case NH_LOOKUP_INTERIOR: return "pointer inside a block, not at its start";
   case NH_LOOKUP_FREED: return "block already freed (double free)";
+  case NH_LOOKUP_NEVER: return "pointer to a block numaheap never handed out";
   default: return "valid block";
   }
 }

@@ -223,7 +223,8 @@ static int parse_enum(const char *value, const char *const *words, int *out, cha
 }
 
 /* Strings must fit their buffer and must print back as the same value: no
- * control characters, no ';' after a blank (that starts a comment), no blank
+ * control characters, no ';' after a blank or at the start (that starts a
+ * comment once written back as "key = value"), no blank
  * at either end (the INI parser trims them). */
 static int check_string(const char *value, char *problem, size_t len) {
   size_t n = strlen(value);
@@ -236,6 +237,8 @@ static int check_string(const char *value, char *problem, size_t len) {
     if (c < 0x20 || c == 0x7f) return bad(problem, len, "\"%s\" contains a control character", value);
     if (c == ';' && i > 0 && (value[i - 1] == ' ' || value[i - 1] == '\t'))
       return bad(problem, len, "\"%s\" has a ';' after a blank, which starts a comment", value);
+    if (i == 0 && (c == ';' || c == '#')) /* written back after "key = ", it would be a comment */
+      return bad(problem, len, "\"%s\" starts with '%c', which starts a comment", value, c);
   }
   if (n && (value[0] == ' ' || value[n - 1] == ' ' || value[0] == '\t' || value[n - 1] == '\t'))
     return bad(problem, len, "\"%s\" starts or ends with a blank", value);

@@ -343,6 +343,7 @@ typedef enum nh_lookup_status {
   NH_LOOKUP_FOREIGN = 1,   /* p is not in numaheap's memory */
   NH_LOOKUP_INTERIOR = 2,  /* p is inside a block, not at its start */
   NH_LOOKUP_FREED = 3,     /* p's block is already free (double free) */
+  NH_LOOKUP_NEVER = 4,     /* p is the start of a block never handed out */
 } nh_lookup_status;
 
 typedef struct nh_block_info {
@@ -376,6 +377,9 @@ static inline nh_lookup_status nh_block_lookup(const void *ptr, nh_block_info *i
   if (__builtin_expect(off >= (size_t)span->capacity * span->block_size, 0)) return NH_LOOKUP_INTERIOR;
   size_t q = (size_t)(((uint64_t)off * span->div_magic) >> 32);
   if (__builtin_expect(q * span->block_size != off, 0)) return NH_LOOKUP_INTERIOR;
+  /* carved only grows while the span lives, so a live block is always below
+   * it; a racy read can only be stale for blocks that are not live */
+  if (__builtin_expect(q >= span->carved, 0)) return NH_LOOKUP_NEVER;
   if (__builtin_expect(nh_block_is_marked_free(p), 0)) return NH_LOOKUP_FREED;
   info->span = span;
   info->cls = span->cls;

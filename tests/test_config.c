@@ -442,6 +442,10 @@ static void test_string_errors(void **state UNUSED) {
   assert_string_equal(err, "[topology] xml: \"/a ;b\" has a ';' after a blank, which starts a "
                            "comment");
   assert_int_equal(nh_config_set(c, "topology", "xml", "/a;b", err, sizeof err), 0);
+  assert_int_equal(nh_config_set(c, "topology", "synthetic", ";=", err, sizeof err), -1);
+  assert_string_equal(err, "[topology] synthetic: \";=\" starts with ';', which starts a comment");
+  assert_int_equal(nh_config_parse_string(c, "[topology]\nsynthetic :;=\n", "f.ini", err, sizeof err), -1);
+  assert_non_null(strstr(err, "f.ini:2: "));
   assert_int_equal(nh_config_set(c, "heapp", "budget", "1G", err, sizeof err), -1);
   assert_string_equal(err, "unknown section [heapp]");
   assert_int_equal(nh_config_set(c, "heap", "size", "1G", err, sizeof err), -1);

@@ -566,11 +566,9 @@ static void test_bad_pointers_stop_the_process(void **state) {
 }
 
 /* A block at a block boundary of a span that was never handed out: freeing
- * it must be refused like any pointer that is not a live block.
- * KNOWN BUG (reported to the lead, docs/reliability.md): nh_block_lookup
- * does not compare the block index with span->carved, so such a pointer is
- * taken as live, pushed on the free list, and later handed out twice (once
- * from the list, once by the bump index). Runs when NH_TEST_KNOWN_BUGS=1. */
+ * it must be refused like any pointer that is not a live block (found by
+ * this test: nh_block_lookup now compares the block index with the span's
+ * carved count). */
 static void *never_allocated(void) {
   uint8_t *p = own(nh_malloc(2000), 1);
   return p + 16 * nh_usable_size(p); /* 16 blocks further: carved by no one yet */
@@ -578,9 +576,8 @@ static void *never_allocated(void) {
 
 static void test_never_allocated_block(void **state) {
   (void)state;
-  if (getenv("NH_TEST_KNOWN_BUGS") == NULL) skip();
   nh_reliab_start(NH_FOUR_NODES, "cache", "mode", "off", NULL);
-  bad_case c = {"never allocated", never_allocated, "nh_free("};
+  bad_case c = {"never allocated", never_allocated, "never handed out"};
   expect_stop(&c, 0);
   bad_inputs++;
 }
