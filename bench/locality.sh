@@ -22,7 +22,8 @@
 #                       tcmalloc,tbbmalloc (default all)
 #   --repeat R          runs every allocator R times, round robin (default 3);
 #                       the table gives the least thread over all runs, the
-#                       mean of the runs' means and the median speed
+#                       mean of the runs' means and the median speed (with
+#                       the lowest and highest run)
 #   --out FILE          also write the table to FILE
 #   --cache DIR         run-vm.sh's image cache; each allocator's whole VM
 #                       output is kept there as locality-<layout>-<name>.txt
@@ -137,6 +138,7 @@ run_one() { # run_one ALLOCATOR RUN
     read -r _ _ _ rate _ < <(grep -m1 "^SPEED $a $w " "$log") ||
       die "$a: no SPEED line for $w in $log"
     loc_min[$a.$w]+=" $min" loc_mean[$a.$w]+=" $mean" speed[$a.$w]+=" $rate"
+    echo "locality.sh:   $w: $min% least thread, $mean% mean, $rate allocations/s" >&2
   done
 }
 for ((r = 1; r <= repeat; r++)); do
@@ -146,6 +148,12 @@ done
 # least, mean, median VALUES...: one number from a run's values.
 least() { printf '%s\n' "$@" | sort -g | head -n 1; }
 mean() { printf '%s\n' "$@" | awk '{ s += $1 } END { printf "%.1f\n", s / NR }'; }
+# spread VALUES...: " (lowest-highest)" in thousands, nothing for one value.
+spread() {
+  (($# > 1)) || return 0
+  printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
+    END { printf " (%.0fk-%.0fk)\n", lo / 1000, hi / 1000 }'
+}
 median() {
   printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
     END { printf "%.0f\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
@@ -156,7 +164,7 @@ threads=$(grep -m1 "^SPEED " "$cache/locality-$layout-${chosen[0]}.txt" | awk '{
 table() {
   local a w head="| allocator |" rule="|---|"
   for w in "${wl_list[@]}"; do
-    head+=" $w: % local, least thread | $w: % local, mean | $w: allocations/s (median) |"
+    head+=" $w: % local, least thread | $w: % local, mean | $w: allocations/s, median (range) |"
     rule+="---:|---:|---:|"
   done
   echo "$head"
@@ -165,7 +173,9 @@ table() {
     local row="| $a |"
     for w in "${wl_list[@]}"; do
       # shellcheck disable=SC2086  # the values are space-separated numbers
-      row+=" $(least ${loc_min[$a.$w]}) | $(mean ${loc_mean[$a.$w]}) | $(median ${speed[$a.$w]}) |"
+      row+=" $(least ${loc_min[$a.$w]}) | $(mean ${loc_mean[$a.$w]}) |"
+      # shellcheck disable=SC2086
+      row+=" $(median ${speed[$a.$w]})$(spread ${speed[$a.$w]}) |"
     done
     echo "$row"
   done
