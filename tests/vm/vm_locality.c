@@ -291,13 +291,13 @@ static int query_pages(loc_thread *t, void **pages, int *status, unsigned long n
 /* Touches up to SAMPLE_MAX live blocks and counts those whose first and last
  * pages are both on t's home; records each block's first page's node. */
 static void sample(loc_thread *t) {
-  static const size_t batch = 256; /* blocks per move_pages call */
-  void *pages[2 * 256];
-  int status[2 * 256];
+  enum { BATCH = 256 }; /* blocks per move_pages call, two pages each */
+  void *pages[2 * BATCH];
+  int status[2 * BATCH];
   size_t i = 0;
   while (i < t->nslots && t->sampled < SAMPLE_MAX && !t->err[0]) {
     unsigned long n = 0;
-    for (size_t b = 0; b < batch && i < t->nslots && t->sampled + (long)b < SAMPLE_MAX; i++) {
+    for (size_t b = 0; b < BATCH && i < t->nslots && t->sampled + (long)b < SAMPLE_MAX; i++) {
       volatile unsigned char *p = t->slots[i];
       if (!p) continue;
       uintptr_t last = (uintptr_t)p + t->sizes[i] - 1;
@@ -450,55 +450,71 @@ static double report_thread(const loc_run *run, const loc_thread *t) {
   return pct;
 }
 
-/* Runs one workload and reports it; FAIL on errors or a share below min. */
+/* Starts one thread per CPU, times the steady state and joins them; returns
+ * the seconds between the start and the end of the steady state. */
+static double run_threads(loc_run *run) {
+  pthread_t *th = calloc((size_t)run->nthreads, sizeof *th);
+  loc_arg *args = calloc((size_t)run->nthreads, sizeof *args);
+  if (!th || !args) vm_fail(run->workload, "out of memory for %d threads", run->nthreads);
+  pthread_barrier_init(&run->bar, NULL, (unsigned)run->nthreads + 1);
+  for (int k = 0; k < run->nthreads; k++) {
+    args[k] = (loc_arg){.run = run, .self = &run->t[k]};
+    int rc = pthread_create(&th[k], NULL, thread_main, &args[k]);
+    if (rc != 0) vm_fail(run->workload, "pthread_create: %s", strerror(rc));
+  }
+  pthread_barrier_wait(&run->bar);
+  double start = now_s();
+  pthread_barrier_wait(&run->bar);
+  double secs = now_s() - start;
+  pthread_barrier_wait(&run->bar);
+  for (int k = 0; k < run->nthreads; k++) pthread_join(th[k], NULL);
+  pthread_barrier_destroy(&run->bar);
+  free(th);
+  free(args);
+  return secs;
+}
+
+/* Prints the thread lines, LOCALITY and SPEED; FAIL on a thread's error or
+ * when the least local thread is below min_local percent. */
+static void summarize(const loc_run *run, const char *allocator, double secs, double min_local) {
+  const char *w = run->workload;
+  double min = 100.0, sum = 0.0;
+  int min_cpu = -1;
+  uint64_t allocs = 0;
+  for (int k = 0; k < run->nthreads; k++) {
+    const loc_thread *t = &run->t[k];
+    if (t->err[0]) vm_fail(w, "CPU %d: %s", t->cpu, t->err);
+    if (t->sampled == 0) vm_fail(w, "CPU %d holds no live block to sample", t->cpu);
+    double pct = report_thread(run, t);
+    if (min_cpu < 0 || pct < min) {
+      min = pct;
+      min_cpu = t->cpu;
+    }
+    sum += pct;
+    allocs += t->allocs;
+  }
+  double mean = sum / run->nthreads, rate = (double)allocs / secs;
+  printf("LOCALITY %s %s %.1f %.1f\n", allocator, w, min, mean);
+  printf("SPEED %s %s %.0f %.3f %d\n", allocator, w, rate, secs, run->nthreads);
+  if (min < min_local)
+    vm_fail(w, "%s: the thread on CPU %d has %.1f%% of its blocks on its node (want >= %.1f%%)",
+            allocator, min_cpu, min, min_local);
+  vm_ok(w, "%s: %d threads, %.1f%% min / %.1f%% mean local, %.0f allocations/s", allocator,
+        run->nthreads, min, mean, rate);
+}
+
+/* Runs one workload and reports it. */
 static void run_workload(const char *allocator, const char *workload, long ops, size_t nslots,
                          double min_local, const vm_topo *topo) {
   loc_run run = {.workload = workload, .ops = ops, .nslots = nslots, .topo = topo};
   setup(&run, topo);
-  pthread_t *th = calloc((size_t)run.nthreads, sizeof *th);
-  loc_arg *args = calloc((size_t)run.nthreads, sizeof *args);
-  if (!th || !args) vm_fail(workload, "out of memory for %d threads", run.nthreads);
-  pthread_barrier_init(&run.bar, NULL, (unsigned)run.nthreads + 1);
-  for (int k = 0; k < run.nthreads; k++) {
-    args[k] = (loc_arg){.run = &run, .self = &run.t[k]};
-    int rc = pthread_create(&th[k], NULL, thread_main, &args[k]);
-    if (rc != 0) vm_fail(workload, "pthread_create: %s", strerror(rc));
-  }
-  pthread_barrier_wait(&run.bar);
-  double start = now_s();
-  pthread_barrier_wait(&run.bar);
-  double secs = now_s() - start;
-  pthread_barrier_wait(&run.bar);
-  for (int k = 0; k < run.nthreads; k++) pthread_join(th[k], NULL);
-
-  double min = 100.0, sum = 0.0;
-  uint64_t allocs = 0;
-  for (int k = 0; k < run.nthreads; k++) {
-    const loc_thread *t = &run.t[k];
-    if (t->err[0]) vm_fail(workload, "CPU %d: %s", t->cpu, t->err);
-    if (t->sampled == 0) vm_fail(workload, "CPU %d holds no live block to sample", t->cpu);
-    double pct = report_thread(&run, t);
-    if (pct < min) min = pct;
-    sum += pct;
-    allocs += t->allocs;
-  }
-  double mean = sum / run.nthreads;
-  printf("LOCALITY %s %s %.1f %.1f\n", allocator, workload, min, mean);
-  printf("SPEED %s %s %.0f %.3f %d\n", allocator, workload, (double)allocs / secs, secs,
-         run.nthreads);
-  if (min < min_local)
-    vm_fail(workload, "%s: least local thread has %.1f%% of its blocks on its node (want >= %.1f%%)",
-            allocator, min, min_local);
-  vm_ok(workload, "%s: %d threads, %.1f%% min / %.1f%% mean local, %.0f allocations/s", allocator,
-        run.nthreads, min, mean, (double)allocs / secs);
+  double secs = run_threads(&run);
+  summarize(&run, allocator, secs, min_local);
   for (int k = 0; k < run.nthreads; k++) {
     free(run.t[k].slots);
     free(run.t[k].sizes);
   }
-  pthread_barrier_destroy(&run.bar);
   free(run.t);
-  free(th);
-  free(args);
 }
 
 /* ---- command line ------------------------------------------------------------------ */
