@@ -37,7 +37,11 @@ void *nh_alloc_level_slow(size_t size, size_t align, int level) {
   unsigned cls = 0;
   if (size <= NH_SMALL_MAX)
     cls = align <= NH_MIN_ALIGN ? nh_size_class(size) : nh_class_for_aligned(size, align);
-  if (cls) return tracked(nh_cache_alloc(cls, level));
+  if (cls) {
+    void *p = tracked(nh_cache_alloc(cls, level));
+    if (p && nh_g.paranoid) nh_block_check_freed(p, nh_class_size(cls), "malloc");
+    return p;
+  }
   int served;
   return tracked(nh_heap_alloc_fallback(nh_cache_home_node(), size, align, level, &served));
 }
@@ -106,6 +110,7 @@ const char *nh_lookup_reason(nh_lookup_status st) {
 nh_lookup_status nh_free_slow(void *p, nh_lookup_status st, nh_block_info *info) {
   if (st == NH_LOOKUP_FOREIGN && nh_boot_owns(p)) return NH_LOOKUP_OK; /* ignored */
   if (st != NH_LOOKUP_OK) return st;
+  if (nh_g.paranoid && info->cls) nh_block_fill_freed(p, info->size);
   if (info->span) nh_track_free(p, info->size);
   else nh_track_unmapped(p); /* huge: unmapped below */
   if (info->cls) nh_cache_free(p, info->cls, info->node);

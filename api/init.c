@@ -102,6 +102,7 @@ static void fill_params(const nh_config *cfg, nh_heap_params *hp, nh_cache_param
   hp->spill[1] = cfg->v[NH_OPT_APPDOMAIN_SPILL].choice;
   hp->spill[2] = cfg->v[NH_OPT_PROCESS_SPILL].choice;
   hp->purge_delay_ms = cfg->v[NH_OPT_HEAP_PURGE_DELAY].u;
+  hp->paranoid = cfg->v[NH_OPT_SAFETY_MODE].choice == NH_SAFETY_PARANOID;
   cp->mode = cfg->v[NH_OPT_CACHE_MODE].choice;
   cp->bytes = cfg->v[NH_OPT_CACHE_SIZE].size.bytes;
   cp->default_level = cfg->v[NH_OPT_HEAP_DEFAULT_LEVEL].choice;
@@ -268,6 +269,11 @@ static int reconfigure(const nh_config *cfg) {
   const nh_config *cur = nh_cfg;
   if (strcmp(cfg->synthetic, cur->synthetic) != 0 || strcmp(cfg->xml, cur->xml) != 0) {
     nh_set_error("the [topology] section cannot change after the allocator started");
+    errno = EBUSY;
+    return -1;
+  }
+  if (cfg->v[NH_OPT_SAFETY_MODE].choice != cur->v[NH_OPT_SAFETY_MODE].choice) {
+    nh_set_error("the [safety] section cannot change after the allocator started");
     errno = EBUSY;
     return -1;
   }

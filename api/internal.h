@@ -65,7 +65,8 @@ const char *nh_lookup_reason(nh_lookup_status st);
 
 /* A block of size bytes aligned to align at level, from the caller's node. */
 static inline void *nh_alloc_level(size_t size, size_t align, int level) {
-  if (__builtin_expect(nh_ready() && size <= NH_SMALL_MAX && align <= NH_MIN_ALIGN && !NH_TRACKING, 1))
+  if (__builtin_expect(nh_ready() && size <= NH_SMALL_MAX && align <= NH_MIN_ALIGN &&
+                       !NH_TRACKING && !nh_g.paranoid, 1))
     return nh_cache_alloc(nh_size_class(size), level);
   return nh_alloc_level_slow(size, align, level);
 }
@@ -76,7 +77,7 @@ static inline nh_lookup_status nh_free_checked(void *p) {
   if (p == NULL) return NH_LOOKUP_OK;
   nh_block_info info;
   nh_lookup_status st = nh_block_lookup(p, &info);
-  if (__builtin_expect(st == NH_LOOKUP_OK && info.cls != 0 && !NH_TRACKING, 1)) {
+  if (__builtin_expect(st == NH_LOOKUP_OK && info.cls != 0 && !NH_TRACKING && !nh_g.paranoid, 1)) {
     nh_cache_free(p, info.cls, info.node);
     return NH_LOOKUP_OK;
   }

@@ -23,6 +23,7 @@ static const char *const spill_words[] = {"none", "package", "any", NULL};
 static const char *const level_words[] = {"task", "appdomain", "process", NULL};
 static const char *const cache_words[] = {"percpu", "perthread", "off", NULL};
 static const char *const stats_words[] = {"no", "text", "json", NULL};
+static const char *const safety_words[] = {"normal", "paranoid", NULL};
 
 #define ROW(sec, k, envname, t, def, ch, mx, d) \
   {.section = sec, .key = k, .env = envname, .type = t, .default_text = def, \
@@ -74,6 +75,9 @@ const nh_opt_desc nh_options[NH_OPT_COUNT] = {
   [NH_OPT_STATS_PRINT] = ROW("stats", "print", "NUMAHEAP_STATS_PRINT",
       NH_T_ENUM, "no", stats_words, 0,
       "print statistics at exit: no, text or json"),
+  [NH_OPT_SAFETY_MODE] = ROW("safety", "mode", "NUMAHEAP_SAFETY_MODE",
+      NH_T_ENUM, "normal", safety_words, 0,
+      "normal, or paranoid: freed memory filled and checked, guard pages after huge blocks"),
 };
 
 #undef ROW

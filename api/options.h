@@ -33,6 +33,7 @@ typedef enum nh_opt {
   NH_OPT_NOTIFY_LOW,         /* [notify] low: load % that raises Low */
   NH_OPT_NOTIFY_HIGH,        /* [notify] high: load % under which High is raised */
   NH_OPT_STATS_PRINT,        /* [stats] print: no|text|json, at exit */
+  NH_OPT_SAFETY_MODE,        /* [safety] mode: normal|paranoid */
   NH_OPT_COUNT
 } nh_opt;
 
@@ -49,6 +50,8 @@ typedef enum nh_opt_type {
 enum { NH_SPILL_NONE = 0, NH_SPILL_PACKAGE = 1, NH_SPILL_ANY = 2 };
 /* Cache modes ([cache] mode). */
 enum { NH_CACHE_PERCPU = 0, NH_CACHE_PERTHREAD = 1, NH_CACHE_OFF = 2 };
+/* Safety modes ([safety] mode). */
+enum { NH_SAFETY_NORMAL = 0, NH_SAFETY_PARANOID = 1 };
 /* Stats at exit ([stats] print). */
 enum { NH_STATS_NO = 0, NH_STATS_TEXT = 1, NH_STATS_JSON = 2 };
 

@@ -36,6 +36,7 @@ void nh_heaps_set_limits(const nh_heap_params *p) {
   for (int l = 0; l < NH_LEVELS; l++) nh_g.spill[l] = p->spill[l];
   nh_g.task_limit_milli_pct = p->task_limit_milli_pct;
   nh_g.purge_delay_ms = p->purge_delay_ms;
+  nh_g.paranoid = p->paranoid;
 }
 
 /* A node's CPUs are served by the node itself, or by the nearest node with

@@ -237,6 +237,13 @@ static inline void *nh_block_next(const void *block, const char *where) {
   return next;
 }
 
+/* Paranoid mode: the byte every freed block holds past its two link words. */
+#define NH_FREE_FILL 0xdf
+/* Fills block bytes [16, size) with NH_FREE_FILL / checks they still hold it
+ * (a write after free otherwise: stops the process naming the block). */
+void nh_block_fill_freed(void *block, size_t size);
+void nh_block_check_freed(const void *block, size_t size, const char *call);
+
 /* Span set-up and block moves. Caller holds the bin lock. */
 void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes);
 size_t nh_span_pop(nh_span *span, void **out, size_t n);
@@ -291,6 +298,7 @@ typedef struct nh_heap_params {
   uint32_t task_limit_milli_pct; /* share of (budget - reserve) for task level */
   int spill[NH_LEVELS];          /* NH_SPILL_* of api/options.h: 0 none, 1 package, 2 any */
   uint64_t purge_delay_ms;
+  int paranoid;                  /* [safety] mode = paranoid */
 } nh_heap_params;
 
 typedef struct nh_heaps {
@@ -302,6 +310,8 @@ typedef struct nh_heaps {
   int spill[NH_LEVELS];        /* Synchronization: atomic via relaxed int stores (set at init/reconfig) */
   uint32_t task_limit_milli_pct;
   uint64_t purge_delay_ms;
+  int paranoid;                /* [safety] mode = paranoid: fill and check freed blocks,
+                                  guard pages after huge blocks (constant while running) */
   void (*reclaim_hook)(void);  /* called before failing a request (percpu drains caches) */
   void (*pressure_hook)(int node, int level); /* a request failed or spilled for lack of memory */
 } nh_heaps;

@@ -368,13 +368,15 @@ void *nh_huge_alloc(nh_heap *h, size_t size, size_t align, int level) {
    * with align >= 4 MiB, outside the segment map (nh_aligned_alloc(4 MiB, 0)
    * crashed in huge_alloc on nh_segment_of(p) == NULL). Give it one page. */
   size_t usable = size == 0 ? NH_PAGE_SIZE : (size + NH_PAGE_SIZE - 1) & ~(NH_PAGE_SIZE - 1);
-  size_t map_size = offset + usable;
+  size_t guard = nh_g.paranoid ? nh_os_page_size() : 0; /* a PROT_NONE page after the block */
+  size_t map_size = offset + usable + guard;
   if (!charge(h, usable, level)) return NULL;
   nh_segment *seg = segment_map_new(h, map_size, map_align, level);
   if (seg == NULL) {
     uncharge(h, usable);
     return NULL;
   }
+  if (guard) nh_os_protect((uint8_t *)seg + offset + usable, guard, NH_OS_PROT_NONE);
   seg->huge = 1;
   seg->huge_block = (uint8_t *)seg + offset;
   seg->huge_size = usable;
@@ -417,6 +419,7 @@ bool nh_pages_grow(nh_heap *h, nh_segment *seg, nh_span *span, size_t size) {
 bool nh_huge_grow(nh_heap *h, nh_segment *seg, size_t size) {
   size_t usable = (size + NH_PAGE_SIZE - 1) & ~(NH_PAGE_SIZE - 1);
   if (usable <= seg->huge_size) return true;
+  if (nh_g.paranoid) return false; /* the guard page sits after the block: move instead */
   size_t extra = usable - seg->huge_size;
   size_t new_map = seg->map_size + extra;
   if (!node_has_room(h, extra)) return false;

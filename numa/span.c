@@ -4,9 +4,23 @@
  * touches no memory until blocks are used). All functions here run under the
  * bin lock of the span's (node, class).
  */
+#include <string.h>
+
 #include "numa/heap.h"
 
 uintptr_t nh_secret[3];
+
+void nh_block_fill_freed(void *block, size_t size) {
+  if (size > 2 * sizeof(uintptr_t)) memset((uint8_t *)block + 16, NH_FREE_FILL, size - 16);
+}
+
+void nh_block_check_freed(const void *block, size_t size, const char *call) {
+  const uint8_t *b = block;
+  for (size_t i = 16; i < size; i++)
+    if (b[i] != NH_FREE_FILL)
+      nh_fatal("%s: block %p was written after it was freed (byte %zu is 0x%02x, not 0x%02x)",
+               call, block, i, b[i], NH_FREE_FILL);
+}
 
 void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
   size_t bs = cls ? nh_class_size(cls) : bytes;
@@ -20,6 +34,8 @@ void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
   span->free = NULL;
   span->in_bin = 0;
   span->next = span->prev = NULL;
+  if (nh_g.paranoid && cls) /* every block starts out as a freed one */
+    memset(start, NH_FREE_FILL, (size_t)span->capacity * bs);
 }
 
 size_t nh_span_pop(nh_span *span, void **out, size_t n) {

@@ -283,6 +283,7 @@ static void test_full_file(void **state UNUSED) {
   assert_int_equal(c->v[NH_OPT_CACHE_SIZE].size.bytes, MiB);
   assert_int_equal(c->v[NH_OPT_NOTIFY_LOW].milli_pct, 85000);
   assert_int_equal(c->v[NH_OPT_STATS_PRINT].choice, NH_STATS_JSON);
+  assert_int_equal(c->v[NH_OPT_SAFETY_MODE].choice, NH_SAFETY_PARANOID);
   const nh_node_override *o = find_override(c, 1);
   assert_non_null(o);
   assert_int_equal(o->budget.bytes, 512 * MiB);
@@ -570,6 +571,7 @@ static void test_env_every_option(void **state UNUSED) {
       [NH_OPT_APPDOMAIN_SPILL] = "none", [NH_OPT_PROCESS_SPILL] = "package",
       [NH_OPT_CACHE_MODE] = "off", [NH_OPT_CACHE_SIZE] = "32K", [NH_OPT_NOTIFY_LOW] = "80",
       [NH_OPT_NOTIFY_HIGH] = "20%", [NH_OPT_STATS_PRINT] = "text",
+      [NH_OPT_SAFETY_MODE] = "paranoid",
   };
   char vars[NH_OPT_COUNT][128];
   const char *envp[NH_OPT_COUNT + 1];

@@ -515,6 +515,45 @@ static void test_trim_returns_memory(void **state) {
   assert_true(s.purged > 0);
 }
 
+/* [safety] mode = paranoid: a write after free is caught when the block is
+ * handed out again; a write past a huge block hits its guard page. */
+static void write_after_free(void) {
+  nh_test_start(NULL, "safety", "mode", "paranoid", NULL);
+  char *p = nh_malloc(100);
+  nh_free(p);
+  p[50] = 1; /* past the two link words: only the fill can tell */
+  for (int i = 0; i < 1000; i++) (void)nh_malloc(100); /* p comes back among these */
+}
+
+static void write_past_huge_block(void) {
+  nh_test_start(NULL, "safety", "mode", "paranoid", NULL);
+  char *p = nh_malloc(5u << 20);
+  p[nh_usable_size(p)] = 1;
+}
+
+static void test_paranoid_mode(void **state) {
+  (void)state;
+#if !defined(NH_TRACK_ASAN) /* ASan reports the write itself first */
+  expect_abort(write_after_free, "was written after it was freed");
+#endif
+  pid_t pid = fork();
+  if (pid == 0) {
+    signal(SIGSEGV, SIG_DFL); /* cmocka's handler would catch it */
+    write_past_huge_block();
+    _exit(0);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+  nh_test_start(NULL, "safety", "mode", "paranoid", NULL); /* and ordinary use works */
+  for (int i = 0; i < 2000; i++) keep[i] = nh_malloc((size_t)(i * 41 % 9000) + 1);
+  for (int i = 0; i < 2000; i++) nh_free(keep[i]);
+  void *h = nh_realloc(nh_malloc(3u << 20), 7u << 20);
+  memset(h, 3, 7u << 20);
+  nh_free(h);
+  nh_heaps_check();
+}
+
 /* The checker itself: a damaged span is reported, a healthy heap passes. */
 static void break_a_span(void) {
   nh_test_start(FOUR_NODES, "cache", "mode", "off", NULL);
@@ -588,6 +627,7 @@ int main(void) {
       cmocka_unit_test(test_reserve_survives_os_out_of_memory),
       cmocka_unit_test(test_trim_returns_memory),
       cmocka_unit_test(test_invariant_checker),
+      cmocka_unit_test(test_paranoid_mode),
       cmocka_unit_test(test_stats_print),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
