@@ -90,7 +90,9 @@ typedef struct nh_span {
   uint8_t *start;      /* HEAD: first block */
   /* Guarded by the bin lock of (node, cls) (for cls 0: the page lock). */
   uint16_t used;       /* blocks out of the span (in caches or live) */
-  uint16_t carved;     /* blocks handed out at least once (bump index) */
+  uint16_t carved;     /* blocks handed out at least once (bump index); written
+                          under the bin lock with relaxed atomic stores, read
+                          without it (relaxed) by nh_block_lookup */
   uint8_t in_bin;      /* on its bin's list of spans with free blocks */
   void *free;          /* first free block; links in blocks are encoded */
   struct nh_span *next, *prev; /* bin list */
@@ -389,7 +391,8 @@ static inline nh_lookup_status nh_block_lookup(const void *ptr, nh_block_info *i
   if (__builtin_expect(q * span->block_size != off, 0)) return NH_LOOKUP_INTERIOR;
   /* carved only grows while the span lives, so a live block is always below
    * it; a racy read can only be stale for blocks that are not live */
-  if (__builtin_expect(q >= span->carved, 0)) return NH_LOOKUP_NEVER;
+  if (__builtin_expect(q >= __atomic_load_n(&span->carved, __ATOMIC_RELAXED), 0))
+    return NH_LOOKUP_NEVER;
   if (__builtin_expect(nh_block_is_marked_free(p), 0)) return NH_LOOKUP_FREED;
   info->span = span;
   info->cls = span->cls;

@@ -30,7 +30,7 @@ void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
   span->capacity = (uint16_t)(cls ? (size_t)span->npages * NH_PAGE_SIZE / bs : 1);
   span->start = start;
   span->used = 0;
-  span->carved = 0;
+  __atomic_store_n(&span->carved, 0, __ATOMIC_RELAXED);
   span->free = NULL;
   span->in_bin = 0;
   span->next = span->prev = NULL;
@@ -50,7 +50,7 @@ size_t nh_span_pop(nh_span *span, void **out, size_t n) {
     void *b = span->start + (size_t)span->carved * span->block_size;
     nh_block_clear_mark(b); /* reused pages may hold a stale mark */
     out[got++] = b;
-    span->carved++;
+    __atomic_store_n(&span->carved, (uint16_t)(span->carved + 1), __ATOMIC_RELAXED);
   }
   span->used = (uint16_t)(span->used + got);
   return got;
