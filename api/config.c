@@ -166,8 +166,12 @@ static char *read_line(char *str, int num, void *stream) {
   if (memchr(start, '\0', n)) return fail(st, "NUL byte in the line"), NULL;
   if (num < 3 || content > (size_t)num - 3)
     return fail(st, "line too long (%zu characters; at most %d)", content, num - 3), NULL;
-  memcpy(str, start, n);
-  str[n] = '\0';
+  /* Copy the content and one '\n', never the raw line: a line may end in
+   * any number of '\r's, which the length check above does not count
+   * (libinih's stack buffer, str, holds num bytes). */
+  memcpy(str, start, content);
+  str[content] = '\n';
+  str[content + 1] = '\0';
   return check_header(st) == 0 ? str : NULL;
 }
 

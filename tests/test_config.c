@@ -443,6 +443,14 @@ static void test_string_errors(void **state UNUSED) {
   assert_string_equal(err, "[topology] xml: \"/a ;b\" has a ';' after a blank, which starts a "
                            "comment");
   assert_int_equal(nh_config_set(c, "topology", "xml", "/a;b", err, sizeof err), 0);
+  { /* a short line followed by many '\r's must not overflow the parser's line buffer */
+    char text[2048] = "[heap]\nbudget = 1G";
+    size_t n = strlen(text);
+    memset(text + n, '\r', 1500);
+    strcpy(text + n + 1500, "\n[cache]\nsize = 1M\n");
+    assert_int_equal(nh_config_parse_string(c, text, "cr.ini", err, sizeof err), 0);
+    assert_int_equal(c->v[NH_OPT_CACHE_SIZE].size.bytes, 1024 * 1024);
+  }
   assert_int_equal(nh_config_set(c, "topology", "synthetic", ";=", err, sizeof err), -1);
   assert_string_equal(err, "[topology] synthetic: \";=\" starts with ';', which starts a comment");
   assert_int_equal(nh_config_parse_string(c, "[topology]\nsynthetic :;=\n", "f.ini", err, sizeof err), -1);
