@@ -1,7 +1,7 @@
 /*
  * tests/nh_reliab.h: what the reliability tests (test_faults.c, test_soak.c)
- * share: a restart that honours the NUMAHEAP_* environment (so that the
- * Valgrind stage's NUMAHEAP_CACHE_MODE=perthread applies), a pattern written
+ * share (restarts use nh_test.h's nh_test_start, which honours the NUMAHEAP_*
+ * environment, so the Valgrind stage's NUMAHEAP_CACHE_MODE applies): a pattern written
  * into every block and checked before it is freed, process measurements, and
  * the "figures:" line docs/reliability.md is refreshed from.
  */
@@ -15,29 +15,6 @@
 #include "nh_test.h"
 
 #define NH_FOUR_NODES "package:2 numa:2 core:1 pu:1" /* CPU k on node k; packages {0,1} {2,3} */
-
-/* Restarts numaheap on `synthetic` (NULL: the real machine) with the
- * process's NUMAHEAP_* variables applied first, then the "section", "key",
- * "value" triples (ending with NULL). Fails the test on any error. */
-static inline void nh_reliab_start(const char *synthetic, ...) {
-  static nh_config cfg;
-  char err[600];
-  nh_config_defaults(&cfg);
-  if (nh_config_apply_env(&cfg, NULL, err, sizeof err) != 0) fail_msg("environment: %s", err);
-  if (synthetic) snprintf(cfg.synthetic, sizeof cfg.synthetic, "%s", synthetic);
-  va_list ap;
-  va_start(ap, synthetic);
-  for (;;) {
-    const char *section = va_arg(ap, const char *);
-    if (section == NULL) break;
-    const char *key = va_arg(ap, const char *);
-    const char *value = va_arg(ap, const char *);
-    if (nh_config_set(&cfg, section, key, value, err, sizeof err) != 0) fail_msg("config: %s", err);
-  }
-  va_end(ap);
-  if (nh_reinit(&cfg, err, sizeof err) != 0) fail_msg("nh_reinit: %s", err);
-  nh_cache_set_cpu_override(-1);
-}
 
 static inline uint64_t nh_reliab_rand(uint64_t *s) {
   *s ^= *s << 13;

@@ -103,7 +103,7 @@ static void test_address_space_limit(void **state) {
   skip(); /* the sanitizers' own mappings do not survive RLIMIT_AS */
 #endif
   if (nh_reliab_under_valgrind()) skip(); /* Valgrind does not apply RLIMIT_AS to the client */
-  nh_reliab_start(NULL, "heap", "reserve", "0", NULL);
+  nh_test_start(NULL, "heap", "reserve", "0", NULL);
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) _exit(rlimit_child());
@@ -117,7 +117,7 @@ static void test_address_space_limit(void **state) {
 
 static void test_budget_exhausted_every_path(void **state) {
   (void)state;
-  nh_reliab_start(NH_FOUR_NODES, "heap", "budget", "16M", "heap", "reserve", "2M", "criticality",
+  nh_test_start(NH_FOUR_NODES, "heap", "budget", "16M", "heap", "reserve", "2M", "criticality",
                   "appdomain.spill", "none", "criticality", "process.spill", "none", NULL);
   nh_cache_set_cpu_override(0);
   static const size_t sizes[] = {200, 20000, 700000, 3 * MIB};
@@ -153,7 +153,7 @@ static void test_budget_exhausted_every_path(void **state) {
  * nh_aligned_alloc(4 MiB, 0) returned a pointer past its mapping). */
 static void test_zero_bytes_any_alignment(void **state) {
   (void)state;
-  nh_reliab_start(NH_FOUR_NODES, NULL);
+  nh_test_start(NH_FOUR_NODES, NULL);
   nh_cache_set_cpu_override(0);
   for (size_t align = 1; align <= 16 * MIB; align <<= 1) {
     void *p = nh_aligned_alloc(align, 0);
@@ -238,7 +238,7 @@ static int churn(uint64_t *rs, uint64_t *ops) {
 
 static void test_injected_os_failures(void **state) {
   (void)state;
-  nh_reliab_start(NH_FOUR_NODES, "heap", "budget", "256M", "heap", "reserve", "8M", NULL);
+  nh_test_start(NH_FOUR_NODES, "heap", "budget", "256M", "heap", "reserve", "8M", NULL);
   nh_trim();
   uint64_t base = nh_test_node_stats(-1).committed - nh_reliab_kept_bytes(), f0 = nh_os_faults_injected();
   uint64_t rs = 0x2545F4914F6CDD1Dull, ops = 0;
@@ -314,7 +314,7 @@ static int fork_child(void) {
 
 static void test_fork_while_threads_allocate(void **state) {
   (void)state;
-  nh_reliab_start(NH_FOUR_NODES, NULL);
+  nh_test_start(NH_FOUR_NODES, NULL);
   atomic_store(&hammer_stop, 0);
   atomic_store(&hammer_ops, 0);
   pthread_t t[HAMMERS];
@@ -376,7 +376,7 @@ static void *short_thread(void *arg) {
 
 static void test_thousands_of_threads(void **state) {
   (void)state;
-  nh_reliab_start(NH_FOUR_NODES, NULL);
+  nh_test_start(NH_FOUR_NODES, NULL);
   enum { CONCURRENT = 8 };
   int rounds = nh_reliab_under_valgrind() ? 3 : 10, per_round = nh_reliab_under_valgrind() ? 40 : 256;
   static job jobs[CONCURRENT];
@@ -553,7 +553,7 @@ static uint64_t bad_inputs;
 
 static void test_bad_pointers_stop_the_process(void **state) {
   (void)state;
-  nh_reliab_start(NH_FOUR_NODES, NULL);
+  nh_test_start(NH_FOUR_NODES, NULL);
   for (size_t i = 0; i < BAD_CASES; i++) {
     expect_stop(&bad_cases[i], 0);
     bad_inputs++;
@@ -576,7 +576,7 @@ static void *never_allocated(void) {
 
 static void test_never_allocated_block(void **state) {
   (void)state;
-  nh_reliab_start(NH_FOUR_NODES, "cache", "mode", "off", NULL);
+  nh_test_start(NH_FOUR_NODES, "cache", "mode", "off", NULL);
   bad_case c = {"never allocated", never_allocated, "never handed out"};
   expect_stop(&c, 0);
   bad_inputs++;
@@ -586,7 +586,7 @@ static void test_never_allocated_block(void **state) {
 /* The host API's Free refuses every bad pointer and harms nothing. */
 static void test_bad_pointers_host_free(void **state) {
   (void)state;
-  nh_reliab_start(NH_FOUR_NODES, NULL);
+  nh_test_start(NH_FOUR_NODES, NULL);
   IHostMemoryManager *mgr = NULL;
   IHostMalloc *m = NULL;
   assert_int_equal(NhCreateHostMemoryManager(&mgr), S_OK);

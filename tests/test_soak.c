@@ -128,7 +128,7 @@ static void *soak_thread(void *arg) {
 
 static void test_soak(void **state) {
   (void)state;
-  nh_reliab_start(NH_FOUR_NODES, NULL);
+  nh_test_start(NH_FOUR_NODES, NULL);
   uint64_t base = nh_test_node_stats(-1).committed - nh_reliab_kept_bytes();
   const char *env = getenv("NH_SOAK_SECONDS");
   int seconds = env ? atoi(env) : 20;
