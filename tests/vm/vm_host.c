@@ -467,22 +467,7 @@ static void levels_child(void) {
 
 /* Writes the config and runs "vm_host ... levels-child" with NUMAHEAP_CONFIG. */
 static void check_levels(void) {
-  const char *path = "/tmp/vm_host_levels.ini";
-  FILE *f = fopen(path, "w");
-  if (!f || fputs(levels_ini, f) < 0 || fclose(f) != 0)
-    vm_fail("levels", "cannot write %s: %s", path, strerror(errno));
-  fflush(stdout);
-  pid_t pid = fork();
-  if (pid == 0) {
-    setenv("NUMAHEAP_CONFIG", path, 1);
-    execl(me, me, "--layout", args->layout, "--expect", args->spec, "levels-child", (char *)NULL);
-    printf("FAIL levels [%s]: exec %s: %s\n", args->layout, me, strerror(errno));
-    _exit(1);
-  }
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) != pid) vm_fail("levels", "fork/wait failed");
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    vm_fail("levels", "the levels child failed (status 0x%x; its FAIL line is above)", status);
+  vm_run_config_child("levels", "/tmp/vm_host_levels.ini", levels_ini, me, args, "levels-child");
 }
 
 /* ---- main ------------------------------------------------------------------------ */

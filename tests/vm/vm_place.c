@@ -450,22 +450,7 @@ static void fill_child(void) {
 
 /* Writes the config and runs "vm_place ... fill-child" with NUMAHEAP_CONFIG. */
 static void check_fill(void) {
-  const char *path = "/tmp/vm_place_fill.ini";
-  FILE *f = fopen(path, "w");
-  if (!f || fputs(fill_ini, f) < 0 || fclose(f) != 0)
-    vm_fail("fill", "cannot write %s: %s", path, strerror(errno));
-  fflush(stdout);
-  pid_t pid = fork();
-  if (pid == 0) {
-    setenv("NUMAHEAP_CONFIG", path, 1);
-    execl(me, me, "--layout", args->layout, "--expect", args->spec, "fill-child", (char *)NULL);
-    printf("FAIL fill [%s]: exec %s: %s\n", args->layout, me, strerror(errno));
-    _exit(1);
-  }
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) != pid) vm_fail("fill", "fork/wait failed");
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    vm_fail("fill", "the fill child failed (status 0x%x; its FAIL line is above)", status);
+  vm_run_config_child("fill", "/tmp/vm_place_fill.ini", fill_ini, me, args, "fill-child");
 }
 
 /* Criticality levels (CLR host API): tests/vm/vm_host.c checks their limits and spill scopes. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define VM_MPOL_BIND 2
@@ -336,4 +337,23 @@ void vm_touch(void *p, size_t len) {
   volatile char *c = p;
   for (size_t off = 0; off < len; off += VM_PAGE) c[off] = (char)(off >> 12 | 1);
   if (len) c[len - 1] = 1;
+}
+
+void vm_run_config_child(const char *check, const char *path, const char *ini, const char *me,
+                         const vm_args *a, const char *child_check) {
+  FILE *f = fopen(path, "w");
+  if (!f || fputs(ini, f) < 0 || fclose(f) != 0)
+    vm_fail(check, "cannot write %s: %s", path, strerror(errno));
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    setenv("NUMAHEAP_CONFIG", path, 1);
+    execl(me, me, "--layout", a->layout, "--expect", a->spec, child_check, (char *)NULL);
+    printf("FAIL %s [%s]: exec %s: %s\n", check, a->layout, me, strerror(errno));
+    _exit(1);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid) vm_fail(check, "fork/wait failed");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    vm_fail(check, "the %s child failed (status 0x%x; its FAIL line is above)", check, status);
 }

@@ -58,6 +58,13 @@ int vm_parse_expect(const char *spec, vm_topo *t, char *err, size_t errlen);
  * nodes, their cpulist, MemTotal and distance row). 0, or -1 with err. */
 int vm_read_kernel_topo(vm_topo *t, char *err, size_t errlen);
 
+/* Runs check in a child process that starts numaheap on a config: writes
+ * ini to path, then re-executes `me` with --layout/--expect from a, the
+ * argument child_check and NUMAHEAP_CONFIG=path. A failure of the child (its
+ * FAIL line is already printed) fails check. */
+void vm_run_config_child(const char *check, const char *path, const char *ini, const char *me,
+                         const vm_args *a, const char *child_check);
+
 /* Reports a passed check. */
 void vm_ok(const char *check, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Reports a failed check and exits with status 1. */
