@@ -56,25 +56,6 @@ static const char *const level_name[] = {"eTaskCritical", "eAppDomainCritical",
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-typedef void (*vm_body)(void *arg);
-struct pinned { int cpu; vm_body body; void *arg; };
-
-static void *pinned_main(void *p) {
-  struct pinned *pn = p;
-  if (vm_pin_cpu(pn->cpu) != 0) vm_fail("pin", "cannot pin a thread to CPU %d", pn->cpu);
-  pn->body(pn->arg);
-  return NULL;
-}
-
-/* Runs body(arg) in a new thread pinned to cpu and waits for it. */
-static void run_on_cpu(int cpu, vm_body body, void *arg) {
-  pthread_t th;
-  struct pinned pn = {cpu, body, arg};
-  int rc = pthread_create(&th, NULL, pinned_main, &pn);
-  if (rc != 0) vm_fail("thread", "pthread_create: %s", strerror(rc));
-  pthread_join(th, NULL);
-}
-
 /* Logical node of the calling thread, by the kernel; fails the check if the
  * kernel and numaheap disagree. */
 static int here_node(const char *check) {
@@ -158,7 +139,7 @@ static void check_alloc_local(void) {
   for (int n = 0; n < topo.nnodes; n++) {
     for (int c = 0; c < CPU_SETSIZE; c++) {
       if (!CPU_ISSET(c, &topo.cpus[n])) continue;
-      run_on_cpu(c, alloc_local_body, &c);
+      vm_run_on_cpu(c, alloc_local_body, &c);
       ncpu++;
     }
   }
@@ -248,9 +229,9 @@ static void check_virtual(void) {
     int m = other_node(n);
     if (topo.ncpus[n] == 0 || m < 0) continue;
     struct virt v = {NULL, -1};
-    run_on_cpu(vm_first_cpu(&topo, n), virt_first_body, &v);
+    vm_run_on_cpu(vm_first_cpu(&topo, n), virt_first_body, &v);
     virt_decommit(&v);
-    run_on_cpu(vm_first_cpu(&topo, m), virt_again_body, &v);
+    vm_run_on_cpu(vm_first_cpu(&topo, m), virt_again_body, &v);
     HRESULT hr = IHostMemoryManager_VirtualFree(mgr, v.base, 0, MEM_RELEASE);
     if (hr != S_OK) vm_fail("virtual", "VirtualFree(%p, 0, MEM_RELEASE): HRESULT 0x%08x", v.base,
                             (unsigned)hr);
@@ -462,7 +443,7 @@ static void levels_child(void) {
   if (topo.ncpus[0] == 0 || topo.mem_kib[0] == 0)
     vm_fail("levels", "node 0 has no CPU to fill it from, or no memory");
   for (int n = 0; n < topo.nnodes; n++) package_of[n] = read_package(n);
-  run_on_cpu(vm_first_cpu(&topo, 0), levels_body, NULL);
+  vm_run_on_cpu(vm_first_cpu(&topo, 0), levels_body, NULL);
 }
 
 /* Writes the config and runs "vm_host ... levels-child" with NUMAHEAP_CONFIG. */

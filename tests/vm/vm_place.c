@@ -47,25 +47,6 @@ static const size_t sizes[] = {64, 64u << 10, 4u << 20};
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-typedef void (*vm_body)(void *arg);
-struct pinned { int cpu; vm_body body; void *arg; };
-
-static void *pinned_main(void *p) {
-  struct pinned *pn = p;
-  if (vm_pin_cpu(pn->cpu) != 0) vm_fail("pin", "cannot pin a thread to CPU %d", pn->cpu);
-  pn->body(pn->arg);
-  return NULL;
-}
-
-/* Runs body(arg) in a new thread pinned to cpu and waits for it. */
-static void run_on_cpu(int cpu, vm_body body, void *arg) {
-  pthread_t th;
-  struct pinned pn = {cpu, body, arg};
-  int rc = pthread_create(&th, NULL, pinned_main, &pn);
-  if (rc != 0) vm_fail("thread", "pthread_create: %s", strerror(rc));
-  pthread_join(th, NULL);
-}
-
 /* Logical node of the calling thread, by the kernel; fails the check if the
  * kernel and numaheap disagree. */
 static int here_node(const char *check) {
@@ -145,7 +126,7 @@ static void check_cpu_local(void) {
   for (int n = 0; n < topo.nnodes; n++) {
     for (int c = 0; c < CPU_SETSIZE; c++) {
       if (!CPU_ISSET(c, &topo.cpus[n])) continue;
-      run_on_cpu(c, cpu_local_body, &c);
+      vm_run_on_cpu(c, cpu_local_body, &c);
       ncpu++;
     }
   }
@@ -179,7 +160,7 @@ static void check_node_alloc(void) {
       if (topo.ncpus[m] > 0 && vm_mem_home(&topo, m) != want) from = m;
     }
     if (from < 0) from = cpu_node(0);
-    run_on_cpu(vm_first_cpu(&topo, from), node_alloc_body, &n);
+    vm_run_on_cpu(vm_first_cpu(&topo, from), node_alloc_body, &n);
     vm_ok("node-alloc", "node %d (%d CPUs, %llu MiB) served on node %d, asked from node %d", n,
           topo.ncpus[n], (unsigned long long)topo.mem_kib[n] / 1024, want, from);
   }
@@ -245,8 +226,8 @@ static void remote_free_pair(int a, int b) {
   r.a = a;
   r.b = b;
   stats_get(&before);
-  run_on_cpu(vm_first_cpu(&topo, a), rf_produce, &r);
-  run_on_cpu(vm_first_cpu(&topo, b), rf_consume, &r);
+  vm_run_on_cpu(vm_first_cpu(&topo, a), rf_produce, &r);
+  vm_run_on_cpu(vm_first_cpu(&topo, b), rf_consume, &r);
   rf_grown(&before, ha, &home, &total);
   if (home + RF_PENDING_MAX < RF_BLOCKS || total < home)
     vm_fail("remote-free", "%d blocks of node %d freed on node %d: remote_frees grew by %llu "
@@ -323,7 +304,7 @@ static void check_migrate(void) {
   for (int i = 0; i < with; i++) {
     struct mig m = {cpu_node(i), cpu_node(i + 1)};
     if (m.from == m.to) continue;
-    run_on_cpu(vm_first_cpu(&topo, m.from), migrate_body, &m);
+    vm_run_on_cpu(vm_first_cpu(&topo, m.from), migrate_body, &m);
     vm_ok("migrate", "node %d -> node %d: all %d allocations after the move on node %d", m.from,
           m.to, MIG_AFTER, vm_mem_home(&topo, m.to));
   }
@@ -425,7 +406,7 @@ static void fill_child(void) {
   int count = 0, on0 = 0;
   if (topo.ncpus[0] == 0 || topo.mem_kib[0] == 0)
     vm_fail("fill", "node 0 has no CPU to fill it from, or no memory");
-  run_on_cpu(vm_first_cpu(&topo, 0), fill_body, &count);
+  vm_run_on_cpu(vm_first_cpu(&topo, 0), fill_body, &count);
   while (on0 < count && fill_node[on0] == 0) on0++;
   if (on0 < count) {
     if (fill_committed0 + FILL_SLACK < ((uint64_t)FILL_BUDGET0_MIB << 20))

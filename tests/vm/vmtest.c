@@ -5,6 +5,7 @@
 #include "vmtest.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -356,4 +357,21 @@ void vm_run_config_child(const char *check, const char *path, const char *ini, c
   if (pid < 0 || waitpid(pid, &status, 0) != pid) vm_fail(check, "fork/wait failed");
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     vm_fail(check, "the %s child failed (status 0x%x; its FAIL line is above)", check, status);
+}
+
+struct pinned { int cpu; vm_body body; void *arg; };
+
+static void *pinned_main(void *p) {
+  struct pinned *pn = p;
+  if (vm_pin_cpu(pn->cpu) != 0) vm_fail("pin", "cannot pin a thread to CPU %d", pn->cpu);
+  pn->body(pn->arg);
+  return NULL;
+}
+
+void vm_run_on_cpu(int cpu, vm_body body, void *arg) {
+  pthread_t th;
+  struct pinned pn = {cpu, body, arg};
+  int rc = pthread_create(&th, NULL, pinned_main, &pn);
+  if (rc != 0) vm_fail("thread", "pthread_create: %s", strerror(rc));
+  pthread_join(th, NULL);
 }

@@ -58,6 +58,11 @@ int vm_parse_expect(const char *spec, vm_topo *t, char *err, size_t errlen);
  * nodes, their cpulist, MemTotal and distance row). 0, or -1 with err. */
 int vm_read_kernel_topo(vm_topo *t, char *err, size_t errlen);
 
+/* Runs body(arg) in a new thread pinned to cpu and waits for it (a thread
+ * that cannot be pinned fails the check "pin"). */
+typedef void (*vm_body)(void *arg);
+void vm_run_on_cpu(int cpu, vm_body body, void *arg);
+
 /* Runs check in a child process that starts numaheap on a config: writes
  * ini to path, then re-executes `me` with --layout/--expect from a, the
  * argument child_check and NUMAHEAP_CONFIG=path. A failure of the child (its
