@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,6 +41,16 @@ static inline void nh_test_start(const char *synthetic, ...) {
   va_end(ap);
   if (nh_reinit(&cfg, err, sizeof err) != 0) fail_msg("nh_reinit: %s", err);
   nh_cache_set_cpu_override(-1);
+}
+
+/* A pattern per (seed, offset), written into a block and checked later. */
+static inline void nh_test_fill(uint8_t *p, size_t n, uint32_t seed) {
+  for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(seed + i * 31);
+}
+static inline int nh_test_intact(const uint8_t *p, size_t n, uint32_t seed) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != (uint8_t)(seed + i * 31)) return 0;
+  return 1;
 }
 
 static inline nh_node_stats nh_test_node_stats(int node) {

@@ -58,14 +58,6 @@ static void test_aligned_classes(void **state) {
 
 /* ---- the native API ---------------------------------------------------------------- */
 
-static void fill(uint8_t *p, size_t n, uint8_t seed) {
-  for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(seed + i * 31);
-}
-static int check(const uint8_t *p, size_t n, uint8_t seed) {
-  for (size_t i = 0; i < n; i++)
-    if (p[i] != (uint8_t)(seed + i * 31)) return 0;
-  return 1;
-}
 
 static void test_malloc_sizes(void **state) {
   (void)state;
@@ -79,10 +71,10 @@ static void test_malloc_sizes(void **state) {
     assert_int_equal((uintptr_t)p[i] % 16, 0);
     assert_true(nh_usable_size(p[i]) >= sizes[i]);
     assert_int_equal(nh_ptr_node(p[i]), 0);
-    fill(p[i], sizes[i], (uint8_t)i);
+    nh_test_fill(p[i], sizes[i], (uint8_t)i);
   }
   for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
-    assert_true(check(p[i], sizes[i], (uint8_t)i));
+    assert_true(nh_test_intact(p[i], sizes[i], (uint8_t)i));
     nh_free(p[i]);
   }
 }
@@ -153,20 +145,20 @@ static void test_aligned_alloc(void **state) {
 static void test_nh_realloc(void **state) {
   (void)state;
   uint8_t *p = nh_realloc(NULL, 10);
-  fill(p, 10, 7);
+  nh_test_fill(p, 10, 7);
   size_t n = 10;
   while (n < (16u << 20)) {
     size_t m = n * 3;
     p = nh_realloc(p, m);
     assert_non_null(p);
-    assert_true(check(p, n, 7));
-    fill(p, m, 7);
+    assert_true(nh_test_intact(p, n, 7));
+    nh_test_fill(p, m, 7);
     n = m;
   }
   while (n > 8) {
     size_t m = n / 5;
     p = nh_realloc(p, m);
-    assert_true(check(p, m, 7));
+    assert_true(nh_test_intact(p, m, 7));
     n = m;
   }
   void *z = nh_realloc(p, 0);
@@ -178,21 +170,21 @@ static void test_realloc_grows_in_place(void **state) {
   (void)state;
   nh_test_start(FOUR_NODES, NULL);
   uint8_t *p = nh_malloc_node(300000, 3); /* a large block in node 3's empty segment */
-  fill(p, 300000, 3);
+  nh_test_fill(p, 300000, 3);
   uint64_t in_use = nh_test_node_stats(3).in_use;
   uint8_t *q = nh_realloc(p, 1500000);  /* the pages after it are free: no move */
   assert_ptr_equal(q, p);
   assert_true(nh_usable_size(q) >= 1500000);
-  assert_true(check(q, 300000, 3));
+  assert_true(nh_test_intact(q, 300000, 3));
   assert_true(nh_test_node_stats(3).in_use > in_use);
   memset(q + 300000, 7, 1200000);
   uint8_t *h = nh_realloc(q, 5u << 20); /* becomes huge: moves, keeps node 3 */
   assert_int_equal(nh_ptr_node(h), 3);
-  assert_true(check(h, 300000, 3));
+  assert_true(nh_test_intact(h, 300000, 3));
   uint8_t *g = nh_realloc(h, 9u << 20); /* huge grows in place when the address space allows */
   assert_non_null(g);
   assert_int_equal(nh_ptr_node(g), 3);
-  assert_true(check(g, 300000, 3));
+  assert_true(nh_test_intact(g, 300000, 3));
   assert_true(nh_usable_size(g) >= (9u << 20));
   memset(g, 1, 9u << 20);
   nh_free(g);

@@ -61,14 +61,6 @@ static nh_cache_cpu_stats cpu_stats(int cpu) {
   return s;
 }
 
-static void fill(uint8_t *p, size_t n, uint32_t seed) {
-  for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(seed + i * 7);
-}
-static int check(const uint8_t *p, size_t n, uint32_t seed) {
-  for (size_t i = 0; i < n; i++)
-    if (p[i] != (uint8_t)(seed + i * 7)) return 0;
-  return 1;
-}
 
 /* ---- modes ------------------------------------------------------------------------- */
 
@@ -132,7 +124,7 @@ static void test_refill_overflow_and_trim(void **state) {
   nh_cache_cpu_stats a = cpu_stats(0);
   for (int i = 0; i < MANY; i++) {
     many[i] = nh_malloc(64);
-    fill(many[i], 64, (uint32_t)i);
+    nh_test_fill(many[i], 64, (uint32_t)i);
   }
   nh_cache_cpu_stats b = cpu_stats(0);
   /* 64K / (32 * 64) = 32 slots, batch 16: one refill per 16 blocks */
@@ -140,7 +132,7 @@ static void test_refill_overflow_and_trim(void **state) {
   assert_true(b.refills - a.refills <= MANY / 16 + 2);
   assert_true(b.hits - a.hits >= MANY - MANY / 16 - 2);
   for (int i = 0; i < MANY; i++) {
-    assert_true(check(many[i], 64, (uint32_t)i));
+    assert_true(nh_test_intact(many[i], 64, (uint32_t)i));
     nh_free(many[i]);
   }
   nh_cache_cpu_stats c = cpu_stats(0);
@@ -177,10 +169,10 @@ static void test_byte_budget(void **state) {
   for (size_t size = 16; size <= 8192; size = size * 5 / 4 + 16) {
     for (int i = 0; i < 200; i++) {
       many[i] = nh_malloc(size);
-      fill(many[i], size, (uint32_t)(i + size));
+      nh_test_fill(many[i], size, (uint32_t)(i + size));
     }
     for (int i = 0; i < 200; i++) {
-      assert_true(check(many[i], size, (uint32_t)(i + size)));
+      assert_true(nh_test_intact(many[i], size, (uint32_t)(i + size)));
       nh_free(many[i]);
     }
     nh_cache_cpu_stats s = cpu_stats(0);
@@ -257,11 +249,11 @@ static void *same_cpu_worker(void *arg) {
       size_t sz = 16 + (size_t)((seed + (uint32_t)i * 13) % 500);
       mine[i] = nh_malloc(sz);
       assert_int_equal(nh_ptr_node(mine[i]), 3);
-      fill(mine[i], sz, seed + (uint32_t)i);
+      nh_test_fill(mine[i], sz, seed + (uint32_t)i);
     }
     for (int i = 0; i < 256; i++) {
       size_t sz = 16 + (size_t)((seed + (uint32_t)i * 13) % 500);
-      assert_true(check(mine[i], sz, seed + (uint32_t)i));
+      assert_true(nh_test_intact(mine[i], sz, seed + (uint32_t)i));
       nh_free(mine[i]);
     }
   }
@@ -323,13 +315,13 @@ static void *stress_alloc(uint32_t x) {
   uint8_t *p = nh_malloc(sz);
   assert_non_null(p);
   memcpy(p, &x, sizeof x);
-  fill(p + 4, sz - 4, x);
+  nh_test_fill(p + 4, sz - 4, x);
   return p;
 }
 static void stress_free(void *p) {
   uint32_t x;
   memcpy(&x, p, sizeof x);
-  assert_true(check((uint8_t *)p + 4, stress_size(x) - 4, x));
+  assert_true(nh_test_intact((uint8_t *)p + 4, stress_size(x) - 4, x));
   nh_free(p);
 }
 
