@@ -85,13 +85,8 @@ size_t nh_boot_size(const void *p) { return ((const size_t *)p)[-1]; }
 static void fill_params(const nh_config *cfg, nh_heap_params *hp, nh_cache_params *cp) {
   for (int i = 0; i < g_topo.nnodes; i++) {
     uint64_t mem = g_topo.nodes[i].mem_bytes;
-    nh_size_spec b = cfg->v[NH_OPT_HEAP_BUDGET].size, r = cfg->v[NH_OPT_HEAP_RESERVE].size;
-    for (int k = 0; k < cfg->noverrides; k++) {
-      const nh_node_override *o = &cfg->overrides[k];
-      if (o->node != i) continue;
-      if (o->has_budget) b = o->budget;
-      if (o->has_reserve) r = o->reserve;
-    }
+    nh_size_spec b, r;
+    nh_config_node_specs(cfg, i, &b, &r);
     g_limits[i].budget = nh_size_resolve(b, mem);
     g_limits[i].reserve = nh_size_resolve(r, mem);
   }

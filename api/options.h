@@ -137,6 +137,19 @@ static inline uint64_t nh_size_resolve(nh_size_spec s, uint64_t node_mem) {
   return (uint64_t)((unsigned __int128)node_mem * s.milli_pct / 100000u);
 }
 
+/* A node's budget and reserve spec: [heap], or its [node:N] override. */
+static inline void nh_config_node_specs(const nh_config *cfg, int node, nh_size_spec *budget,
+                                        nh_size_spec *reserve) {
+  *budget = cfg->v[NH_OPT_HEAP_BUDGET].size;
+  *reserve = cfg->v[NH_OPT_HEAP_RESERVE].size;
+  for (int k = 0; k < cfg->noverrides; k++) {
+    const nh_node_override *o = &cfg->overrides[k];
+    if (o->node != node) continue;
+    if (o->has_budget) *budget = o->budget;
+    if (o->has_reserve) *reserve = o->reserve;
+  }
+}
+
 /* Writes the configuration in INI syntax (every option, defaults included,
  * then one [node:N] section per override), so that parsing the output on top
  * of nh_config_defaults() gives a config nh_config_same() as cfg. */

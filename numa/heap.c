@@ -20,14 +20,12 @@ static void stat_sub(_Atomic uint64_t *c, uint64_t v) {
 /* ---- set-up ------------------------------------------------------------------ */
 
 static void set_limits(nh_heap *h, nh_node_limits lim, uint32_t task_milli_pct) {
-  if (lim.reserve > lim.budget) lim.reserve = lim.budget;
-  uint64_t normal = lim.budget - lim.reserve;
-  uint64_t task = (uint64_t)((unsigned __int128)normal * task_milli_pct / 100000u);
+  uint64_t limit[NH_LEVELS];
+  nh_level_limits(lim, task_milli_pct, limit);
   atomic_store_explicit(&h->budget, lim.budget, memory_order_relaxed);
-  atomic_store_explicit(&h->reserve, lim.reserve, memory_order_relaxed);
-  atomic_store_explicit(&h->limit[0], task, memory_order_relaxed);
-  atomic_store_explicit(&h->limit[1], normal, memory_order_relaxed);
-  atomic_store_explicit(&h->limit[2], lim.budget, memory_order_relaxed);
+  atomic_store_explicit(&h->reserve, limit[2] - limit[1], memory_order_relaxed);
+  for (int l = 0; l < NH_LEVELS; l++)
+    atomic_store_explicit(&h->limit[l], limit[l], memory_order_relaxed);
 }
 
 void nh_heaps_set_limits(const nh_heap_params *p) {

@@ -294,6 +294,17 @@ typedef struct nh_node_limits {
   uint64_t budget, reserve; /* bytes */
 } nh_node_limits;
 
+/* The committed bytes each level may reach on a node of these limits (the
+ * reserve capped at the budget): task = task share of (budget - reserve),
+ * appdomain = budget - reserve, process = budget. */
+static inline void nh_level_limits(nh_node_limits lim, uint32_t task_milli_pct,
+                                   uint64_t out[NH_LEVELS]) {
+  uint64_t reserve = lim.reserve > lim.budget ? lim.budget : lim.reserve;
+  out[2] = lim.budget;
+  out[1] = lim.budget - reserve;
+  out[0] = (uint64_t)((unsigned __int128)out[1] * task_milli_pct / 100000u);
+}
+
 typedef struct nh_heap_params {
   const nh_topo *topo;
   const nh_node_limits *limits; /* [topo->nnodes] */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/cli/cli.h"
+#include "numa/heap.h"
 
 static int topo_main(int argc, char **argv);
 
@@ -38,22 +39,18 @@ static int reachable(const nh_topo *t, const nh_config *cfg, int level, int a, i
   }
 }
 
-typedef struct limits { uint64_t budget, reserve, limit[3]; } limits;
+typedef struct limits { uint64_t budget, reserve, limit[NH_LEVELS]; } limits;
 
+/* What the running allocator would set for node n (api/init.c, numa/heap.c). */
 static limits node_limits(const nh_topo *t, const nh_config *cfg, int n) {
-  nh_size_spec b = cfg->v[NH_OPT_HEAP_BUDGET].size, r = cfg->v[NH_OPT_HEAP_RESERVE].size;
-  for (int k = 0; k < cfg->noverrides; k++) {
-    if (cfg->overrides[k].node != n) continue;
-    if (cfg->overrides[k].has_budget) b = cfg->overrides[k].budget;
-    if (cfg->overrides[k].has_reserve) r = cfg->overrides[k].reserve;
-  }
+  nh_size_spec b, r;
+  nh_config_node_specs(cfg, n, &b, &r);
+  nh_node_limits nl = {nh_size_resolve(b, t->nodes[n].mem_bytes),
+                       nh_size_resolve(r, t->nodes[n].mem_bytes)};
   limits l;
-  l.budget = nh_size_resolve(b, t->nodes[n].mem_bytes);
-  l.reserve = nh_size_resolve(r, t->nodes[n].mem_bytes);
-  if (l.reserve > l.budget) l.reserve = l.budget;
-  l.limit[2] = l.budget;
-  l.limit[1] = l.budget - l.reserve;
-  l.limit[0] = (uint64_t)((unsigned __int128)l.limit[1] * cfg->v[NH_OPT_TASK_LIMIT].milli_pct / 100000u);
+  nh_level_limits(nl, cfg->v[NH_OPT_TASK_LIMIT].milli_pct, l.limit);
+  l.budget = nl.budget;
+  l.reserve = l.limit[2] - l.limit[1];
   return l;
 }
 
