@@ -104,9 +104,7 @@ static void fill_params(const nh_config *cfg, nh_heap_params *hp, nh_cache_param
 }
 
 static int load_topology(const nh_config *cfg, char *err, size_t errlen) {
-  nh_topo_source src = {NH_TOPO_REAL, NULL, 0, NULL};
-  if (cfg->synthetic[0]) src.kind = NH_TOPO_SYNTHETIC, src.spec = cfg->synthetic;
-  else if (cfg->xml[0]) src.kind = NH_TOPO_XML, src.spec = cfg->xml;
+  nh_topo_source src = nh_config_topo_source(cfg);
   return nh_topo_load(&g_topo, &src, err, errlen);
 }
 

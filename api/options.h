@@ -137,6 +137,16 @@ static inline uint64_t nh_size_resolve(nh_size_spec s, uint64_t node_mem) {
   return (uint64_t)((unsigned __int128)node_mem * s.milli_pct / 100000u);
 }
 
+/* The topology source the config names: [topology] synthetic, xml, or the
+ * real machine when neither is set. */
+#include "numa/topo.h"
+static inline nh_topo_source nh_config_topo_source(const nh_config *cfg) {
+  nh_topo_source src = {NH_TOPO_REAL, NULL, 0, NULL};
+  if (cfg->synthetic[0]) src.kind = NH_TOPO_SYNTHETIC, src.spec = cfg->synthetic;
+  else if (cfg->xml[0]) src.kind = NH_TOPO_XML, src.spec = cfg->xml;
+  return src;
+}
+
 /* A node's budget and reserve spec: [heap], or its [node:N] override. */
 static inline void nh_config_node_specs(const nh_config *cfg, int node, nh_size_spec *budget,
                                         nh_size_spec *reserve) {

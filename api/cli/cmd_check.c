@@ -22,8 +22,7 @@ static int check_topology(const char *file, const nh_config *cfg) {
   if (!cfg->synthetic[0] && !cfg->xml[0]) return 0;
   char err[600];
   nh_topo topo;
-  nh_topo_source src = {NH_TOPO_SYNTHETIC, cfg->synthetic, 0, NULL};
-  if (!cfg->synthetic[0]) src.kind = NH_TOPO_XML, src.spec = cfg->xml;
+  nh_topo_source src = nh_config_topo_source(cfg);
   if (nh_topo_load(&topo, &src, err, sizeof err) != 0) {
     fprintf(stderr, "%s: [topology] %s: %s\n", file, cfg->synthetic[0] ? "synthetic" : "xml", err);
     return -1;

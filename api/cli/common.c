@@ -102,9 +102,7 @@ int nh_cli_load_config(nh_config *cfg, const char *path) {
 
 int nh_cli_load_topology(const nh_config *cfg, nh_topo *topo) {
   char err[600];
-  nh_topo_source src = {NH_TOPO_REAL, NULL, 0, NULL};
-  if (cfg->synthetic[0]) src.kind = NH_TOPO_SYNTHETIC, src.spec = cfg->synthetic;
-  else if (cfg->xml[0]) src.kind = NH_TOPO_XML, src.spec = cfg->xml;
+  nh_topo_source src = nh_config_topo_source(cfg);
   if (nh_topo_load(topo, &src, err, sizeof err) != 0) {
     fprintf(stderr, "numaheap: %s\n", err);
     return -1;
