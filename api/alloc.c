@@ -51,7 +51,14 @@ static void *alloc_named(size_t size, size_t align, const char *call) {
   return p ? p : out_of_memory(call, size);
 }
 
-NH_API void *nh_malloc(size_t size) { return alloc_named(size, NH_MIN_ALIGN, "nh_malloc"); }
+static __attribute__((noinline)) void *malloc_full(size_t size) {
+  return alloc_named(size, NH_MIN_ALIGN, "nh_malloc");
+}
+
+NH_API void *nh_malloc(size_t size) {
+  void *p = nh_alloc_fast(size); /* the common case with no stack frame */
+  return __builtin_expect(p != NULL, 1) ? p : malloc_full(size);
+}
 
 NH_API void *nh_calloc(size_t count, size_t size) {
   size_t total;
@@ -106,7 +113,23 @@ const char *nh_lookup_reason(nh_lookup_status st) {
   }
 }
 
-/* The general case of nh_free_checked (api/internal.h). */
+nh_lookup_status nh_free_checked_slow(void *p) {
+  if (p == NULL) return NH_LOOKUP_OK;
+  nh_block_info info;
+  nh_lookup_status st = nh_block_lookup(p, &info);
+  if (__builtin_expect(st == NH_LOOKUP_OK && info.cls != 0 && !NH_TRACKING && !nh_g.paranoid, 1)) {
+    nh_cache_free(p, info.cls, info.node);
+    return NH_LOOKUP_OK;
+  }
+  return nh_free_slow(p, st, &info);
+}
+
+void nh_free_named_slow(void *p, const char *call) {
+  nh_lookup_status st = nh_free_checked_slow(p);
+  if (__builtin_expect(st != NH_LOOKUP_OK, 0)) nh_bad_free(p, call, st);
+}
+
+/* The general case of nh_free_checked_slow. */
 nh_lookup_status nh_free_slow(void *p, nh_lookup_status st, nh_block_info *info) {
   if (st == NH_LOOKUP_FOREIGN && nh_boot_owns(p)) return NH_LOOKUP_OK; /* ignored */
   if (st != NH_LOOKUP_OK) return st;

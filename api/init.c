@@ -228,6 +228,11 @@ static int start(const char *path, bool from_api) {
   return rc;
 }
 
+/* The inline fast paths (percpu/cache.h) once the heaps are ready: not in
+ * paranoid mode (every block is filled and checked) nor under ASan or
+ * Valgrind (every block is tracked): those take the full path. */
+static void open_fast_paths(void) { nh_cache_fast_open(!nh_g.paranoid && !NH_TRACKING); }
+
 /* Runs start() as the one starting thread. */
 static int start_once(const char *path, bool from_api, int *rc) {
   int expected = NH_STATE_NONE;
@@ -238,6 +243,7 @@ static int start_once(const char *path, bool from_api, int *rc) {
   *rc = start(path, from_api);
   tl_starting = 0;
   atomic_store_explicit(&nh_state, NH_STATE_READY, memory_order_release);
+  open_fast_paths();
   return 1;
 }
 
@@ -318,6 +324,7 @@ NH_API int nh_init(const char *config_path) {
 
 int nh_reinit(const nh_config *cfg, char *err, size_t errlen) {
   if (!nh_start()) return -1;
+  nh_cache_fast_open(0);
   nh_cache_flush_thread();
   nh_heaps_destroy();
   nh_cache_reset();
@@ -325,9 +332,13 @@ int nh_reinit(const nh_config *cfg, char *err, size_t errlen) {
   nh_os_meta_free(g_limits, sizeof(nh_node_limits) * (size_t)g_limits_n);
   g_limits = NULL;
   memcpy(g_cfg, cfg, sizeof *g_cfg);
-  if (build(g_cfg, err, errlen) == 0) return 0;
+  if (build(g_cfg, err, errlen) == 0) {
+    open_fast_paths();
+    return 0;
+  }
   char err2[600];
   nh_config_defaults(g_cfg);
   if (build(g_cfg, err2, sizeof err2) != 0) nh_fatal("cannot restart on defaults: %s", err2);
+  open_fast_paths();
   return -1;
 }

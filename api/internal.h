@@ -16,6 +16,8 @@
 #include "numa/track.h"
 #include "percpu/cache.h"
 
+#pragma GCC visibility push(hidden)
+
 /* ---- init.c: start-up, the bootstrap region, reconfiguration --------------- */
 
 enum { NH_STATE_NONE = 0, NH_STATE_STARTING = 1, NH_STATE_READY = 2 };
@@ -63,32 +65,57 @@ void *nh_realloc_named(void *p, size_t size, const char *call);
 size_t nh_usable_size_named(const void *p, const char *call);
 const char *nh_lookup_reason(nh_lookup_status st);
 
+/* The full free path of nh_free_checked (NULL, the bootstrap region,
+ * large and huge blocks, bad pointers, every mode). */
+nh_lookup_status nh_free_checked_slow(void *p);
+/* The same on behalf of call: a pointer that is not a live numaheap block
+ * stops the process. */
+void nh_free_named_slow(void *p, const char *call);
+
+/* The allocation fast path alone (percpu/cache.h's gate open): a block of
+ * size bytes popped from the current CPU's slab, or NULL when the caller
+ * must take the full path (gate closed, slab empty, size too large). */
+static inline void *nh_alloc_fast(size_t size) {
+  if (__builtin_expect(size < atomic_load_explicit(&nh_cache_fast_end, memory_order_acquire), 1))
+    return nh_cache_pop_fast(nh_size_class(size));
+  return NULL;
+}
+
 /* A block of size bytes aligned to align at level, from the caller's node. */
 static inline void *nh_alloc_level(size_t size, size_t align, int level) {
-  if (__builtin_expect(nh_ready() && size <= NH_SMALL_MAX && align <= NH_MIN_ALIGN &&
-                       !NH_TRACKING && !nh_g.paranoid, 1))
-    return nh_cache_alloc(nh_size_class(size), level);
+  if (__builtin_expect(size < atomic_load_explicit(&nh_cache_fast_end, memory_order_acquire) &&
+                       align <= NH_MIN_ALIGN, 1)) {
+    unsigned cls = nh_size_class(size);
+    void *p = nh_cache_pop_fast(cls);
+    return __builtin_expect(p != NULL, 1) ? p : nh_cache_alloc_slow(cls, level);
+  }
   return nh_alloc_level_slow(size, align, level);
+}
+
+/* The free fast path: a small block (nh_block_lookup_small) pushed on the
+ * current CPU's slab. true: p was freed (on a failed push, by the cache's
+ * slow path); false: the caller takes the full path. */
+static inline bool nh_free_fast(void *p) {
+  unsigned cls;
+  int node;
+  if (__builtin_expect(atomic_load_explicit(&nh_cache_fast_end, memory_order_acquire) != 0, 1) &&
+      __builtin_expect(nh_block_lookup_small(p, &cls, &node), 1)) {
+    if (__builtin_expect(!nh_cache_push_fast(p, cls, node), 0)) nh_cache_free_slow(p, cls, node);
+    return true;
+  }
+  return false;
 }
 
 /* Frees p if it is a live numaheap block (or a bootstrap block, which is
  * ignored); otherwise returns why not, touching nothing. */
 static inline nh_lookup_status nh_free_checked(void *p) {
-  if (p == NULL) return NH_LOOKUP_OK;
-  nh_block_info info;
-  nh_lookup_status st = nh_block_lookup(p, &info);
-  if (__builtin_expect(st == NH_LOOKUP_OK && info.cls != 0 && !NH_TRACKING && !nh_g.paranoid, 1)) {
-    nh_cache_free(p, info.cls, info.node);
-    return NH_LOOKUP_OK;
-  }
-  return nh_free_slow(p, st, &info);
+  return nh_free_fast(p) ? NH_LOOKUP_OK : nh_free_checked_slow(p);
 }
 
 /* The same on behalf of call (for messages): a pointer that is not a live
- * numaheap block stops the process. */
+ * numaheap block stops the process. Every path a tail call. */
 static inline void nh_free_named(void *p, const char *call) {
-  nh_lookup_status st = nh_free_checked(p);
-  if (__builtin_expect(st != NH_LOOKUP_OK, 0)) nh_bad_free(p, call, st);
+  if (__builtin_expect(!nh_free_fast(p), 0)) nh_free_named_slow(p, call);
 }
 
 /* ---- stats.c ------------------------------------------------------------------ */
@@ -99,5 +126,7 @@ void nh_stats_at_exit(void);
 /* VirtualAlloc, notification and address-space counters, then the live
  * DebugAlloc blocks by file:line. Prints nothing if no host manager exists. */
 void nh_host_stats_print(FILE *out);
+
+#pragma GCC visibility pop
 
 #endif

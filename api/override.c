@@ -35,7 +35,16 @@ static void *alloc_or_errno(size_t size, size_t align) {
   return p;
 }
 
-EXPORT void *malloc(size_t size) { return alloc_or_errno(size, NH_MIN_ALIGN); }
+/* Everything but malloc's fast path, out of line so that the fast path
+ * needs no stack frame. */
+static __attribute__((noinline)) void *malloc_full(size_t size) {
+  return alloc_or_errno(size, NH_MIN_ALIGN);
+}
+
+EXPORT void *malloc(size_t size) {
+  void *p = nh_alloc_fast(size);
+  return __builtin_expect(p != NULL, 1) ? p : malloc_full(size);
+}
 
 EXPORT void free(void *p) { nh_free_named(p, "free"); }
 

@@ -35,6 +35,10 @@
 #include "numa/topo.h"
 #include "numa/track.h"
 
+/* Everything declared below is internal to the library: hidden, so that
+ * the code reaches globals directly rather than through the GOT. */
+#pragma GCC visibility push(hidden)
+
 #define NH_LEVELS 3 /* task, appdomain, process: the CLR's EMemoryCriticalLevel */
 
 /* ---- sizeclass.c: size classes ---------------------------------------------
@@ -51,10 +55,25 @@
 #define NH_CLASS_COUNT 97
 #define NH_MIN_ALIGN 16
 
+/* Classes of sizes up to NH_CLASS_TABLE_MAX, by (size + 15) / 16: one load
+ * on the malloc fast path (sizeclass.c; test_heap checks it against the
+ * formula below). */
+#define NH_CLASS_TABLE_MAX 1024
+extern const uint8_t nh_class_table[NH_CLASS_TABLE_MAX / 16 + 1];
+
 static inline unsigned nh_size_class(size_t size) {
-  if (size <= 128) return size <= 16 ? 1u : (unsigned)((size + 15) >> 4);
+  if (size <= NH_CLASS_TABLE_MAX) return nh_class_table[(size + 15) >> 4];
   size_t s = size - 1;
   unsigned k = 63u - (unsigned)__builtin_clzll(s); /* s in [2^k, 2^(k+1)) */
+  unsigned j = (unsigned)(s >> (k - 3)) - 8u;
+  return 9u + (k - 7u) * 8u + j;
+}
+
+/* The same by the formula alone (the table's reference). */
+static inline unsigned nh_size_class_formula(size_t size) {
+  if (size <= 128) return size <= 16 ? 1u : (unsigned)((size + 15) >> 4);
+  size_t s = size - 1;
+  unsigned k = 63u - (unsigned)__builtin_clzll(s);
   unsigned j = (unsigned)(s >> (k - 3)) - 8u;
   return 9u + (k - 7u) * 8u + j;
 }
@@ -96,7 +115,9 @@ typedef struct nh_span {
   uint8_t in_bin;      /* on its bin's list of spans with free blocks */
   void *free;          /* first free block; links in blocks are encoded */
   struct nh_span *next, *prev; /* bin list */
+  uint64_t pad;                /* to 64 bytes: a descriptor is one shift away */
 } nh_span;
+_Static_assert(sizeof(nh_span) == 64, "span descriptors are 64 bytes (nh_block_lookup_small)");
 
 typedef struct nh_segment {
   uintptr_t cookie;    /* address ^ secret: a header that fails this is not ours */
@@ -124,10 +145,16 @@ static inline nh_segment *nh_span_segment(const nh_span *span) {
 }
 
 /* Segment map: one byte per 4 MiB of address space. 0 = not ours,
- * 1 = a segment starts here, 2 = inside a huge segment. Synchronization:
- * atomic; stores release after the header is written, loads acquire. */
+ * NH_MAP_SEGMENT = an ordinary segment starts here, NH_MAP_HUGE = a huge
+ * segment starts here, NH_MAP_TAIL = inside a huge segment. So one load
+ * tells the free fast path that p is in an ordinary segment.
+ * Synchronization: atomic; stores release after the header is written,
+ * loads acquire. */
+enum { NH_MAP_NONE = 0, NH_MAP_SEGMENT = 1, NH_MAP_TAIL = 2, NH_MAP_HUGE = 3 };
 int nh_segmap_init(void);
-void nh_segmap_set(uintptr_t base, size_t size, int on);
+/* Marks [base, base + size) as one segment whose head byte is head
+ * (NH_MAP_SEGMENT or NH_MAP_HUGE), or clears it (NH_MAP_NONE). */
+void nh_segmap_set(uintptr_t base, size_t size, int head);
 extern _Atomic uint8_t *nh_segmap;
 nh_segment *nh_segment_of_slow(const void *p);
 _Noreturn void nh_segment_corrupt(const nh_segment *seg) __attribute__((cold));
@@ -144,7 +171,7 @@ static inline nh_segment *nh_segment_of(const void *p) {
   uintptr_t a = (uintptr_t)p;
   _Atomic uint8_t *map = nh_segmap;
   if (__builtin_expect(map != NULL && (a >> 48) == 0, 1) &&
-      atomic_load_explicit(&map[a >> NH_SEGMENT_SHIFT], memory_order_acquire) == 1)
+      atomic_load_explicit(&map[a >> NH_SEGMENT_SHIFT], memory_order_acquire) == NH_MAP_SEGMENT)
     return nh_segment_checked((nh_segment *)(a & ~(uintptr_t)(NH_SEGMENT_SIZE - 1)));
   return nh_segment_of_slow(p);
 }
@@ -222,6 +249,27 @@ static inline bool nh_block_is_marked_free(const void *block) {
   bool marked = *w == ((uintptr_t)block ^ nh_secret[2]);
   if (marked) nh_track_close(w, sizeof *w);
   return marked;
+}
+
+/* A block in a per-CPU cache carries the free mark in both words (it needs
+ * no link: the cache is an array), so that a write after free to either word
+ * is caught when the block is handed out again. */
+static inline void nh_block_mark_cached(void *block) {
+  uintptr_t *w = (uintptr_t *)block, key = (uintptr_t)block ^ nh_secret[2];
+  nh_track_open(w, 2 * sizeof *w);
+  w[0] = key;
+  w[1] = key;
+  nh_track_close(w, 2 * sizeof *w);
+}
+/* Checks a block taken from a per-CPU cache and clears its mark: false if
+ * either word was overwritten while it sat there (the mark is then left). */
+static inline bool nh_block_unmark_cached(void *block) {
+  uintptr_t *w = (uintptr_t *)block, key = (uintptr_t)block ^ nh_secret[2];
+  nh_track_open(w, 2 * sizeof *w);
+  bool intact = (w[0] ^ key) == 0 && (w[1] ^ key) == 0;
+  if (__builtin_expect(intact, 1)) w[1] = 0;
+  nh_track_close(w, 2 * sizeof *w);
+  return intact;
 }
 
 /* Decodes block's next link and checks it: NULL, or a 16-aligned address in
@@ -410,6 +458,39 @@ static inline nh_lookup_status nh_block_lookup(const void *ptr, nh_block_info *i
   info->size = span->block_size;
   return NH_LOOKUP_OK;
 }
+/* The free fast path's lookup: true (with *cls and *node) when p is the
+ * start of a live block of a size class: in an ordinary segment, at a block
+ * boundary of a span, below its carved mark, not marked free. false for
+ * anything else (large, huge, foreign, interior, never handed out, double
+ * free), which nh_block_lookup then classifies. The checks of
+ * nh_block_lookup with fewer steps: the map value tells ordinary from huge
+ * (no header load), the header page's descriptor is never a head, and the
+ * carved check also bounds the offset (a multiple of the block size at or
+ * past capacity is at or past carved; an offset below the start wraps to a
+ * value no multiple q * block_size < 2^54 can equal). Only while the
+ * segment map exists (the cache's fast gate is open). */
+static inline bool nh_block_lookup_small(const void *ptr, unsigned *cls, int *node) {
+  uintptr_t a = (uintptr_t)ptr;
+  if (__builtin_expect((a >> 48) != 0, 0) ||
+      atomic_load_explicit(&nh_segmap[a >> NH_SEGMENT_SHIFT], memory_order_acquire) != NH_MAP_SEGMENT)
+    return false;
+  nh_segment *seg = nh_segment_checked((nh_segment *)(a & ~(uintptr_t)(NH_SEGMENT_SIZE - 1)));
+  const nh_span *span = &seg->spans[(a >> NH_PAGE_SHIFT) & (NH_PAGES_PER_SEGMENT - 1)];
+  if (__builtin_expect(span->kind != NH_PAGE_HEAD, 0)) {
+    if (span->kind != NH_PAGE_TAIL) return false;
+    span -= span->back;
+  }
+  uint64_t off = (uint64_t)(a - (uintptr_t)span->start);
+  uint64_t q = (off * span->div_magic) >> 32;
+  if (__builtin_expect(q * span->block_size != off, 0) ||
+      __builtin_expect(q >= __atomic_load_n(&span->carved, __ATOMIC_RELAXED), 0) ||
+      __builtin_expect(nh_block_is_marked_free(ptr), 0))
+    return false;
+  *cls = span->cls;
+  *node = seg->node;
+  return *cls != 0;
+}
+
 /* Node owning any address inside numaheap's blocks, -1 otherwise. */
 int nh_addr_node(const void *p);
 /* Frees a large (cls 0) or huge block found by nh_block_lookup. */
@@ -432,5 +513,7 @@ void nh_heaps_check(void);
 /* ---- report.c: fatal errors ---------------------------------------------------- */
 /* Prints "numaheap: <message>" to stderr without allocating, then aborts. */
 _Noreturn void nh_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#pragma GCC visibility pop
 
 #endif

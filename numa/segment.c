@@ -38,11 +38,13 @@ int nh_segmap_init(void) {
   return 0;
 }
 
-void nh_segmap_set(uintptr_t base, size_t size, int on) {
+void nh_segmap_set(uintptr_t base, size_t size, int head) {
   size_t first = base >> NH_SEGMENT_SHIFT;
   size_t count = (size + NH_SEGMENT_SIZE - 1) >> NH_SEGMENT_SHIFT;
-  for (size_t i = count; i-- > 0;) /* head last on set, so a lookup never sees a tail without head */
-    atomic_store_explicit(&nh_segmap[first + i], on ? (i == 0 ? 1 : 2) : 0, memory_order_release);
+  for (size_t i = count; i-- > 0;) { /* head last on set, so a lookup never sees a tail without head */
+    int v = head == NH_MAP_NONE ? NH_MAP_NONE : i == 0 ? head : NH_MAP_TAIL;
+    atomic_store_explicit(&nh_segmap[first + i], (uint8_t)v, memory_order_release);
+  }
 }
 
 nh_segment *nh_segment_of_slow(const void *p) {
@@ -50,8 +52,8 @@ nh_segment *nh_segment_of_slow(const void *p) {
   if (nh_segmap == NULL || (a >> SEGMAP_BITS) != 0) return NULL;
   size_t i = a >> NH_SEGMENT_SHIFT;
   uint8_t v = atomic_load_explicit(&nh_segmap[i], memory_order_acquire);
-  while (v == 2 && i > 0) v = atomic_load_explicit(&nh_segmap[--i], memory_order_acquire);
-  if (v != 1) return NULL;
+  while (v == NH_MAP_TAIL && i > 0) v = atomic_load_explicit(&nh_segmap[--i], memory_order_acquire);
+  if (v != NH_MAP_SEGMENT && v != NH_MAP_HUGE) return NULL;
   return nh_segment_checked((nh_segment *)(i << NH_SEGMENT_SHIFT));
 }
 
@@ -139,7 +141,7 @@ static nh_segment *segment_map_new(nh_heap *h, size_t size, size_t align, int le
 }
 
 static void segment_unmap(nh_heap *h, nh_segment *seg, uint64_t committed) {
-  nh_segmap_set((uintptr_t)seg, seg->map_size, 0);
+  nh_segmap_set((uintptr_t)seg, seg->map_size, NH_MAP_NONE);
   uncharge(h, committed + header_bytes);
   atomic_fetch_add_explicit(&h->st.purged, committed + header_bytes, memory_order_relaxed);
   atomic_fetch_sub_explicit(&h->st.segments, 1, memory_order_relaxed);
@@ -155,7 +157,7 @@ static nh_segment *segment_new(nh_heap *h, int level) {
   seg->next = h->segments;
   if (h->segments) h->segments->prev = seg;
   h->segments = seg;
-  nh_segmap_set((uintptr_t)seg, NH_SEGMENT_SIZE, 1);
+  nh_segmap_set((uintptr_t)seg, NH_SEGMENT_SIZE, NH_MAP_SEGMENT);
   return seg;
 }
 
@@ -265,7 +267,7 @@ int nh_heap_precommit_reserve(nh_heap *h) {
     if (h->reserve_segs) h->reserve_segs->prev = seg;
     h->reserve_segs = seg;
     h->reserve_mapped += usable;
-    nh_segmap_set((uintptr_t)seg, NH_SEGMENT_SIZE, 1);
+    nh_segmap_set((uintptr_t)seg, NH_SEGMENT_SIZE, NH_MAP_SEGMENT);
   }
   return 0;
 }
@@ -344,7 +346,7 @@ void nh_segments_destroy(nh_heap *h) {
     nh_segment *seg = h->reserve_segs;
     h->reserve_segs = seg->next;
     uncharge(h, pages_bytes(seg->committed_pages));
-    nh_segmap_set((uintptr_t)seg, seg->map_size, 0);
+    nh_segmap_set((uintptr_t)seg, seg->map_size, NH_MAP_NONE);
     nh_track_open(seg, seg->map_size);
     nh_os_unmap(seg, seg->map_size);
   }
@@ -386,7 +388,7 @@ void *nh_huge_alloc(nh_heap *h, size_t size, size_t align, int level) {
   if (h->huge) h->huge->prev = seg;
   h->huge = seg;
   atomic_fetch_add_explicit(&h->st.level_committed[level], usable, memory_order_relaxed);
-  nh_segmap_set((uintptr_t)seg, map_size, 1);
+  nh_segmap_set((uintptr_t)seg, map_size, NH_MAP_HUGE);
   return seg->huge_block;
 }
 
@@ -428,7 +430,7 @@ bool nh_huge_grow(nh_heap *h, nh_segment *seg, size_t size) {
     uncharge(h, extra);
     return false;
   }
-  nh_segmap_set((uintptr_t)seg, new_map, 1);
+  nh_segmap_set((uintptr_t)seg, new_map, NH_MAP_HUGE);
   seg->map_size = new_map;
   seg->huge_size = usable;
   atomic_fetch_add_explicit(&h->st.level_committed[seg->huge_level], extra, memory_order_relaxed);

@@ -2,16 +2,19 @@
  * percpu/cache.c: the entry points of percpu/cache.h and the fast paths.
  *
  * In percpu mode an allocation is one restartable pop from the current CPU's
- * slab of the class and a free one restartable push (percpu/rseq_x86_64.h);
- * everything else is a slow path in pcpu.c. nh_cache_alloc and
- * nh_cache_free are the functions percpu/check-fastpath.sh disassembles: no
- * lock, no atomic read-modify-write, no system call, no call but the slow
- * paths and the per-thread caches.
+ * slab of the class and a free one restartable push (percpu/rseq_x86_64.h,
+ * inline in percpu/cache.h so that malloc and free hold them whole);
+ * everything else is a slow path in pcpu.c. percpu/check-fastpath.sh
+ * disassembles malloc, free and nh_cache_alloc/free: no lock, no atomic
+ * read-modify-write, no system call, no call but the slow paths.
  *
  * A thread with a CPU override (tests) takes the per-thread path (tl_bypass)
- * so that two threads pretending to be the same CPU never share a slab.
+ * so that two threads pretending to be the same CPU never share a slab; while
+ * any thread has one, the inline fast gate is closed (nh_cache_fast_end).
  */
 #define _GNU_SOURCE
+#include <pthread.h>
+
 #include "api/options.h"
 #include "numa/os.h"
 #include "percpu/internal.h"
@@ -20,6 +23,44 @@
 static int cache_mode = NH_CACHE_OFF; /* effective; constant after nh_cache_init */
 /* 1: this thread uses its per-thread cache even in percpu mode. Only its thread. */
 static __thread int tl_bypass __attribute__((tls_model("initial-exec")));
+
+/* ---- the fast gate (percpu/cache.h) ----------------------------------------- */
+
+_Atomic size_t nh_cache_fast_end;
+static nh_lock gate_lock;          /* serializes the gate's updates */
+static int gate_plain;             /* Guarded by gate_lock: the API's last nh_cache_fast_open */
+static int gate_overrides;         /* Guarded by gate_lock: threads with a CPU override */
+static pthread_key_t bypass_key;   /* its destructor counts an exiting override thread out */
+static pthread_once_t bypass_once = PTHREAD_ONCE_INIT;
+
+/* Caller holds gate_lock. */
+static void gate_update(void) {
+  size_t end = gate_plain && nh_pc_on && gate_overrides == 0 ? NH_SMALL_MAX + 1 : 0;
+  atomic_store_explicit(&nh_cache_fast_end, end, memory_order_release);
+}
+
+void nh_cache_fast_open(int plain) {
+  nh_lock_acquire(&gate_lock);
+  gate_plain = plain;
+  gate_update();
+  nh_lock_release(&gate_lock);
+}
+
+static void bypass_count(int delta) {
+  nh_lock_acquire(&gate_lock);
+  gate_overrides += delta;
+  gate_update();
+  nh_lock_release(&gate_lock);
+}
+
+static void bypass_thread_exit(void *arg) {
+  (void)arg;
+  bypass_count(-1);
+}
+
+static void bypass_key_create(void) { (void)pthread_key_create(&bypass_key, bypass_thread_exit); }
+
+/* ---- entry points ------------------------------------------------------------ */
 
 int nh_cpu_home(int cpu) {
   const nh_topo *t = nh_g.topo;
@@ -39,30 +80,23 @@ int nh_cache_mode(void) { return cache_mode; }
 
 void *nh_cache_alloc(unsigned cls, int level) {
   if (__builtin_expect(nh_pc_on & !tl_bypass, 1)) {
-    void *p = nh_rseq_pop(cls, nh_pc_soff[cls]);
-    if (__builtin_expect(p != NULL, 1)) {
-      nh_tsan_acquire(p);
-      if (__builtin_expect(nh_block_next_raw(p) != NULL || !nh_block_is_marked_free(p), 0))
-        nh_pc_corrupt(p);
-      nh_block_clear_mark(p);
-      return p;
-    }
-    return nh_pc_alloc_slow(cls, level);
+    void *p = nh_cache_pop_fast(cls);
+    return __builtin_expect(p != NULL, 1) ? p : nh_pc_alloc_slow(cls, level);
   }
   return nh_tc_alloc(cls, level);
 }
 
+void *nh_cache_alloc_slow(unsigned cls, int level) { return nh_pc_alloc_slow(cls, level); }
+
 void nh_cache_free(void *p, unsigned cls, int node) {
   if (__builtin_expect(nh_pc_on & !tl_bypass, 1)) {
-    nh_block_set_next(p, NULL); /* the two words a write after free would damage */
-    nh_block_mark_free(p);      /* and the mark that catches a second free */
-    nh_tsan_release(p);
-    if (__builtin_expect(nh_rseq_push(p, cls, nh_pc_soff[cls], node), 1)) return;
-    nh_pc_free_slow(p, cls, node);
+    if (__builtin_expect(!nh_cache_push_fast(p, cls, node), 0)) nh_pc_free_slow(p, cls, node);
     return;
   }
   nh_tc_free(p, cls, node);
 }
+
+void nh_cache_free_slow(void *p, unsigned cls, int node) { nh_pc_free_slow(p, cls, node); }
 
 int nh_cache_current_cpu(void) { return nh_tc_cpu(); }
 
@@ -76,12 +110,20 @@ void nh_cache_flush_thread(void) {
 void nh_cache_set_cpu_override(int cpu) {
   if (cpu < 0) nh_tc_flush_thread(); /* back to the per-CPU caches: nothing stranded */
   nh_tc_set_cpu_override(cpu);
+  int was = tl_bypass;
   tl_bypass = cpu >= 0;
+  if (tl_bypass == was) return;
+  /* the inline fast paths stay closed while any thread pretends (they
+   * cannot afford a thread-local test); the full path serves everyone */
+  pthread_once(&bypass_once, bypass_key_create);
+  (void)pthread_setspecific(bypass_key, tl_bypass ? (void *)1 : NULL);
+  bypass_count(tl_bypass ? 1 : -1);
 }
 
 void nh_cache_reset(void) {
   nh_tc_reset();
   nh_pc_reset();
+  nh_cache_fast_open(0);
 }
 
 void nh_cache_stats_get(nh_cache_stats *out) {

@@ -29,6 +29,9 @@
 #include <stdint.h>
 
 #include "numa/heap.h"
+#include "percpu/rseq.h"
+
+#pragma GCC visibility push(hidden)
 
 typedef struct nh_cache_params {
   int mode;            /* NH_CACHE_* of api/options.h */
@@ -46,6 +49,10 @@ int nh_cache_mode(void);
 void *nh_cache_alloc(unsigned cls, int level);
 /* Frees block p (validated by the caller) of class cls owned by node. */
 void nh_cache_free(void *p, unsigned cls, int node);
+/* What the inline fast paths fall back to when the gate is open: a miss
+ * (the slab was empty) and a push that failed (p already marked). */
+void *nh_cache_alloc_slow(unsigned cls, int level);
+void nh_cache_free_slow(void *p, unsigned cls, int node);
 
 /* The CPU the calling thread runs on (or pretends to, in tests). */
 int nh_cache_current_cpu(void);
@@ -98,5 +105,69 @@ int nh_cache_cpu_stats_get(int cpu, nh_cache_cpu_stats *out);
  * 1000) is drained back to its node by the next slow path that looks
  * (at most once a period) or by nh_trim. 0: never. Tests shorten it. */
 void nh_cache_set_idle_ms(uint64_t ms);
+
+/* ---- the inline fast paths (used by api/internal.h) -----------------------------
+ * While the gate is open, a small malloc is one restartable pop from the
+ * current CPU's slab and a free of a small block one restartable push;
+ * anything unusual (an empty or full slab, a block of another node, a
+ * stopped CPU) returns false/NULL and the caller takes the full path, which
+ * is nh_cache_alloc / nh_cache_free. */
+
+/* Sizes below nh_cache_fast_end take the fast paths: NH_SMALL_MAX + 1 while
+ * the percpu mode runs on plain heaps (no paranoid mode, no ASan/Valgrind
+ * tracking) and no thread has a CPU override; 0 otherwise. Synchronization:
+ * atomic; stored with release by nh_cache_fast_open and the overrides after
+ * everything the fast paths read is built, loaded with acquire. */
+extern _Atomic size_t nh_cache_fast_end;
+/* Opens (plain != 0) or closes the gate: the API calls it once the heaps are
+ * ready, and before/after it rebuilds them. */
+void nh_cache_fast_open(int plain);
+
+/* A popped block's marks were overwritten: reports it and aborts. */
+_Noreturn void nh_pc_corrupt(void *p) __attribute__((cold));
+
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#endif
+/* TSan cannot see the hand-over of a block through the rseq slabs (inline
+ * asm): tell it, so that the writes of the thread that freed a block and of
+ * the thread that gets it next are ordered. Nothing in other builds. */
+static inline void nh_tsan_acquire(void *p) {
+#if defined(__SANITIZE_THREAD__)
+  __tsan_acquire(p);
+#else
+  (void)p;
+#endif
+}
+static inline void nh_tsan_release(void *p) {
+#if defined(__SANITIZE_THREAD__)
+  __tsan_release(p);
+#else
+  (void)p;
+#endif
+}
+
+/* A block of class cls from the current CPU's slab, its marks checked and
+ * cleared; NULL when the slab is empty or stopped. Gate open only. */
+static inline void *nh_cache_pop_fast(unsigned cls) {
+  void *p = nh_rseq_pop(cls);
+  if (__builtin_expect(p == NULL, 0)) return NULL;
+  nh_tsan_acquire(p);
+  if (__builtin_expect(!nh_block_unmark_cached(p), 0)) nh_pc_corrupt(p);
+  return p;
+}
+
+/* Puts block p (a live block of class cls owned by node, checked by the
+ * caller) on the current CPU's slab: false when the CPU holds another node's
+ * blocks, or the slab is full or stopped (p is then untouched but marked;
+ * the full path marks it again). Gate open only. */
+static inline bool nh_cache_push_fast(void *p, unsigned cls, int node) {
+  nh_block_mark_cached(p);
+  nh_tsan_release(p);
+  return nh_rseq_push(p, cls, node);
+}
+
+#pragma GCC visibility pop
 
 #endif

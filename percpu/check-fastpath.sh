@@ -1,22 +1,28 @@
 #!/bin/sh
-# percpu/check-fastpath.sh LIBRARY: checks that the cache fast paths of a
-# built numaheap library hold no lock-prefixed instruction, no xchg/cmpxchg,
-# no system call, and call (or tail-call) nothing but their slow paths; prints
-# each one's instruction count and fails when it grows past its ceiling
-# (golden counts: docs/percpu.md).
+# percpu/check-fastpath.sh LIBRARY: checks that the fast paths of a built
+# numaheap library (malloc and free with their restartable sequences inline,
+# the native nh_malloc/nh_free, and the cache layer's entry points) hold no
+# lock-prefixed instruction, no xchg/cmpxchg on memory, no system call, and
+# call (or tail-call) nothing but their slow paths; prints each one's
+# instruction count (padding nops left out) and fails when it grows past its
+# ceiling (golden counts: docs/percpu.md).
 set -eu
 lib=${1:?usage: check-fastpath.sh libnumaheap.so}
 command -v objdump >/dev/null || { echo "check-fastpath: objdump not found" >&2; exit 1; }
 [ -r "$lib" ] || { echo "check-fastpath: cannot read $lib" >&2; exit 1; }
 
 # function  ceiling  allowed call/jump targets outside the function
-checks="nh_cache_alloc 64 nh_pc_alloc_slow|nh_tc_alloc|nh_pc_corrupt
-nh_cache_free 64 nh_pc_free_slow|nh_tc_free"
+checks="malloc 52 malloc_full
+free 88 nh_free_named_slow|nh_cache_free_slow
+nh_malloc 52 malloc_full
+nh_free 96 nh_free_checked_slow|nh_cache_free_slow|nh_bad_free
+nh_cache_alloc 44 nh_pc_alloc_slow|nh_tc_alloc
+nh_cache_free 40 nh_pc_free_slow|nh_tc_free"
 
 status=0
 echo "$checks" | while read -r fn ceiling allowed; do
   body=$(objdump -d --no-show-raw-insn --disassemble="$fn" "$lib" | sed -n "/^[0-9a-f]* <$fn>:/,/^\$/p" |
-    grep -E '^ +[0-9a-f]+:' || true)
+    grep -E '^ +[0-9a-f]+:' | grep -v -E '\bnop|xchg +%ax,%ax' || true)
   if [ -z "$body" ]; then
     echo "check-fastpath: $fn not found in $lib" >&2
     exit 1

@@ -11,19 +11,6 @@
 
 #define NH_HIDDEN __attribute__((visibility("hidden")))
 
-/* TSan cannot see the hand-over of a block through the rseq slabs (inline
- * asm): tell it, so that the writes of the thread that freed a block and of
- * the thread that gets it next are ordered. Nothing in other builds. */
-#if defined(__SANITIZE_THREAD__)
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-#define nh_tsan_acquire(p) __tsan_acquire(p)
-#define nh_tsan_release(p) __tsan_release(p)
-#else
-#define nh_tsan_acquire(p) ((void)(p))
-#define nh_tsan_release(p) ((void)(p))
-#endif
-
 /* ---- cache.c: the entry points ------------------------------------------------ */
 /* The node whose blocks a cache of cpu holds (the CPU's node, or the nearest
  * node with memory; CPUs outside the topology wrap around it). */
@@ -43,8 +30,6 @@ void nh_tc_postfork_child(void) NH_HIDDEN;
 /* ---- pcpu.c: per-CPU caches on rseq ------------------------------------------- */
 /* 1 while the percpu mode is on. Written only by init and reset. */
 extern int nh_pc_on NH_HIDDEN;
-/* Byte offset of a class's slots in a CPU's region; [0]: the remote buffer. */
-extern uint64_t nh_pc_soff[NH_CLASS_COUNT] NH_HIDDEN;
 
 /* 0, or -1 when rseq or the membarrier fence is not available (the caller
  * falls back to per-thread caches). */
@@ -52,8 +37,6 @@ int nh_pc_init(const nh_cache_params *p) NH_HIDDEN;
 /* The slow paths: the current CPU's slab was empty / full / not of node. */
 void *nh_pc_alloc_slow(unsigned cls, int level) NH_HIDDEN;
 void nh_pc_free_slow(void *p, unsigned cls, int node) NH_HIDDEN;
-/* A popped block's link or mark was overwritten: reports it and aborts. */
-_Noreturn void nh_pc_corrupt(void *p) NH_HIDDEN;
 /* Drains every CPU's cache to the heaps (any thread, any time). */
 void nh_pc_drain_all(void) NH_HIDDEN;
 void nh_pc_reset(void) NH_HIDDEN;

@@ -1,7 +1,7 @@
 /*
  * percpu/pcpu.c: per-CPU caches on restartable sequences (docs/percpu.md).
  *
- * One region per possible CPU, at nh_rseq_g.base + (cpu << shift), holding
+ * One region per possible CPU, at nh_rseq_g.base + cpu * stride, holding
  * per size class an array of block pointers ("slab") and its header
  * (rseq_x86_64.h), plus the remote buffer (class 0's slab: other nodes'
  * blocks freed on this CPU, encoded with their node and class) and counters.
@@ -56,18 +56,19 @@
 #define REMOTE_CAP 64
 #define STOP_LO 0xffff
 
-typedef struct nh_pc_hdr {
-  _Atomic uint16_t count; /* rseq commits; a drainer while stopped */
-  uint16_t pad;
-  _Atomic uint16_t lo, hi; /* RUNNING/STOPPED (see above); written by drainers only */
-} nh_pc_hdr;
+typedef struct nh_pc_bounds {
+  _Atomic uint16_t lo, hi; /* absolute slot indices; RUNNING/STOPPED (see above);
+                              written by drainers and capacity growth only */
+  uint32_t pad;
+} nh_pc_bounds;
 
 typedef struct nh_pc_cpu {
   int32_t node;   /* +0: constant after init */
-  int32_t pad0;
-  uint64_t hits;  /* +8: written inside pop sequences only */
-  char pad1[NH_RSEQ_HDR_OFF - 16];
-  nh_pc_hdr hdr[NH_CLASS_COUNT]; /* +64; [0]: the remote buffer */
+  char pad0[NH_RSEQ_TOP_OFF - 4];
+  /* hits << 16 | count (absolute index of the first free slot): rseq
+   * commits; a drainer while stopped. [0]: the remote buffer. */
+  _Atomic uint64_t word[NH_CLASS_COUNT];
+  nh_pc_bounds bounds[NH_CLASS_COUNT];
   _Atomic uint64_t misses, refills, drains, remote_sent, idle_drains; /* relaxed */
   _Atomic uint64_t last_slow_ns; /* relaxed: when a slow path last ran here */
   _Atomic int stopped;           /* 1 while a drainer owns the slabs (under lock) */
@@ -77,18 +78,24 @@ typedef struct nh_pc_cpu {
 } nh_pc_cpu;
 
 _Static_assert(offsetof(nh_pc_cpu, node) == NH_RSEQ_NODE_OFF, "rseq layout: node");
-_Static_assert(offsetof(nh_pc_cpu, hits) == NH_RSEQ_HITS_OFF, "rseq layout: hits");
-_Static_assert(offsetof(nh_pc_cpu, hdr) == NH_RSEQ_HDR_OFF, "rseq layout: headers");
-_Static_assert(sizeof(nh_pc_hdr) == 8, "rseq layout: header size");
+_Static_assert(offsetof(nh_pc_cpu, word) == NH_RSEQ_TOP_OFF, "rseq layout: commit words");
+_Static_assert(offsetof(nh_pc_cpu, bounds) == NH_RSEQ_BND_OFF, "rseq layout: bounds");
+_Static_assert(NH_CLASS_SLOTS_MAX == NH_CLASS_COUNT, "rseq layout: classes");
+_Static_assert(sizeof(nh_pc_bounds) == 8, "rseq layout: bounds size");
+/* counts and bounds are 16-bit slot indices: the largest region must fit */
+_Static_assert((sizeof(nh_pc_cpu) + 64 + (size_t)NH_CLASS_COUNT * MAX_PER_CLASS * 8) / 8 < STOP_LO,
+               "rseq layout: slot indices fit 16 bits");
 
 nh_rseq_layout nh_rseq_g;
 int nh_pc_on;
-uint64_t nh_pc_soff[NH_CLASS_COUNT];
+/* Byte offset of a class's slots in a CPU's region; [0]: the remote buffer.
+ * Constant while nh_pc_on. */
+static uint64_t nh_pc_soff[NH_CLASS_COUNT];
 
 /* Constant while nh_pc_on. */
 static uint16_t cap[NH_CLASS_COUNT];   /* slots per class; 0: not cached */
 static uint16_t batch[NH_CLASS_COUNT]; /* refill and overflow batch */
-static size_t region_bytes;            /* nslots << shift */
+static size_t region_bytes;            /* nslots * stride */
 static uint64_t budget;                /* bytes of capacity per CPU */
 static int atfork_done;
 
@@ -96,9 +103,12 @@ static _Atomic uint64_t idle_ns = 1000000000ull; /* relaxed: a period, not a gua
 static _Atomic uint64_t last_scan_ns;            /* relaxed CAS elects one scanner */
 
 static nh_pc_cpu *region(int cpu) {
-  return (nh_pc_cpu *)(nh_rseq_g.base + ((size_t)cpu << nh_rseq_g.shift));
+  return (nh_pc_cpu *)(nh_rseq_g.base + (size_t)cpu * nh_rseq_g.stride);
 }
 static void **slots(nh_pc_cpu *c, unsigned cls) { return (void **)((char *)c + nh_pc_soff[cls]); }
+/* The absolute slot index of a class's first slot: its empty count and
+ * running lo. */
+static uint16_t first_slot(unsigned cls) { return (uint16_t)(nh_pc_soff[cls] / sizeof(void *)); }
 
 static int slow_cpu(void) {
   int cpu = nh_os_cpu_fast();
@@ -140,15 +150,30 @@ static void remote_send(uint64_t *e, size_t n) {
 
 /* ---- draining a CPU from any thread ------------------------------------------------ */
 
+/* Sets a class's bounds: (STOP_LO, 0) stopped, or running with capacity
+ * hi slots (lo and hi are absolute in the region). */
 static void set_bounds(nh_pc_cpu *c, uint16_t lo, uint16_t hi, unsigned cls) {
-  atomic_store_explicit(&c->hdr[cls].lo, lo, memory_order_release); /* pairs: the fence */
-  atomic_store_explicit(&c->hdr[cls].hi, hi, memory_order_release);
+  if (lo != STOP_LO) lo = first_slot(cls), hi = (uint16_t)(lo + hi);
+  atomic_store_explicit(&c->bounds[cls].lo, lo, memory_order_release); /* pairs: the fence */
+  atomic_store_explicit(&c->bounds[cls].hi, hi, memory_order_release);
+}
+
+/* Blocks in (c, cls) (racy unless c is stopped). */
+static uint64_t class_count(nh_pc_cpu *c, unsigned cls) {
+  uint64_t w = atomic_load_explicit(&c->word[cls], memory_order_relaxed);
+  return (w & 0xffff) - first_slot(cls);
+}
+
+/* A class's capacity in slots (0 while stopped). */
+static uint16_t hi_of(nh_pc_cpu *c, unsigned cls) {
+  uint16_t hi = atomic_load_explicit(&c->bounds[cls].hi, memory_order_relaxed);
+  return hi ? (uint16_t)(hi - first_slot(cls)) : 0;
 }
 
 static uint64_t cpu_blocks(nh_pc_cpu *c, uint64_t *bytes) {
   uint64_t n = 0, b = 0;
   for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) {
-    uint64_t k = atomic_load_explicit(&c->hdr[cls].count, memory_order_relaxed);
+    uint64_t k = class_count(c, cls);
     n += k;
     if (cls) b += k * nh_class_size(cls);
   }
@@ -158,7 +183,7 @@ static uint64_t cpu_blocks(nh_pc_cpu *c, uint64_t *bytes) {
 
 /* Empties one class of a stopped CPU. */
 static void drain_stopped_class(nh_pc_cpu *c, unsigned cls) {
-  size_t n = atomic_load_explicit(&c->hdr[cls].count, memory_order_relaxed);
+  size_t n = class_count(c, cls);
   if (n == 0) return;
   void **s = slots(c, cls);
   if (cls == 0) {
@@ -170,7 +195,9 @@ static void drain_stopped_class(nh_pc_cpu *c, unsigned cls) {
     for (size_t i = 0; i < n; i++) nh_tsan_acquire(s[i]);
     nh_heap_drain(c->node, cls, s, n, false);
   }
-  atomic_store_explicit(&c->hdr[cls].count, 0, memory_order_relaxed);
+  uint64_t w = atomic_load_explicit(&c->word[cls], memory_order_relaxed);
+  atomic_store_explicit(&c->word[cls], (w & ~(uint64_t)0xffff) | first_slot(cls),
+                        memory_order_relaxed); /* empty; the hits stay */
 }
 
 /* hi of a class with no capacity charged: the remote buffer is always there. */
@@ -184,7 +211,7 @@ static void drain_cpu(int cpu) {
   nh_lock_acquire(&c->lock);
   atomic_store_explicit(&c->stopped, 1, memory_order_relaxed);
   for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) {
-    old_hi[cls] = atomic_load_explicit(&c->hdr[cls].hi, memory_order_relaxed);
+    old_hi[cls] = hi_of(c, cls);
     set_bounds(c, STOP_LO, 0, cls);
   }
   int fenced = nh_os_rseq_fence_cpu(cpu) == 0; /* no sequence on cpu can commit from here on */
@@ -199,7 +226,6 @@ static void drain_cpu(int cpu) {
   nh_lock_release(&c->lock);
 }
 
-static void drain_cpu(int cpu);
 
 /* The CPU's budget is spent but a class in use has no room: give every
  * class's capacity back (at most every REBALANCE_NS), so the budget follows
@@ -218,21 +244,19 @@ static void rebalance(int cpu, nh_pc_cpu *c) {
 static int grow(nh_pc_cpu *c, unsigned cls, uint16_t to) {
   if (!nh_lock_try(&c->lock)) return 0;
   int ok = 0;
-  uint16_t hi = atomic_load_explicit(&c->hdr[cls].hi, memory_order_relaxed);
+  uint16_t hi = hi_of(c, cls);
   uint64_t add = (uint64_t)(to > hi ? to - hi : 0) * nh_class_size(cls);
   if (add && !atomic_load_explicit(&c->stopped, memory_order_relaxed) &&
       c->charged + add <= budget) {
     c->charged += add;
-    atomic_store_explicit(&c->hdr[cls].hi, to, memory_order_relaxed);
+    atomic_store_explicit(&c->bounds[cls].hi, (uint16_t)(first_slot(cls) + to),
+                          memory_order_relaxed);
     ok = 1;
   }
   nh_lock_release(&c->lock);
   return ok;
 }
 
-static uint16_t hi_of(nh_pc_cpu *c, unsigned cls) {
-  return atomic_load_explicit(&c->hdr[cls].hi, memory_order_relaxed);
-}
 
 void nh_pc_drain_all(void) {
   for (int cpu = 0; (uint64_t)cpu < nh_rseq_g.nslots; cpu++)
@@ -297,12 +321,11 @@ void *nh_pc_alloc_slow(unsigned cls, int level) {
   stat_inc(&c->refills, 1);
   if (n == 0) return alloc_uncached(c->node, cls, level);
   for (size_t i = 1; i < n; i++) {
-    nh_block_set_next(b[i], NULL);
-    nh_block_mark_free(b[i]);
+    nh_block_mark_cached(b[i]);
     nh_tsan_release(b[i]);
   }
   /* only into a CPU of c's node: after a migration to another node the rest goes back */
-  size_t pushed = n > 1 ? nh_rseq_push_batch(b + 1, n - 1, cls, nh_pc_soff[cls], c->node) : 0;
+  size_t pushed = n > 1 ? nh_rseq_push_batch(b + 1, n - 1, cls, c->node) : 0;
   if (1 + pushed < n) nh_heap_drain(c->node, cls, b + 1 + pushed, n - 1 - pushed, false);
   return b[0];
 }
@@ -312,7 +335,7 @@ void *nh_pc_alloc_slow(unsigned cls, int level) {
 static size_t overflow(nh_pc_cpu *c, unsigned cls) {
   void *b[MAX_PER_CLASS];
   int32_t node;
-  size_t m = nh_rseq_pop_batch(b, batch[cls] ? batch[cls] : 1, cls, nh_pc_soff[cls], &node);
+  size_t m = nh_rseq_pop_batch(b, batch[cls] ? batch[cls] : 1, cls, &node);
   if (m == 0) return 0;
   for (size_t i = 0; i < m; i++) nh_tsan_acquire(b[i]);
   nh_heap_drain(node, cls, b, m, false);
@@ -325,10 +348,10 @@ static size_t overflow(nh_pc_cpu *c, unsigned cls) {
 static void remote_free(nh_pc_cpu *c, void *p, unsigned cls, int node) {
   uint64_t e = remote_entry(p, cls, node);
   for (int tries = 0; tries < 3; tries++) {
-    if (nh_rseq_push_batch((void *const *)&e, 1, 0, nh_pc_soff[0], -1) == 1) return;
+    if (nh_rseq_push_batch((void *const *)&e, 1, 0, -1) == 1) return;
     uint64_t buf[REMOTE_CAP];
     int32_t bn;
-    size_t m = nh_rseq_pop_batch((void **)buf, REMOTE_CAP, 0, nh_pc_soff[0], &bn);
+    size_t m = nh_rseq_pop_batch((void **)buf, REMOTE_CAP, 0, &bn);
     if (m == 0) break; /* stopped */
     remote_send(buf, m);
     stat_inc(&c->remote_sent, m);
@@ -350,7 +373,7 @@ void nh_pc_free_slow(void *p, unsigned cls, int node) {
       remote_free(c, p, cls, node);
       return;
     }
-    if (nh_rseq_push(p, cls, nh_pc_soff[cls], node)) return;
+    if (nh_rseq_push(p, cls, node)) return;
     uint16_t hi = hi_of(c, cls);
     if (hi < cap[cls] && grow(c, cls, hi < batch[cls] ? batch[cls] : cap[cls])) continue;
     if (overflow(c, cls) == 0) break;
@@ -360,7 +383,8 @@ void nh_pc_free_slow(void *p, unsigned cls, int node) {
 
 void nh_pc_corrupt(void *p) {
   nh_fatal("malloc: corrupted free list: cached block %p was written after it was freed "
-           "(a write after free or an overflow from the block before it)", p);
+           "(its first 16 bytes changed: a write after free or an overflow from the block "
+           "before it)", p);
 }
 
 /* ---- set-up ------------------------------------------------------------------------------ */
@@ -419,8 +443,11 @@ static void postfork_child(void) {
 static void region_setup(int cpu) {
   nh_pc_cpu *c = region(cpu);
   c->node = nh_cpu_home(cpu);
-  for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) set_bounds(c, 0, base_hi(cls), cls);
-  size_t stride = (size_t)1 << nh_rseq_g.shift;
+  for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) {
+    atomic_store_explicit(&c->word[cls], first_slot(cls), memory_order_relaxed);
+    set_bounds(c, 0, base_hi(cls), cls);
+  }
+  size_t stride = nh_rseq_g.stride;
   if (stride >= nh_os_page_size()) /* keep the cache on its node's memory (best effort) */
     (void)nh_os_bind(c, stride, nh_g.topo->nodes[c->node].bind_os_node);
 }
@@ -432,11 +459,11 @@ int nh_pc_init(const nh_cache_params *p) {
   unsigned shift = 12;
   while (((size_t)1 << shift) < bytes) shift++;
   uint64_t nslots = (uint64_t)(nh_g.topo->ncpu_slots > 0 ? nh_g.topo->ncpu_slots : 1);
-  region_bytes = (size_t)nslots << shift;
+  region_bytes = (size_t)nslots << shift; /* stride: 1 << shift */
   char *base = nh_os_meta_alloc(region_bytes);
   if (base == NULL) return -1;
   nh_rseq_g.base = base;
-  nh_rseq_g.shift = shift;
+  nh_rseq_g.stride = (uint64_t)1 << shift;
   nh_rseq_g.nslots = nslots;
   nh_rseq_g.rseq_off = __rseq_offset;
   for (int cpu = 0; (uint64_t)cpu < nslots; cpu++) region_setup(cpu);
@@ -459,7 +486,9 @@ int nh_pc_cpu_stats(int cpu, nh_cache_cpu_stats *out) {
   if (cpu < 0 || (uint64_t)cpu >= nh_rseq_g.nslots) return -1;
   nh_pc_cpu *c = region(cpu);
   out->node = c->node;
-  out->hits = __atomic_load_n(&c->hits, __ATOMIC_RELAXED);
+  out->hits = 0;
+  for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++)
+    out->hits += atomic_load_explicit(&c->word[cls], memory_order_relaxed) >> 16;
   out->misses = atomic_load_explicit(&c->misses, memory_order_relaxed);
   out->refills = atomic_load_explicit(&c->refills, memory_order_relaxed);
   out->drains = atomic_load_explicit(&c->drains, memory_order_relaxed);

@@ -13,14 +13,15 @@
 
 #define NH_RSEQ_SIG 0x53053053u
 #define NH_RSEQ_NODE_OFF 0
-#define NH_RSEQ_HITS_OFF 8
-#define NH_RSEQ_HDR_OFF 64
+#define NH_CLASS_SLOTS_MAX 97 /* = NH_CLASS_COUNT (numa/heap.h), checked in pcpu.c */
+#define NH_RSEQ_TOP_OFF 64    /* word[class], 8 bytes each */
+#define NH_RSEQ_BND_OFF 840   /* = TOP_OFF + 8 * NH_CLASS_SLOTS_MAX: bounds[class] */
 
 /* Where the per-CPU regions are; written by pcpu.c while no thread can be in
  * a sequence (init, reset), constant otherwise. */
 typedef struct nh_rseq_layout {
-  char *base;       /* region of CPU c at base + (c << shift) */
-  uint64_t shift;
+  char *base;       /* region of CPU c at base + c * stride */
+  uint64_t stride;  /* a power of two (the region's size rounded up) */
   uint64_t nslots;  /* CPUs with a region */
   int64_t rseq_off; /* glibc's __rseq_offset */
 } nh_rseq_layout;
@@ -32,22 +33,20 @@ extern nh_rseq_layout nh_rseq_g __attribute__((visibility("hidden")));
 #include "percpu/rseq_x86_64.h"
 #else
 #define NH_RSEQ_ARCH 0
-static inline void *nh_rseq_pop(uint64_t cls, uint64_t soff) {
-  (void)cls, (void)soff;
+static inline void *nh_rseq_pop(uint64_t cls) {
+  (void)cls;
   return NULL;
 }
-static inline int nh_rseq_push(void *p, uint64_t cls, uint64_t soff, int32_t node) {
-  (void)p, (void)cls, (void)soff, (void)node;
+static inline int nh_rseq_push(void *p, uint64_t cls, int32_t node) {
+  (void)p, (void)cls, (void)node;
   return 0;
 }
-static inline size_t nh_rseq_push_batch(void *const *src, uint64_t n, uint64_t cls, uint64_t soff,
-                                        int32_t node) {
-  (void)src, (void)n, (void)cls, (void)soff, (void)node;
+static inline size_t nh_rseq_push_batch(void *const *src, uint64_t n, uint64_t cls, int32_t node) {
+  (void)src, (void)n, (void)cls, (void)node;
   return 0;
 }
-static inline size_t nh_rseq_pop_batch(void **out, uint64_t n, uint64_t cls, uint64_t soff,
-                                       int32_t *node) {
-  (void)out, (void)n, (void)cls, (void)soff;
+static inline size_t nh_rseq_pop_batch(void **out, uint64_t n, uint64_t cls, int32_t *node) {
+  (void)out, (void)n, (void)cls;
   *node = -1;
   return 0;
 }

@@ -6,7 +6,7 @@
  * The thread's rseq area is the one glibc registers (struct rseq at
  * %fs:__rseq_offset): cpu_id at +4, rseq_cs at +8. A sequence
  *   1. stores the address of its descriptor (section __rseq_cs) in rseq_cs,
- *   2. reads cpu_id and computes that CPU's region: base + (cpu << shift),
+ *   2. reads cpu_id and computes that CPU's region: base + cpu * stride,
  *   3. loads and checks; writes only to slots the count does not cover yet,
  *   4. commits with one store: the class's count.
  * The kernel sends the thread to the abort handler (section __rseq_failure,
@@ -19,13 +19,17 @@
  *
  * A CPU's region (pcpu.c) starts with a fixed header the sequences address
  * by constant offsets:
- *     +0   int32 node      the node this CPU's cache holds blocks of
- *     +8   uint64 hits     pops that hit (written only inside sequences)
- *     +64  hdr[class]      8 bytes each: u16 count, u16 pad, u16 lo, u16 hi
- * A pop needs count > lo, a push count < hi. Normal: lo = 0, hi = capacity.
- * Stopped (a drainer owns the slabs, see pcpu.c): lo = 0xffff, hi = 0, so
- * every sequence fails without a store. Slots of a class: soff bytes from
- * the region, count entries in use.
+ *     +0                int32 node     the node this CPU's cache holds blocks of
+ *     +NH_RSEQ_TOP_OFF  word[class]    the commit word: hits << 16 | count
+ *     +NH_RSEQ_BND_OFF  bounds[class]  8 bytes each: u16 lo, u16 hi
+ * count is the absolute index (in 8-byte slots from the region's start) of
+ * the first free slot of the class's slab, so a slot is addressed from the
+ * region alone; lo and hi are absolute too. A pop needs count > lo and
+ * commits word + 0xffff (count - 1, hits + 1: the hit counter costs no
+ * instruction of its own), a push needs count < hi and commits word + 1.
+ * Normal: lo = the class's first slot, hi = lo + capacity. Stopped (a
+ * drainer owns the slabs, see pcpu.c): lo = 0xffff, hi = 0, so every
+ * sequence fails without a store.
  */
 #ifndef NH_PERCPU_RSEQ_X86_64_H
 #define NH_PERCPU_RSEQ_X86_64_H
@@ -38,8 +42,10 @@
 /* The descriptor (32-byte aligned: version 0, flags 0, start, length, abort)
  * and the abort handler, preceded by the signature as the operand of a ud1
  * so that a disassembler stays in step. Labels: 1 start, 2 post-commit,
- * 3 descriptor, 4 abort, 5 arm, 6 fail. */
-#define NH_RSEQ_PROLOGUE                                                  \
+ * 3 descriptor, 4 abort, 5 arm; `fail` is where a CPU outside the table
+ * goes. The CPU's region is base + cpu * stride (an imul with a memory
+ * operand: one instruction, where a variable shift takes three). */
+#define NH_RSEQ_PROLOGUE_TO(fail)                                         \
   ".pushsection __rseq_cs, \"aw\"\n\t"                                    \
   ".balign 32\n"                                                          \
   "3:\n\t"                                                                \
@@ -58,118 +64,109 @@
   "1:\n\t"                                                                \
   "movslq %%fs:4(%[rs]), %[reg]\n\t"                                      \
   "cmpq %[nslots], %[reg]\n\t"                                            \
-  "jae 6f\n\t"                                                            \
-  "shlq %%cl, %[reg]\n\t"                                                 \
+  "jae " fail "\n\t"                                                      \
+  "imulq %[stride], %[reg]\n\t"                                           \
   "addq %[base], %[reg]\n\t"
+#define NH_RSEQ_PROLOGUE NH_RSEQ_PROLOGUE_TO("6f")
 
 #define NH_RSEQ_IN                                                        \
   [rs] "r"(nh_rseq_g.rseq_off), [nslots] "m"(nh_rseq_g.nslots),           \
-  [base] "m"(nh_rseq_g.base), "c"(nh_rseq_g.shift)
+  [base] "m"(nh_rseq_g.base), [stride] "m"(nh_rseq_g.stride)
 
 #define NH_RSEQ_STR2(x) #x
 #define NH_RSEQ_STR(x) NH_RSEQ_STR2(x)
-#define NH_RSEQ_COUNT(cls) NH_RSEQ_STR(NH_RSEQ_HDR_OFF) "(%[reg],%[" cls "],8)"
-#define NH_RSEQ_LO(cls) NH_RSEQ_STR(NH_RSEQ_HDR_OFF) "+4(%[reg],%[" cls "],8)"
-#define NH_RSEQ_HI(cls) NH_RSEQ_STR(NH_RSEQ_HDR_OFF) "+6(%[reg],%[" cls "],8)"
+#define NH_RSEQ_WORD(cls) NH_RSEQ_STR(NH_RSEQ_TOP_OFF) "(%[reg],%[" cls "],8)"
+#define NH_RSEQ_LO(cls) NH_RSEQ_STR(NH_RSEQ_BND_OFF) "(%[reg],%[" cls "],8)"
+#define NH_RSEQ_HI(cls) NH_RSEQ_STR(NH_RSEQ_BND_OFF) "+2(%[reg],%[" cls "],8)"
 
-/* Pops the top block of (current CPU, cls), slots at soff. NULL when the
- * slab is empty or stopped. Counts a hit in the region (before the commit: a
- * pop aborted between the two counts twice). */
-static inline __attribute__((always_inline)) void *nh_rseq_pop(uint64_t cls, uint64_t soff) {
+/* Pops the top block of (current CPU, cls). NULL when the slab is empty or
+ * stopped. asm goto: the empty case branches straight out, the common case
+ * falls through with no test. */
+static inline __attribute__((always_inline)) void *nh_rseq_pop(uint64_t cls) {
   void *p;
-  uint64_t reg, cnt, tmp;
-  __asm__ __volatile__(NH_RSEQ_PROLOGUE
-                       "movzwl " NH_RSEQ_COUNT("cls") ", %k[cnt]\n\t"
-                       "movzwl " NH_RSEQ_LO("cls") ", %k[tmp]\n\t"
-                       "cmpl %k[tmp], %k[cnt]\n\t"
-                       "jbe 6f\n\t"
-                       "leaq (%[reg],%[soff]), %[tmp]\n\t"
-                       "movq -8(%[tmp],%[cnt],8), %[p]\n\t"
-                       "incq " NH_RSEQ_STR(NH_RSEQ_HITS_OFF) "(%[reg])\n\t"
-                       "decl %k[cnt]\n\t"
-                       "movw %w[cnt], " NH_RSEQ_COUNT("cls") "\n" /* commit */
-                       "2:\n\t"
-                       "jmp 7f\n"
-                       "6:\n\t"
-                       "xorl %k[p], %k[p]\n"
-                       "7:\n"
-                       : [p] "=&r"(p), [reg] "=&r"(reg), [cnt] "=&r"(cnt), [tmp] "=&r"(tmp)
-                       : NH_RSEQ_IN, [cls] "r"(cls), [soff] "r"(soff)
-                       : "memory", "cc");
+  uint64_t reg, w, cnt;
+  __asm__ __volatile__ goto(NH_RSEQ_PROLOGUE_TO("%l[empty]")
+                            "movq " NH_RSEQ_WORD("cls") ", %[w]\n\t"
+                            "movzwl %w[w], %k[cnt]\n\t"
+                            "cmpw " NH_RSEQ_LO("cls") ", %w[cnt]\n\t"
+                            "jbe %l[empty]\n\t"
+                            "movq -8(%[reg],%[cnt],8), %[p]\n\t"
+                            "addq $0xffff, %[w]\n\t" /* count - 1, hits + 1 */
+                            "movq %[w], " NH_RSEQ_WORD("cls") "\n" /* commit */
+                            "2:\n\t"
+                            : [p] "=&r"(p), [reg] "=&r"(reg), [w] "=&r"(w), [cnt] "=&r"(cnt)
+                            : NH_RSEQ_IN, [cls] "r"(cls)
+                            : "memory", "cc"
+                            : empty);
+  if (p == NULL) __builtin_unreachable(); /* slots hold blocks: the caller need not test */
   return p;
+empty:
+  return NULL;
 }
 
 /* Pushes p on (current CPU, cls) if that CPU's region holds blocks of node
  * and the slab has room. 1 done, 0 not. */
-static inline __attribute__((always_inline)) int nh_rseq_push(void *p, uint64_t cls, uint64_t soff,
-                                                             int32_t node) {
-  int ok;
-  uint64_t reg, cnt, tmp;
-  __asm__ __volatile__(NH_RSEQ_PROLOGUE
-                       "cmpl %[node], " NH_RSEQ_STR(NH_RSEQ_NODE_OFF) "(%[reg])\n\t"
-                       "jne 6f\n\t"
-                       "movzwl " NH_RSEQ_COUNT("cls") ", %k[cnt]\n\t"
-                       "movzwl " NH_RSEQ_HI("cls") ", %k[tmp]\n\t"
-                       "cmpl %k[tmp], %k[cnt]\n\t"
-                       "jae 6f\n\t"
-                       "leaq (%[reg],%[soff]), %[tmp]\n\t"
-                       "movq %[p], (%[tmp],%[cnt],8)\n\t"
-                       "incl %k[cnt]\n\t"
-                       "movw %w[cnt], " NH_RSEQ_COUNT("cls") "\n" /* commit */
-                       "2:\n\t"
-                       "movl $1, %[ok]\n\t"
-                       "jmp 7f\n"
-                       "6:\n\t"
-                       "xorl %[ok], %[ok]\n"
-                       "7:\n"
-                       : [ok] "=&r"(ok), [reg] "=&r"(reg), [cnt] "=&r"(cnt), [tmp] "=&r"(tmp)
-                       : NH_RSEQ_IN, [cls] "r"(cls), [soff] "r"(soff), [p] "r"(p), [node] "r"(node)
-                       : "memory", "cc");
-  return ok;
+static inline __attribute__((always_inline)) int nh_rseq_push(void *p, uint64_t cls, int32_t node) {
+  uint64_t reg, w, cnt;
+  __asm__ __volatile__ goto(NH_RSEQ_PROLOGUE_TO("%l[no]")
+                            "cmpl %[node], " NH_RSEQ_STR(NH_RSEQ_NODE_OFF) "(%[reg])\n\t"
+                            "jne %l[no]\n\t"
+                            "movq " NH_RSEQ_WORD("cls") ", %[w]\n\t"
+                            "movzwl %w[w], %k[cnt]\n\t"
+                            "cmpw " NH_RSEQ_HI("cls") ", %w[cnt]\n\t"
+                            "jae %l[no]\n\t"
+                            "movq %[p], (%[reg],%[cnt],8)\n\t"
+                            "incq %[w]\n\t"
+                            "movq %[w], " NH_RSEQ_WORD("cls") "\n" /* commit */
+                            "2:\n\t"
+                            : [reg] "=&r"(reg), [w] "=&r"(w), [cnt] "=&r"(cnt)
+                            : NH_RSEQ_IN, [cls] "r"(cls), [p] "r"(p), [node] "r"(node)
+                            : "memory", "cc"
+                            : no);
+  return 1;
+no:
+  return 0;
 }
 
 /* Copies up to n pointers from src into the free slots of (current CPU, cls)
  * and commits the new count. node >= 0: only if the CPU's region holds
  * blocks of node. Returns how many were pushed (0: wrong node, stopped,
  * full). */
-static inline size_t nh_rseq_push_batch(void *const *src, uint64_t n, uint64_t cls, uint64_t soff,
-                                        int32_t node) {
-  uint64_t reg, h, cnt, m, i, y;
+static inline size_t nh_rseq_push_batch(void *const *src, uint64_t n, uint64_t cls, int32_t node) {
+  uint64_t reg, w, cnt, m, i, y, s;
   __asm__ __volatile__(NH_RSEQ_PROLOGUE
                        "testl %[node], %[node]\n\t"
                        "js 8f\n\t"
                        "cmpl %[node], " NH_RSEQ_STR(NH_RSEQ_NODE_OFF) "(%[reg])\n\t"
                        "jne 6f\n"
                        "8:\n\t"
-                       "leaq " NH_RSEQ_COUNT("cls") ", %[h]\n\t"
-                       "movzwl (%[h]), %k[cnt]\n\t"
-                       "movzwl 6(%[h]), %k[m]\n\t"
+                       "movq " NH_RSEQ_WORD("cls") ", %[w]\n\t"
+                       "movzwl %w[w], %k[cnt]\n\t"
+                       "movzwl " NH_RSEQ_HI("cls") ", %k[m]\n\t"
                        "subl %k[cnt], %k[m]\n\t" /* room = hi - count */
                        "jbe 6f\n\t"
                        "cmpq %[n], %[m]\n\t"
                        "cmovaq %[n], %[m]\n\t" /* m = min(room, n) */
                        "testq %[m], %[m]\n\t"
                        "jz 6f\n\t"
-                       "addq %[soff], %[reg]\n\t"
-                       "leaq (%[reg],%[cnt],8), %[reg]\n\t" /* first free slot */
+                       "leaq (%[reg],%[cnt],8), %[s]\n\t" /* first free slot */
                        "xorl %k[i], %k[i]\n"
                        "9:\n\t"
                        "movq (%[src],%[i],8), %[y]\n\t"
-                       "movq %[y], (%[reg],%[i],8)\n\t"
+                       "movq %[y], (%[s],%[i],8)\n\t"
                        "incq %[i]\n\t"
                        "cmpq %[m], %[i]\n\t"
                        "jb 9b\n\t"
-                       "addl %k[m], %k[cnt]\n\t"
-                       "movw %w[cnt], (%[h])\n" /* commit */
+                       "addq %[m], %[w]\n\t"
+                       "movq %[w], " NH_RSEQ_WORD("cls") "\n" /* commit */
                        "2:\n\t"
                        "jmp 7f\n"
                        "6:\n\t"
                        "xorl %k[m], %k[m]\n"
                        "7:\n"
-                       : [m] "=&r"(m), [reg] "=&r"(reg), [h] "=&r"(h), [cnt] "=&r"(cnt),
-                         [i] "=&r"(i), [y] "=&r"(y)
-                       : NH_RSEQ_IN, [cls] "r"(cls), [soff] "r"(soff), [src] "r"(src), [n] "r"(n),
-                         [node] "r"(node)
+                       : [m] "=&r"(m), [reg] "=&r"(reg), [w] "=&r"(w), [cnt] "=&r"(cnt),
+                         [i] "=&r"(i), [y] "=&r"(y), [s] "=&r"(s)
+                       : NH_RSEQ_IN, [cls] "r"(cls), [src] "r"(src), [n] "r"(n), [node] "r"(node)
                        : "memory", "cc");
   return (size_t)m;
 }
@@ -177,13 +174,12 @@ static inline size_t nh_rseq_push_batch(void *const *src, uint64_t n, uint64_t c
 /* Moves up to n pointers from the top of (current CPU, cls) into out and
  * commits the lower count; *node gets the node of the region they came from.
  * Returns how many (0: empty or stopped). */
-static inline size_t nh_rseq_pop_batch(void **out, uint64_t n, uint64_t cls, uint64_t soff,
-                                       int32_t *node) {
-  uint64_t reg, h, cnt, m, i, y, x;
+static inline size_t nh_rseq_pop_batch(void **out, uint64_t n, uint64_t cls, int32_t *node) {
+  uint64_t reg, w, cnt, m, i, y, x;
   __asm__ __volatile__(NH_RSEQ_PROLOGUE
-                       "leaq " NH_RSEQ_COUNT("cls") ", %[h]\n\t"
-                       "movzwl (%[h]), %k[cnt]\n\t"
-                       "movzwl 4(%[h]), %k[y]\n\t"
+                       "movq " NH_RSEQ_WORD("cls") ", %[w]\n\t"
+                       "movzwl %w[w], %k[cnt]\n\t"
+                       "movzwl " NH_RSEQ_LO("cls") ", %k[y]\n\t"
                        "movl %k[cnt], %k[m]\n\t"
                        "subl %k[y], %k[m]\n\t" /* available = count - lo */
                        "jbe 6f\n\t"
@@ -191,11 +187,8 @@ static inline size_t nh_rseq_pop_batch(void **out, uint64_t n, uint64_t cls, uin
                        "cmovaq %[n], %[m]\n\t"
                        "testq %[m], %[m]\n\t"
                        "jz 6f\n\t"
-                       "subl %k[m], %k[cnt]\n\t" /* new count: slots [cnt, cnt + m) leave */
-                       "leaq (%[reg],%[soff]), %[i]\n\t"
-                       "leaq (%[i],%[cnt],8), %[i]\n\t"
-                       "movl " NH_RSEQ_STR(NH_RSEQ_NODE_OFF) "(%[reg]), %k[reg]\n\t"
-                       "movq %[i], %[y]\n\t"
+                       "subq %[m], %[cnt]\n\t" /* new count: slots [cnt, cnt + m) leave */
+                       "leaq (%[reg],%[cnt],8), %[y]\n\t"
                        "xorl %k[i], %k[i]\n"
                        "9:\n\t"
                        "movq (%[y],%[i],8), %[x]\n\t"
@@ -203,15 +196,17 @@ static inline size_t nh_rseq_pop_batch(void **out, uint64_t n, uint64_t cls, uin
                        "incq %[i]\n\t"
                        "cmpq %[m], %[i]\n\t"
                        "jb 9b\n\t"
-                       "movw %w[cnt], (%[h])\n" /* commit */
+                       "subq %[m], %[w]\n\t"
+                       "movq %[w], " NH_RSEQ_WORD("cls") "\n" /* commit */
                        "2:\n\t"
+                       "movl " NH_RSEQ_STR(NH_RSEQ_NODE_OFF) "(%[reg]), %k[reg]\n\t"
                        "jmp 7f\n"
                        "6:\n\t"
                        "xorl %k[m], %k[m]\n"
                        "7:\n"
-                       : [m] "=&r"(m), [reg] "=&r"(reg), [h] "=&r"(h), [cnt] "=&r"(cnt),
+                       : [m] "=&r"(m), [reg] "=&r"(reg), [w] "=&r"(w), [cnt] "=&r"(cnt),
                          [i] "=&r"(i), [y] "=&r"(y), [x] "=&r"(x)
-                       : NH_RSEQ_IN, [cls] "r"(cls), [soff] "r"(soff), [out] "r"(out), [n] "r"(n)
+                       : NH_RSEQ_IN, [cls] "r"(cls), [out] "r"(out), [n] "r"(n)
                        : "memory", "cc");
   *node = m ? (int32_t)reg : -1;
   return (size_t)m;

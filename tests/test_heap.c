@@ -30,6 +30,8 @@ static void test_size_classes_bound_waste(void **state) {
     assert_int_equal(cs % NH_MIN_ALIGN, 0);
     if (size > 128) assert_true((double)(cs - size) / (double)cs < 0.125);
     assert_int_equal(nh_size_class(cs), cls); /* a class size maps to itself */
+    assert_int_equal(cls, nh_size_class_formula(size)); /* the table agrees with the formula */
+    if (cls > 1) assert_true(nh_class_size(cls - 1) < size); /* and is the smallest that fits */
     prev = cls;
   }
   assert_int_equal(nh_class_size(NH_CLASS_COUNT - 1), NH_SMALL_MAX);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/rseq.h>
@@ -111,6 +112,53 @@ static void test_rseq_hits_on_real_cpus(void **state) {
     assert_int_equal(b.node, cpu);
   }
   unpin();
+}
+
+/* The inline fast paths of malloc/free (percpu/cache.h's gate): open in
+ * percpu mode on plain heaps, closed while any thread has a CPU override
+ * (also one that exits with it) and in the other modes; open, a block freed
+ * is the next one handed out on the same CPU. */
+static void *override_and_exit(void *arg) {
+  (void)arg;
+  nh_cache_set_cpu_override(1);
+  nh_free(nh_malloc(32));
+  return NULL; /* exits with its override set */
+}
+
+static size_t gate(void) { return atomic_load_explicit(&nh_cache_fast_end, memory_order_acquire); }
+
+static void test_fast_gate(void **state) {
+  (void)state;
+  nh_test_start(TWO_NODES, NULL);
+  if (!percpu()) {
+    assert_int_equal(gate(), 0);
+    return;
+  }
+  assert_int_equal(gate(), NH_SMALL_MAX + 1);
+  if (pin(0) == 0) {
+    void *p = nh_malloc(48);
+    nh_free(p);
+    assert_ptr_equal(nh_malloc(48), p); /* LIFO through the CPU's slab */
+    nh_free(p);
+    unpin();
+  }
+  nh_cache_set_cpu_override(1);
+  assert_int_equal(gate(), 0);
+  void *q = nh_malloc(48);
+  assert_int_equal(nh_ptr_node(q), 1); /* the override's node, by the full path */
+  nh_free(q);
+  nh_cache_set_cpu_override(-1);
+  assert_int_equal(gate(), NH_SMALL_MAX + 1);
+  pthread_t t;
+  pthread_create(&t, NULL, override_and_exit, NULL);
+  pthread_join(t, NULL);
+  assert_int_equal(gate(), NH_SMALL_MAX + 1); /* its exit counted it out */
+  nh_test_start(TWO_NODES, "safety", "mode", "paranoid", NULL);
+  assert_int_equal(gate(), 0);
+  nh_test_start(TWO_NODES, "cache", "mode", "perthread", NULL);
+  assert_int_equal(gate(), 0);
+  nh_test_start(TWO_NODES, NULL);
+  assert_int_equal(gate(), NH_SMALL_MAX + 1);
 }
 
 #define MANY 3000
@@ -414,6 +462,7 @@ int main(void) {
       cmocka_unit_test(test_mode_from_environment),
       cmocka_unit_test(test_mode_keys_pin_the_mode),
       cmocka_unit_test(test_rseq_hits_on_real_cpus),
+      cmocka_unit_test(test_fast_gate),
       cmocka_unit_test(test_refill_overflow_and_trim),
       cmocka_unit_test(test_byte_budget),
       cmocka_unit_test(test_migration_and_remote_free_real_cpus),
