@@ -101,15 +101,6 @@ int nh_heaps_precommit_reserves(void) {
   return rc;
 }
 
-void nh_heaps_trim(void) {
-  for (int i = 0; i < nh_g.nnodes; i++) {
-    nh_heap *h = &nh_g.heap[i];
-    nh_lock_acquire(&h->page_lock);
-    nh_pages_purge(h, true);
-    nh_lock_release(&h->page_lock);
-  }
-}
-
 void nh_heaps_prefork(void) {
   for (int i = 0; i < nh_g.nnodes; i++) {
     nh_heap *h = &nh_g.heap[i];
@@ -154,6 +145,24 @@ static void bin_remove(nh_bin *b, nh_span *span) {
 static uint8_t *span_start(nh_span *span) {
   nh_segment *seg = nh_span_segment(span);
   return (uint8_t *)seg + (size_t)(span - seg->spans) * NH_PAGE_SIZE;
+}
+
+/* Gives an empty span of bin b back to its segment. Caller holds the bin lock. */
+static void bin_release(nh_heap *h, nh_bin *b, nh_span *span) {
+  bin_remove(b, span);
+  nh_lock_acquire(&h->page_lock);
+  nh_pages_release(h, nh_span_segment(span), span);
+  nh_lock_release(&h->page_lock);
+}
+
+/* Releases every empty span of bin b, the one nh_heap_drain keeps too. */
+static void bin_release_empty(nh_heap *h, nh_bin *b) {
+  nh_lock_acquire(&b->lock);
+  for (nh_span *span = b->spans, *next; span != NULL; span = next) {
+    next = span->next;
+    if (span->used == 0) bin_release(h, b, span);
+  }
+  nh_lock_release(&b->lock);
 }
 
 /* A fresh span for bin (h, cls). Caller holds the bin lock. */
@@ -205,17 +214,25 @@ void nh_heap_drain(int node, unsigned cls, void *const *blocks, size_t n, bool r
     unsigned used = nh_span_push(span, blocks[i]);
     NH_DEBUG_CHECK_SPAN(span);
     if (was_full) bin_insert(b, span);
-    if (used == 0 && b->nspans > 1) { /* keep one span per bin against churn */
-      bin_remove(b, span);
-      nh_lock_acquire(&h->page_lock);
-      nh_pages_release(h, nh_span_segment(span), span);
-      nh_lock_release(&h->page_lock);
-    }
+    if (used == 0 && b->nspans > 1) bin_release(h, b, span); /* keep one against churn */
   }
   nh_lock_release(&b->lock);
   stat_add(&h->st.frees, n);
   stat_sub(&h->st.in_use, n * nh_class_size(cls));
   if (remote) stat_add(&h->st.remote_frees, n);
+}
+
+/* Trim and memory pressure: every empty span back to its segment, one bin
+ * lock at a time (each then takes the page lock: bin < page), then every
+ * free page back to the OS. */
+void nh_heaps_trim(void) {
+  for (int i = 0; i < nh_g.nnodes; i++) {
+    nh_heap *h = &nh_g.heap[i];
+    for (unsigned c = 1; c < NH_CLASS_COUNT; c++) bin_release_empty(h, &h->bins[c]);
+    nh_lock_acquire(&h->page_lock);
+    nh_pages_purge(h, true);
+    nh_lock_release(&h->page_lock);
+  }
 }
 
 /* ---- any size on one node --------------------------------------------------- */

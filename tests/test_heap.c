@@ -509,6 +509,86 @@ static void test_trim_returns_memory(void **state) {
   assert_true(s.purged > 0);
 }
 
+/* Bytes of the distinct spans holding the n blocks of live[]. */
+static uint64_t live_span_bytes(void *const *live, int n) {
+  uint64_t bytes = 0;
+  for (int i = 0; i < n; i++) {
+    nh_block_info a, b;
+    assert_int_equal(nh_block_lookup(live[i], &a), NH_LOOKUP_OK);
+    int seen = 0;
+    for (int k = 0; k < i && !seen; k++)
+      seen = nh_block_lookup(live[k], &b) == NH_LOOKUP_OK && b.span == a.span;
+    if (!seen) bytes += (uint64_t)a.span->npages * NH_PAGE_SIZE;
+  }
+  return bytes;
+}
+
+/* What node's heap must keep committed for the live blocks live[]: their
+ * spans and the header of every mapped segment. The pre-committed reserve
+ * counts only while its pages are in use, and none are here. */
+static uint64_t needed_bytes(int node, void *const *live, int n) {
+  uint64_t header = (sizeof(nh_segment) + 4095) & ~(size_t)4095; /* as segment.c charges it */
+  uint64_t headers = nh_test_node_stats(node).segments * header;
+  return headers + live_span_bytes(live, n);
+}
+
+/* Allocates two spans' worth of blocks of class cls and one more, checks
+ * that no two overlap, and frees them all but the middle one when keep_one
+ * (it goes to *kept). */
+static void churn_class(unsigned cls, int keep_one, void **kept) {
+  size_t size = nh_class_size(cls);
+  int n = (int)((size_t)nh_class_pages(cls) * NH_PAGE_SIZE / size) * 2 + 1;
+  assert_true(n <= NBLOCKS * 2);
+  static void *b[NBLOCKS * 2];
+  size_t marked = size < 64 ? size : 64;
+  for (int i = 0; i < n; i++) {
+    assert_non_null(b[i] = nh_malloc(size));
+    nh_test_fill(b[i], marked, (uint32_t)i);
+  }
+  for (int i = 0; i < n; i++) {
+    assert_true(nh_test_intact(b[i], marked, (uint32_t)i)); /* no two blocks overlap */
+    if (keep_one && i == n / 2) *kept = b[i];
+    else nh_free(b[i]);
+  }
+}
+
+/* After churn through every size class, nh_trim gives back every span that
+ * holds no live block (each bin used to keep one empty span, up to ~28 MiB
+ * a node): what stays committed is what the live blocks need. */
+static void test_trim_releases_empty_spans(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, "heap", "budget", "256M", "heap", "reserve", "4M", NULL);
+  nh_cache_set_cpu_override(2);
+  int nlive = 0; /* a block of every third class stays live, the other classes empty */
+  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) {
+    churn_class(cls, cls % 3 == 0, &keep[nlive]);
+    if (cls % 3 != 0) continue;
+    nh_test_fill(keep[nlive], nh_usable_size(keep[nlive]), (uint32_t)nlive);
+    nlive++;
+  }
+  nh_trim();
+  nh_node_stats s = nh_test_node_stats(2);
+  uint64_t need = needed_bytes(2, keep, nlive);
+  if (s.committed != need)
+    fail_msg("node 2 keeps %llu bytes committed after trim, its live blocks need %llu",
+             (unsigned long long)s.committed, (unsigned long long)need);
+  nh_heaps_check();
+  for (int i = 0; i < nlive; i++)
+    assert_true(nh_test_intact(keep[i], nh_usable_size(keep[i]), (uint32_t)i));
+  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) /* the heap grows again as before */
+    churn_class(cls, 0, NULL);
+  for (int i = 0; i < nlive; i++) {
+    assert_true(nh_test_intact(keep[i], nh_usable_size(keep[i]), (uint32_t)i));
+    nh_free(keep[i]);
+  }
+  nh_trim();
+  s = nh_test_node_stats(2);
+  assert_int_equal(s.in_use, 0);
+  assert_int_equal(s.committed, needed_bytes(2, NULL, 0)); /* headers only */
+  nh_heaps_check();
+  nh_cache_set_cpu_override(-1);
+}
+
 /* [safety] mode = paranoid: a write after free is caught when the block is
  * handed out again; a write past a huge block hits its guard page. */
 static void write_after_free(void) {
@@ -622,6 +702,7 @@ int main(void) {
       cmocka_unit_test(test_budget_failure_and_recovery),
       cmocka_unit_test(test_reserve_survives_os_out_of_memory),
       cmocka_unit_test(test_trim_returns_memory),
+      cmocka_unit_test(test_trim_releases_empty_spans),
       cmocka_unit_test(test_invariant_checker),
       cmocka_unit_test(test_paranoid_mode),
       cmocka_unit_test(test_stats_print),
