@@ -12,9 +12,13 @@
  * can be reused at once. A purge pass runs at most once per purge_delay ms,
  * from the page-lock paths (span take and release), and returns to the OS the
  * pages that were already dirty at the previous pass: a free page goes back
- * to the OS between one and two delays after it was freed. A segment whose
- * pages are all free is unmapped at once if the node already keeps another
- * empty segment. nh_trim() and memory pressure purge everything at once.
+ * to the OS between one and two delays after it was freed (a page taken
+ * again in between starts over). Up to NH_KEEP_EMPTY empty segments per node
+ * stay mapped, their pages dirty, so that a heap that empties and refills (a
+ * batch of frees, then of mallocs) does not unmap and fault in its memory
+ * every round; a segment emptied beyond that is unmapped at once, and a
+ * purge pass unmaps the empty segments whose pages it has all returned, but
+ * one per node. nh_trim() and memory pressure purge everything at once.
  */
 #include <string.h>
 
@@ -194,9 +198,14 @@ static uint64_t pages_bytes(uint64_t mask) {
 static void maybe_purge(nh_heap *h);
 
 /* Makes the run at page first of seg a span charged to level. */
+static uint64_t *old_dirty(nh_segment *seg);
+
 static nh_span *span_claim(nh_heap *h, nh_segment *seg, unsigned first, unsigned npages, int level) {
   uint64_t run = run_mask(first, npages);
-  if (!seg->reserve) h->dirty_bytes -= pages_bytes(run & seg->committed_pages);
+  if (!seg->reserve) {
+    h->dirty_bytes -= pages_bytes(run & seg->committed_pages);
+    *old_dirty(seg) &= ~run; /* in use again: its purge clock starts over when freed */
+  }
   seg->free_pages &= ~run;
   seg->committed_pages |= run;
   atomic_fetch_add_explicit(&h->st.level_committed[level], pages_bytes(run), memory_order_relaxed);
@@ -272,6 +281,17 @@ int nh_heap_precommit_reserve(nh_heap *h) {
   return 0;
 }
 
+/* Empty segments a node keeps mapped (their pages dirty until a purge pass
+ * returns them): enough that a heap emptying and refilling tens of MiB does
+ * not unmap and fault in its memory every round. */
+#define NH_KEEP_EMPTY 8
+
+static unsigned empty_segments(const nh_heap *h) {
+  unsigned n = 0;
+  for (const nh_segment *o = h->segments; o; o = o->next) n += o->free_pages == NH_SEGMENT_USABLE_MASK;
+  return n;
+}
+
 void nh_pages_release(nh_heap *h, nh_segment *seg, nh_span *span) {
   unsigned first = (unsigned)(span - seg->spans), n = span->npages;
   uint64_t run = run_mask(first, n);
@@ -285,15 +305,11 @@ void nh_pages_release(nh_heap *h, nh_segment *seg, nh_span *span) {
     return;
   }
   h->dirty_bytes += pages_bytes(run);
-  if (seg->free_pages == NH_SEGMENT_USABLE_MASK) {
-    for (nh_segment *o = h->segments; o; o = o->next) {
-      if (o != seg && o->free_pages == NH_SEGMENT_USABLE_MASK) { /* keep just one empty */
-        h->dirty_bytes -= pages_bytes(seg->committed_pages);
-        segment_unlink(h, seg);
-        segment_unmap(h, seg, pages_bytes(seg->committed_pages));
-        return;
-      }
-    }
+  if (seg->free_pages == NH_SEGMENT_USABLE_MASK && empty_segments(h) > NH_KEEP_EMPTY) {
+    h->dirty_bytes -= pages_bytes(seg->committed_pages);
+    segment_unlink(h, seg);
+    segment_unmap(h, seg, pages_bytes(seg->committed_pages));
+    return;
   }
   maybe_purge(h);
 }
@@ -321,11 +337,20 @@ static uint64_t *old_dirty(nh_segment *seg) {
 }
 
 void nh_pages_purge(nh_heap *h, bool force) {
-  for (nh_segment *seg = h->segments; seg; seg = seg->next) {
+  bool kept_empty = false;
+  for (nh_segment *seg = h->segments, *next; seg; seg = next) {
+    next = seg->next;
     uint64_t dirty = seg->free_pages & seg->committed_pages;
     uint64_t victims = force ? dirty : (dirty & *old_dirty(seg));
     purge_mask(h, seg, victims);
     *old_dirty(seg) = seg->free_pages & seg->committed_pages;
+    if (seg->free_pages != NH_SEGMENT_USABLE_MASK || seg->committed_pages != 0) continue;
+    if (!kept_empty) { /* one empty, purged segment stays for the next growth */
+      kept_empty = true;
+      continue;
+    }
+    segment_unlink(h, seg);
+    segment_unmap(h, seg, 0);
   }
   h->last_purge_ns = nh_os_clock_ns();
 }

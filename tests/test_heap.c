@@ -589,6 +589,39 @@ static void test_trim_releases_empty_spans(void **state) {
   nh_cache_set_cpu_override(-1);
 }
 
+/* A heap that empties and refills keeps its empty segments mapped (the
+ * batch pattern: 12 MiB freed, then allocated again, must not be unmapped
+ * and faulted in every round), until a purge returns their pages; nh_trim
+ * then unmaps all empty segments but one. */
+static void test_empty_segments_stay_mapped(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, NULL);
+  enum { N = 12 };
+  void *b[N];
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < N; i++) {
+      b[i] = nh_malloc_node((size_t)1 << 20, 1); /* large blocks: 16 pages, 3 a segment */
+      assert_non_null(b[i]);
+      nh_test_fill(b[i], (size_t)1 << 20, (uint32_t)(round * N + i));
+    }
+    nh_node_stats full = nh_test_node_stats(1);
+    assert_true(full.segments >= 4);
+    for (int i = 0; i < N; i++) {
+      assert_true(nh_test_intact(b[i], (size_t)1 << 20, (uint32_t)(round * N + i)));
+      nh_free(b[i]);
+    }
+    nh_node_stats empty = nh_test_node_stats(1);
+    assert_int_equal(empty.segments, full.segments); /* nothing unmapped */
+    assert_int_equal(empty.purged, full.purged);     /* nor purged: the delay has not passed */
+    if (round > 0) assert_int_equal(full.purged, 0); /* so the next round faulted nothing in */
+  }
+  nh_trim();
+  nh_node_stats trimmed = nh_test_node_stats(1);
+  assert_int_equal(trimmed.segments, 1); /* one empty segment kept */
+  assert_int_equal(trimmed.in_use, 0);
+  nh_heaps_check();
+}
+
 /* [safety] mode = paranoid: a write after free is caught when the block is
  * handed out again; a write past a huge block hits its guard page. */
 static void write_after_free(void) {
@@ -703,6 +736,7 @@ int main(void) {
       cmocka_unit_test(test_reserve_survives_os_out_of_memory),
       cmocka_unit_test(test_trim_returns_memory),
       cmocka_unit_test(test_trim_releases_empty_spans),
+      cmocka_unit_test(test_empty_segments_stay_mapped),
       cmocka_unit_test(test_invariant_checker),
       cmocka_unit_test(test_paranoid_mode),
       cmocka_unit_test(test_stats_print),
