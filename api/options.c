@@ -64,7 +64,7 @@ const nh_opt_desc nh_options[NH_OPT_COUNT] = {
       NH_T_ENUM, "percpu", cache_words, 0,
       "front-end cache: percpu, perthread or off"),
   [NH_OPT_CACHE_SIZE] = ROW("cache", "size", "NUMAHEAP_CACHE_SIZE",
-      NH_T_SIZE, "256K", NULL, 0,
+      NH_T_SIZE, "1M", NULL, 0,
       "bytes a cache may hold, per CPU (percpu) or per thread (perthread)"),
   [NH_OPT_NOTIFY_LOW] = ROW("notify", "low", "NUMAHEAP_NOTIFY_LOW",
       NH_T_PCT, "90", NULL, 0,

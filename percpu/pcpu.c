@@ -45,11 +45,13 @@
 #include "percpu/internal.h"
 #include "percpu/rseq.h"
 
-#define MAX_PER_CLASS 512
+#define MAX_PER_CLASS 2048
+/* Blocks one refill or overflow moves (the slow paths' stack buffers). */
+#define MAX_BATCH 256
 /* A class may grow to 1/CAP_SHARE of the CPU's byte budget: so at least
  * CAP_SHARE classes fit at full capacity (a server's working set spans
  * dozens of classes) and twice as many at one batch. */
-#define CAP_SHARE 32
+#define CAP_SHARE 16
 /* A CPU whose budget is spent is reset (drained, capacity back to zero, to
  * be regrown by the classes in use now) at most this often. */
 #define REBALANCE_NS 100000000ull
@@ -82,9 +84,9 @@ _Static_assert(offsetof(nh_pc_cpu, word) == NH_RSEQ_TOP_OFF, "rseq layout: commi
 _Static_assert(offsetof(nh_pc_cpu, bounds) == NH_RSEQ_BND_OFF, "rseq layout: bounds");
 _Static_assert(NH_CLASS_SLOTS_MAX == NH_CLASS_COUNT, "rseq layout: classes");
 _Static_assert(sizeof(nh_pc_bounds) == 8, "rseq layout: bounds size");
-/* counts and bounds are 16-bit slot indices: the largest region must fit */
-_Static_assert((sizeof(nh_pc_cpu) + 64 + (size_t)NH_CLASS_COUNT * MAX_PER_CLASS * 8) / 8 < STOP_LO,
-               "rseq layout: slot indices fit 16 bits");
+/* counts and bounds are 16-bit slot indices below STOP_LO: layout() keeps
+ * a region's slots under this */
+#define MAX_REGION_SLOTS 65000u
 
 nh_rseq_layout nh_rseq_g;
 int nh_pc_on;
@@ -316,7 +318,7 @@ void *nh_pc_alloc_slow(unsigned cls, int level) {
     rebalance(cpu, c);
     if (!grow(c, cls, batch[cls])) return alloc_uncached(c->node, cls, level); /* over budget */
   }
-  void *b[MAX_PER_CLASS];
+  void *b[MAX_BATCH];
   size_t n = nh_heap_refill(c->node, cls, level, b, batch[cls]);
   stat_inc(&c->refills, 1);
   if (n == 0) return alloc_uncached(c->node, cls, level);
@@ -333,7 +335,7 @@ void *nh_pc_alloc_slow(unsigned cls, int level) {
 /* The current CPU's slab of cls is full: send a batch of it home. 0 if
  * nothing could be taken (stopped, or the slab emptied meanwhile). */
 static size_t overflow(nh_pc_cpu *c, unsigned cls) {
-  void *b[MAX_PER_CLASS];
+  void *b[MAX_BATCH];
   int32_t node;
   size_t m = nh_rseq_pop_batch(b, batch[cls] ? batch[cls] : 1, cls, &node);
   if (m == 0) return 0;
@@ -397,22 +399,35 @@ static int rseq_usable(void) {
 }
 
 /* Slot offsets per class after the fixed part; returns the region's size. */
-static size_t layout(const nh_cache_params *p) {
-  budget = p->bytes;
+/* Slot offsets per class after the fixed part, for capacities cap[];
+ * returns the region's size. */
+static size_t place_slots(void) {
   size_t off = (sizeof(nh_pc_cpu) + 63) & ~(size_t)63;
-  cap[0] = REMOTE_CAP;
-  batch[0] = REMOTE_CAP;
   for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) {
-    if (cls) {
-      size_t max = p->bytes / (CAP_SHARE * nh_class_size(cls));
-      if (max > MAX_PER_CLASS) max = MAX_PER_CLASS;
-      cap[cls] = (uint16_t)(max >= 2 ? max : 0);
-      batch[cls] = (uint16_t)(cap[cls] / 2);
-    }
     nh_pc_soff[cls] = off;
     off += (size_t)cap[cls] * sizeof(void *);
   }
   return off;
+}
+
+/* Capacities from the byte budget, halved until the region's slots fit the
+ * sequences' 16-bit indices (a budget of tens of MiB); returns the region's
+ * size. */
+static size_t layout(const nh_cache_params *p) {
+  budget = p->bytes;
+  cap[0] = REMOTE_CAP;
+  batch[0] = REMOTE_CAP;
+  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) {
+    size_t max = p->bytes / (CAP_SHARE * nh_class_size(cls));
+    cap[cls] = (uint16_t)(max > MAX_PER_CLASS ? MAX_PER_CLASS : max >= 2 ? max : 0);
+  }
+  size_t bytes;
+  while ((bytes = place_slots()) / sizeof(void *) >= MAX_REGION_SLOTS)
+    for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++)
+      if (cap[cls] >= 4) cap[cls] /= 2;
+  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++)
+    batch[cls] = (uint16_t)(cap[cls] / 2 > MAX_BATCH ? MAX_BATCH : cap[cls] / 2);
+  return bytes;
 }
 
 /* See percpu/cache.h (issue 5: a fork during a drain gave the child blocks

@@ -157,7 +157,7 @@ static void test_defaults(void **state UNUSED) {
   assert_int_equal(c->v[NH_OPT_PROCESS_SPILL].choice, NH_SPILL_ANY);
   assert_int_equal(c->v[NH_OPT_CACHE_MODE].choice, NH_CACHE_PERCPU);
   assert_false(c->v[NH_OPT_CACHE_SIZE].size.is_pct);
-  assert_int_equal(c->v[NH_OPT_CACHE_SIZE].size.bytes, 256 * 1024);
+  assert_int_equal(c->v[NH_OPT_CACHE_SIZE].size.bytes, 1024 * 1024);
   assert_int_equal(c->v[NH_OPT_NOTIFY_LOW].milli_pct, 90000);
   assert_int_equal(c->v[NH_OPT_NOTIFY_HIGH].milli_pct, 60000);
   assert_int_equal(c->v[NH_OPT_STATS_PRINT].choice, NH_STATS_NO);

@@ -166,7 +166,7 @@ static void *many[MANY];
 
 static void test_refill_overflow_and_trim(void **state) {
   (void)state;
-  nh_test_start(TWO_NODES, "cache", "size", "64K", NULL);
+  nh_test_start(TWO_NODES, "cache", "size", "32K", NULL);
   if (!percpu() || !have_two_cpus()) skip();
   assert_int_equal(pin(0), 0);
   nh_cache_cpu_stats a = cpu_stats(0);
@@ -175,7 +175,7 @@ static void test_refill_overflow_and_trim(void **state) {
     nh_test_fill(many[i], 64, (uint32_t)i);
   }
   nh_cache_cpu_stats b = cpu_stats(0);
-  /* 64K / (32 * 64) = 32 slots, batch 16: one refill per 16 blocks */
+  /* 32K / (16 * 64) = 32 slots, batch 16: one refill per 16 blocks */
   assert_true(b.refills - a.refills >= MANY / 16);
   assert_true(b.refills - a.refills <= MANY / 16 + 2);
   assert_true(b.hits - a.hits >= MANY - MANY / 16 - 2);
@@ -227,8 +227,8 @@ static void test_byte_budget(void **state) {
     assert_true(s.capacity_bytes <= 64 * 1024);
     assert_true(s.bytes <= s.capacity_bytes);
   }
-  /* it did grow: each class up to 64K / 32 = 2K bytes, and the ~15 classes up
-   * to 1 KiB that fit at least two slots were all in use */
+  /* it did grow: each class up to 64K / 16 = 4K bytes, and the ~18 classes up
+   * to 2 KiB that fit at least two slots were all in use */
   assert_true(cpu_stats(0).capacity_bytes > 16 * 1024);
   nh_trim();
   assert_int_equal(cpu_stats(0).capacity_bytes, 0);
