@@ -105,8 +105,8 @@ typedef struct nh_span {
   uint8_t cls;         /* HEAD: size class, 0 for one large block */
   uint16_t capacity;   /* HEAD: blocks that fit */
   uint32_t block_size; /* HEAD: bytes per block */
-  uint32_t div_magic;  /* HEAD: ceil(2^32 / block_size), for block index */
   uint8_t *start;      /* HEAD: first block */
+  uint64_t div_magic;  /* HEAD: nh_div_magic(block_size), for the block index */
   /* Guarded by the bin lock of (node, cls) (for cls 0: the page lock). */
   uint16_t used;       /* blocks out of the span (in caches or live) */
   uint16_t carved;     /* blocks handed out at least once (bump index); written
@@ -115,9 +115,20 @@ typedef struct nh_span {
   uint8_t in_bin;      /* on its bin's list of spans with free blocks */
   void *free;          /* first free block; links in blocks are encoded */
   struct nh_span *next, *prev; /* bin list */
-  uint64_t pad;                /* to 64 bytes: a descriptor is one shift away */
 } nh_span;
 _Static_assert(sizeof(nh_span) == 64, "span descriptors are 64 bytes (nh_block_lookup_small)");
+
+/* Block index by one multiplication (Lemire, Kaser and Kurz, "Faster
+ * remainder by direct computation", 2019): with m = nh_div_magic(d) and an
+ * offset n < 2^32, the 128-bit product n * m holds n / d in its high half,
+ * and its low half is below m exactly when d divides n. Span offsets are
+ * below 4 MiB. */
+static inline uint64_t nh_div_magic(uint32_t d) { return UINT64_MAX / d + 1; }
+/* n / d if d divides n, else UINT64_MAX (so that any bound check fails). */
+static inline uint64_t nh_block_index(uint64_t n, uint64_t magic) {
+  unsigned __int128 prod = (unsigned __int128)n * magic;
+  return (uint64_t)prod < magic ? (uint64_t)(prod >> 64) : UINT64_MAX;
+}
 
 typedef struct nh_segment {
   uintptr_t cookie;    /* address ^ secret: a header that fails this is not ours */
@@ -251,24 +262,19 @@ static inline bool nh_block_is_marked_free(const void *block) {
   return marked;
 }
 
-/* A block in a per-CPU cache carries the free mark in both words (it needs
- * no link: the cache is an array), so that a write after free to either word
- * is caught when the block is handed out again. */
-static inline void nh_block_mark_cached(void *block) {
-  uintptr_t *w = (uintptr_t *)block, key = (uintptr_t)block ^ nh_secret[2];
-  nh_track_open(w, 2 * sizeof *w);
-  w[0] = key;
-  w[1] = key;
-  nh_track_close(w, 2 * sizeof *w);
-}
+/* A block in a per-CPU cache carries only the free mark (word 1): the cache
+ * is an array, so word 0 holds no link and is left as the program left it
+ * (a write after free there cannot mislead the allocator, and no key is
+ * handed out with the block). */
+static inline void nh_block_mark_cached(void *block) { nh_block_mark_free(block); }
 /* Checks a block taken from a per-CPU cache and clears its mark: false if
- * either word was overwritten while it sat there (the mark is then left). */
+ * the mark was overwritten while it sat there (it is then left as found). */
 static inline bool nh_block_unmark_cached(void *block) {
-  uintptr_t *w = (uintptr_t *)block, key = (uintptr_t)block ^ nh_secret[2];
-  nh_track_open(w, 2 * sizeof *w);
-  bool intact = (w[0] ^ key) == 0 && (w[1] ^ key) == 0;
-  if (__builtin_expect(intact, 1)) w[1] = 0;
-  nh_track_close(w, 2 * sizeof *w);
+  uintptr_t *w = (uintptr_t *)block + 1;
+  nh_track_open(w, sizeof *w);
+  bool intact = *w == ((uintptr_t)block ^ nh_secret[2]);
+  if (__builtin_expect(intact, 1)) *w = 0;
+  nh_track_close(w, sizeof *w);
   return intact;
 }
 
@@ -444,10 +450,8 @@ static inline nh_lookup_status nh_block_lookup(const void *ptr, nh_block_info *i
     if (span->kind == NH_PAGE_FREE) return NH_LOOKUP_FREED;
     span -= span->back;
   }
-  size_t off = (size_t)(p - span->start);
-  if (__builtin_expect(off >= (size_t)span->capacity * span->block_size, 0)) return NH_LOOKUP_INTERIOR;
-  size_t q = (size_t)(((uint64_t)off * span->div_magic) >> 32);
-  if (__builtin_expect(q * span->block_size != off, 0)) return NH_LOOKUP_INTERIOR;
+  uint64_t q = nh_block_index((uint64_t)(p - span->start), span->div_magic);
+  if (__builtin_expect(q >= span->capacity, 0)) return NH_LOOKUP_INTERIOR; /* or past the end */
   /* carved only grows while the span lives, so a live block is always below
    * it; a racy read can only be stale for blocks that are not live */
   if (__builtin_expect(q >= __atomic_load_n(&span->carved, __ATOMIC_RELAXED), 0))
@@ -465,10 +469,9 @@ static inline nh_lookup_status nh_block_lookup(const void *ptr, nh_block_info *i
  * free), which nh_block_lookup then classifies. The checks of
  * nh_block_lookup with fewer steps: the map value tells ordinary from huge
  * (no header load), the header page's descriptor is never a head, and the
- * carved check also bounds the offset (a multiple of the block size at or
- * past capacity is at or past carved; an offset below the start wraps to a
- * value no multiple q * block_size < 2^54 can equal). Only while the
- * segment map exists (the cache's fast gate is open). */
+ * carved check also bounds the index (carved <= capacity; a block's offset
+ * from its span's start is never negative: a head page's span starts on
+ * it). Only while the segment map exists (the cache's fast gate is open). */
 static inline bool nh_block_lookup_small(const void *ptr, unsigned *cls, int *node) {
   uintptr_t a = (uintptr_t)ptr;
   if (__builtin_expect((a >> 48) != 0, 0) ||
@@ -480,10 +483,8 @@ static inline bool nh_block_lookup_small(const void *ptr, unsigned *cls, int *no
     if (span->kind != NH_PAGE_TAIL) return false;
     span -= span->back;
   }
-  uint64_t off = (uint64_t)(a - (uintptr_t)span->start);
-  uint64_t q = (off * span->div_magic) >> 32;
-  if (__builtin_expect(q * span->block_size != off, 0) ||
-      __builtin_expect(q >= __atomic_load_n(&span->carved, __ATOMIC_RELAXED), 0) ||
+  uint64_t q = nh_block_index((uint64_t)(a - (uintptr_t)span->start), span->div_magic);
+  if (__builtin_expect(q >= __atomic_load_n(&span->carved, __ATOMIC_RELAXED), 0) ||
       __builtin_expect(nh_block_is_marked_free(ptr), 0))
     return false;
   *cls = span->cls;

@@ -439,7 +439,7 @@ bool nh_pages_grow(nh_heap *h, nh_segment *seg, nh_span *span, size_t size) {
   }
   span->npages = (uint8_t)want;
   span->block_size = (uint32_t)(want * NH_PAGE_SIZE);
-  span->div_magic = (uint32_t)((((uint64_t)1 << 32) + span->block_size - 1) / span->block_size);
+  span->div_magic = nh_div_magic(span->block_size);
   return true;
 }
 

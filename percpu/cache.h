@@ -31,6 +31,11 @@
 #include "numa/heap.h"
 #include "percpu/rseq.h"
 
+#if defined(__SANITIZE_THREAD__) /* TSan's own (default visibility: not in the push below) */
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#endif
+
 #pragma GCC visibility push(hidden)
 
 typedef struct nh_cache_params {
@@ -126,10 +131,6 @@ void nh_cache_fast_open(int plain);
 /* A popped block's marks were overwritten: reports it and aborts. */
 _Noreturn void nh_pc_corrupt(void *p) __attribute__((cold));
 
-#if defined(__SANITIZE_THREAD__)
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-#endif
 /* TSan cannot see the hand-over of a block through the rseq slabs (inline
  * asm): tell it, so that the writes of the thread that freed a block and of
  * the thread that gets it next are ordered. Nothing in other builds. */

@@ -267,8 +267,9 @@ static void corrupt_free_list(void) {
   uintptr_t *a = nh_malloc(32);
   uintptr_t *b = nh_malloc(32);
   nh_free(a);
-  nh_free(b);         /* b's link word now points (encoded) at a */
-  b[0] ^= 0x5a5a5a0;  /* a use-after-free write damages it */
+  nh_free(b);         /* b's first words: its link to a (encoded) and its free mark */
+  b[0] ^= 0x5a5a5a0;  /* a use-after-free write damages them (a per-CPU slab, */
+  b[1] ^= 0x5a5a5a0;  /* an array, keeps only the mark; a list, both) */
   void *c = nh_malloc(32);
   void *d = nh_malloc(32);
   (void)c, (void)d;
