@@ -98,8 +98,9 @@ static inline void *nh_alloc_level(size_t size, size_t align, int level) {
 static inline bool nh_free_fast(void *p) {
   unsigned cls;
   int node;
-  if (__builtin_expect(atomic_load_explicit(&nh_cache_fast_end, memory_order_acquire) != 0, 1) &&
-      __builtin_expect(nh_block_lookup_small(p, &cls, &node), 1)) {
+  if (__builtin_expect(
+          nh_block_lookup_small(p, atomic_load_explicit(&nh_cache_fast_segs, memory_order_acquire),
+                                &cls, &node), 1)) {
     if (__builtin_expect(!nh_cache_push_fast(p, cls, node), 0)) nh_cache_free_slow(p, cls, node);
     return true;
   }

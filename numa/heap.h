@@ -106,7 +106,8 @@ typedef struct nh_span {
   uint16_t capacity;   /* HEAD: blocks that fit */
   uint32_t block_size; /* HEAD: bytes per block */
   uint8_t *start;      /* HEAD: first block */
-  uint64_t div_magic;  /* HEAD: nh_div_magic(block_size), for the block index */
+  uint64_t div_magic;  /* HEAD: nh_div_magic(block_size), for the block index;
+                          0 for a large block (cls 0: its one block is at start) */
   /* Guarded by the bin lock of (node, cls) (for cls 0: the page lock). */
   uint16_t used;       /* blocks out of the span (in caches or live) */
   uint16_t carved;     /* blocks handed out at least once (bump index); written
@@ -162,6 +163,8 @@ static inline nh_segment *nh_span_segment(const nh_span *span) {
  * Synchronization: atomic; stores release after the header is written,
  * loads acquire. */
 enum { NH_MAP_NONE = 0, NH_MAP_SEGMENT = 1, NH_MAP_TAIL = 2, NH_MAP_HUGE = 3 };
+/* Entries of the map: it covers the 48-bit address space. */
+#define NH_SEGMAP_SLOTS ((size_t)1 << (48 - NH_SEGMENT_SHIFT))
 int nh_segmap_init(void);
 /* Marks [base, base + size) as one segment whose head byte is head
  * (NH_MAP_SEGMENT or NH_MAP_HUGE), or clears it (NH_MAP_NONE). */
@@ -450,7 +453,8 @@ static inline nh_lookup_status nh_block_lookup(const void *ptr, nh_block_info *i
     if (span->kind == NH_PAGE_FREE) return NH_LOOKUP_FREED;
     span -= span->back;
   }
-  uint64_t q = nh_block_index((uint64_t)(p - span->start), span->div_magic);
+  uint64_t off = (uint64_t)(p - span->start);
+  uint64_t q = span->cls ? nh_block_index(off, span->div_magic) : off == 0 ? 0 : UINT64_MAX;
   if (__builtin_expect(q >= span->capacity, 0)) return NH_LOOKUP_INTERIOR; /* or past the end */
   /* carved only grows while the span lives, so a live block is always below
    * it; a racy read can only be stale for blocks that are not live */
@@ -466,30 +470,35 @@ static inline nh_lookup_status nh_block_lookup(const void *ptr, nh_block_info *i
  * start of a live block of a size class: in an ordinary segment, at a block
  * boundary of a span, below its carved mark, not marked free. false for
  * anything else (large, huge, foreign, interior, never handed out, double
- * free), which nh_block_lookup then classifies. The checks of
+ * free), or when map_slots (the caller's gate: NH_SEGMAP_SLOTS or 0) says
+ * so, which nh_block_lookup then classifies. The checks of
  * nh_block_lookup with fewer steps: the map value tells ordinary from huge
  * (no header load), the header page's descriptor is never a head, and the
  * carved check also bounds the index (carved <= capacity; a block's offset
  * from its span's start is never negative: a head page's span starts on
  * it). Only while the segment map exists (the cache's fast gate is open). */
-static inline bool nh_block_lookup_small(const void *ptr, unsigned *cls, int *node) {
+static inline bool nh_block_lookup_small(const void *ptr, size_t map_slots, unsigned *cls,
+                                         int *node) {
   uintptr_t a = (uintptr_t)ptr;
-  if (__builtin_expect((a >> 48) != 0, 0) ||
-      atomic_load_explicit(&nh_segmap[a >> NH_SEGMENT_SHIFT], memory_order_acquire) != NH_MAP_SEGMENT)
+  size_t si = a >> NH_SEGMENT_SHIFT; /* one compare: 48-bit address and the caller's gate */
+  if (__builtin_expect(si >= map_slots, 0) ||
+      atomic_load_explicit(&nh_segmap[si], memory_order_acquire) != NH_MAP_SEGMENT)
     return false;
   nh_segment *seg = nh_segment_checked((nh_segment *)(a & ~(uintptr_t)(NH_SEGMENT_SIZE - 1)));
-  const nh_span *span = &seg->spans[(a >> NH_PAGE_SHIFT) & (NH_PAGES_PER_SEGMENT - 1)];
+  const nh_span *span = (const nh_span *)((const char *)seg->spans +
+                                          ((a >> (NH_PAGE_SHIFT - 6)) & ((NH_PAGES_PER_SEGMENT - 1) << 6)));
   if (__builtin_expect(span->kind != NH_PAGE_HEAD, 0)) {
     if (span->kind != NH_PAGE_TAIL) return false;
     span -= span->back;
   }
+  /* a large block's div_magic is 0: no index, so it fails here too */
   uint64_t q = nh_block_index((uint64_t)(a - (uintptr_t)span->start), span->div_magic);
   if (__builtin_expect(q >= __atomic_load_n(&span->carved, __ATOMIC_RELAXED), 0) ||
       __builtin_expect(nh_block_is_marked_free(ptr), 0))
     return false;
   *cls = span->cls;
   *node = seg->node;
-  return *cls != 0;
+  return true;
 }
 
 /* Node owning any address inside numaheap's blocks, -1 otherwise. */

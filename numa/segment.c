@@ -28,7 +28,7 @@
 /* ---- the segment map -------------------------------------------------------- */
 
 #define SEGMAP_BITS 48
-#define SEGMAP_SLOTS ((size_t)1 << (SEGMAP_BITS - NH_SEGMENT_SHIFT))
+#define SEGMAP_SLOTS NH_SEGMAP_SLOTS
 
 /* Synchronization: bytes are atomic; set with release after the segment
  * header is written, read with acquire (pairs with that release). */
@@ -439,7 +439,6 @@ bool nh_pages_grow(nh_heap *h, nh_segment *seg, nh_span *span, size_t size) {
   }
   span->npages = (uint8_t)want;
   span->block_size = (uint32_t)(want * NH_PAGE_SIZE);
-  span->div_magic = nh_div_magic(span->block_size);
   return true;
 }
 

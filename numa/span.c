@@ -26,7 +26,7 @@ void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
   size_t bs = cls ? nh_class_size(cls) : bytes;
   span->cls = (uint8_t)cls;
   span->block_size = (uint32_t)bs;
-  span->div_magic = nh_div_magic((uint32_t)bs);
+  span->div_magic = cls ? nh_div_magic((uint32_t)bs) : 0;
   span->capacity = (uint16_t)(cls ? (size_t)span->npages * NH_PAGE_SIZE / bs : 1);
   span->start = start;
   span->used = 0;

@@ -27,6 +27,7 @@ static __thread int tl_bypass __attribute__((tls_model("initial-exec")));
 /* ---- the fast gate (percpu/cache.h) ----------------------------------------- */
 
 _Atomic size_t nh_cache_fast_end;
+_Atomic size_t nh_cache_fast_segs;
 static nh_lock gate_lock;          /* serializes the gate's updates */
 static int gate_plain;             /* Guarded by gate_lock: the API's last nh_cache_fast_open */
 static int gate_overrides;         /* Guarded by gate_lock: threads with a CPU override */
@@ -35,8 +36,9 @@ static pthread_once_t bypass_once = PTHREAD_ONCE_INIT;
 
 /* Caller holds gate_lock. */
 static void gate_update(void) {
-  size_t end = gate_plain && nh_pc_on && gate_overrides == 0 ? NH_SMALL_MAX + 1 : 0;
-  atomic_store_explicit(&nh_cache_fast_end, end, memory_order_release);
+  int open = gate_plain && nh_pc_on && gate_overrides == 0;
+  atomic_store_explicit(&nh_cache_fast_segs, open ? NH_SEGMAP_SLOTS : 0, memory_order_release);
+  atomic_store_explicit(&nh_cache_fast_end, open ? NH_SMALL_MAX + 1 : 0, memory_order_release);
 }
 
 void nh_cache_fast_open(int plain) {

@@ -124,6 +124,10 @@ void nh_cache_set_idle_ms(uint64_t ms);
  * atomic; stored with release by nh_cache_fast_open and the overrides after
  * everything the fast paths read is built, loaded with acquire. */
 extern _Atomic size_t nh_cache_fast_end;
+/* The same gate for free: NH_SEGMAP_SLOTS while open, 0 otherwise (the
+ * segment map entries nh_block_lookup_small may use: one compare checks the
+ * gate and the pointer's 48 bits at once). Same synchronization. */
+extern _Atomic size_t nh_cache_fast_segs;
 /* Opens (plain != 0) or closes the gate: the API calls it once the heaps are
  * ready, and before/after it rebuilds them. */
 void nh_cache_fast_open(int plain);
