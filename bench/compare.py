@@ -236,7 +236,11 @@ def check_run(name, family, status, json_path, log_path):
         raise CompareError(f"{name}: family '{family}' {describe_status(status)}; "
                            f"end of {log_path}:\n{tail}")
     with open(json_path) as f:
-        data = json.load(f)
+        text = f.read()
+    if not text.strip():  # Google Benchmark writes nothing when the filter matches nothing
+        raise CompareError(f"{name}: family '{family}' ran no benchmark: its filter matches none "
+                           "(nh_bench --benchmark_list_tests lists the names)")
+    data = json.loads(text)
     live = data.get("context", {}).get("allocator")
     if live != name:
         raise CompareError(f"{name}: family '{family}' ran on '{live}' ({json_path})")
