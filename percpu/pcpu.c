@@ -418,7 +418,8 @@ static size_t layout(const nh_cache_params *p) {
   cap[0] = REMOTE_CAP;
   batch[0] = REMOTE_CAP;
   for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) {
-    size_t max = p->bytes / (CAP_SHARE * nh_class_size(cls));
+    size_t size = nh_class_size(cls), max = p->bytes / (CAP_SHARE * size);
+    if (max < 2 && 4 * size <= p->bytes) max = 2; /* large classes: two slots, a quarter of it each at most */
     cap[cls] = (uint16_t)(max > MAX_PER_CLASS ? MAX_PER_CLASS : max >= 2 ? max : 0);
   }
   size_t bytes;
