@@ -237,11 +237,30 @@ void nh_heaps_trim(void) {
 
 /* ---- any size on one node --------------------------------------------------- */
 
+/* A kept large span of npages (nh_heap.large_cache), taken over at level:
+ * its block is live again. NULL if none. Caller holds the page lock. */
+static nh_span *large_cache_take(nh_heap *h, unsigned npages, int level) {
+  for (unsigned i = h->large_cached; i-- > 0;) {
+    nh_span *span = h->large_cache[i];
+    if (span->npages != npages || span->block_size != (size_t)npages * NH_PAGE_SIZE) continue;
+    h->large_cache[i] = h->large_cache[--h->large_cached];
+    if (span->level != level) { /* its pages change level: no growth, no budget check */
+      uint64_t bytes = (uint64_t)npages * NH_PAGE_SIZE;
+      atomic_fetch_sub_explicit(&h->st.level_committed[span->level], bytes, memory_order_relaxed);
+      atomic_fetch_add_explicit(&h->st.level_committed[level], bytes, memory_order_relaxed);
+      span->level = (uint8_t)level;
+    }
+    nh_block_clear_mark(span->start);
+    return span;
+  }
+  return NULL;
+}
+
 static void *large_alloc(nh_heap *h, size_t size, int level) {
   unsigned npages = (unsigned)((size + NH_PAGE_SIZE - 1) >> NH_PAGE_SHIFT);
   nh_lock_acquire(&h->page_lock);
-  nh_span *span = nh_pages_take(h, npages, level);
-  if (span) {
+  nh_span *span = large_cache_take(h, npages, level);
+  if (span == NULL && (span = nh_pages_take(h, npages, level)) != NULL) {
     nh_span_format(span, span_start(span), 0, (size_t)npages * NH_PAGE_SIZE);
     void *p;
     nh_span_pop(span, &p, 1);
@@ -284,8 +303,11 @@ void nh_heap_free_large(const nh_block_info *info, void *p) {
   if (info->span == NULL) {
     nh_huge_free(info->seg);
   } else {
-    nh_block_mark_free(p);
-    nh_pages_release(h, info->seg, info->span);
+    nh_block_mark_free(p); /* a second free is caught, kept or not */
+    if (h->large_cached < NH_LARGE_CACHE && !nh_g.paranoid)
+      h->large_cache[h->large_cached++] = info->span; /* kept whole for the next of its size */
+    else
+      nh_pages_release(h, info->seg, info->span);
   }
   nh_lock_release(&h->page_lock);
   stat_add(&h->st.frees, 1);

@@ -40,6 +40,7 @@
 #pragma GCC visibility push(hidden)
 
 #define NH_LEVELS 3 /* task, appdomain, process: the CLR's EMemoryCriticalLevel */
+#define NH_LARGE_CACHE 8 /* freed large spans a node keeps for reuse */
 
 /* ---- sizeclass.c: size classes ---------------------------------------------
  * Class 0 is "no class" (large or huge). Classes 1..8 are 16..128 bytes in
@@ -197,7 +198,8 @@ nh_span *nh_pages_take(struct nh_heap *h, unsigned npages, int level);
 /* Returns a span's pages to its segment. Caller holds h->page_lock. */
 void nh_pages_release(struct nh_heap *h, nh_segment *seg, nh_span *span);
 /* Purges free committed pages of h (all of them when force, else per the
- * policy in docs/architecture.md). Caller holds h->page_lock. */
+ * policy in docs/architecture.md), after releasing the large spans kept for
+ * reuse. Caller holds h->page_lock. */
 void nh_pages_purge(struct nh_heap *h, bool force);
 /* Huge blocks: one segment each. Caller holds the page lock of the node. */
 void *nh_huge_alloc(struct nh_heap *h, size_t size, size_t align, int level);
@@ -342,6 +344,11 @@ typedef struct nh_heap {
   uint64_t avail, avail_at; /* Guarded by page_lock: OS bytes free on os_node, and when read */
   uint64_t dirty_bytes;   /* Guarded by page_lock: free, committed, not purged */
   uint64_t last_purge_ns; /* Guarded by page_lock */
+  /* Guarded by page_lock: large spans whose block was freed, kept whole
+   * (block marked free, pages still taken) for the next large request of
+   * the same size; every purge pass gives them back (segment.c). */
+  nh_span *large_cache[NH_LARGE_CACHE];
+  unsigned large_cached;
   nh_heap_counters st;
   nh_bin bins[NH_CLASS_COUNT];
 } nh_heap;

@@ -292,7 +292,8 @@ static unsigned empty_segments(const nh_heap *h) {
   return n;
 }
 
-void nh_pages_release(nh_heap *h, nh_segment *seg, nh_span *span) {
+/* nh_pages_release without the purge pass. */
+static void release_span(nh_heap *h, nh_segment *seg, nh_span *span) {
   unsigned first = (unsigned)(span - seg->spans), n = span->npages;
   uint64_t run = run_mask(first, n);
   atomic_fetch_sub_explicit(&h->st.level_committed[span->level], pages_bytes(run),
@@ -309,8 +310,11 @@ void nh_pages_release(nh_heap *h, nh_segment *seg, nh_span *span) {
     h->dirty_bytes -= pages_bytes(seg->committed_pages);
     segment_unlink(h, seg);
     segment_unmap(h, seg, pages_bytes(seg->committed_pages));
-    return;
   }
+}
+
+void nh_pages_release(nh_heap *h, nh_segment *seg, nh_span *span) {
+  release_span(h, seg, span);
   maybe_purge(h);
 }
 
@@ -337,6 +341,10 @@ static uint64_t *old_dirty(nh_segment *seg) {
 }
 
 void nh_pages_purge(nh_heap *h, bool force) {
+  while (h->large_cached > 0) { /* freed large spans kept for reuse go back first */
+    nh_span *span = h->large_cache[--h->large_cached];
+    release_span(h, nh_span_segment(span), span);
+  }
   bool kept_empty = false;
   for (nh_segment *seg = h->segments, *next; seg; seg = next) {
     next = seg->next;
@@ -366,6 +374,7 @@ static void maybe_purge(nh_heap *h) {
 }
 
 void nh_segments_destroy(nh_heap *h) {
+  h->large_cached = 0; /* their segments go below */
   while (h->huge) nh_huge_free(h->huge);
   while (h->reserve_segs) {
     nh_segment *seg = h->reserve_segs;

@@ -594,6 +594,37 @@ static void test_trim_releases_empty_spans(void **state) {
  * batch pattern: 12 MiB freed, then allocated again, must not be unmapped
  * and faulted in every round), until a purge returns their pages; nh_trim
  * then unmaps all empty segments but one. */
+/* A freed large block's span is kept whole for the next request of its size
+ * (up to NH_LARGE_CACHE a node): the same block comes back, a second free
+ * of it is still caught, and nh_trim gives the kept spans back. */
+static void test_large_spans_kept_for_reuse(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, NULL);
+  const size_t big = (size_t)1 << 20;
+  void *p = nh_malloc_node(big, 2);
+  assert_non_null(p);
+  nh_test_fill(p, big, 7);
+  nh_node_stats live = nh_test_node_stats(2);
+  nh_free(p);
+  assert_int_equal(nh_free_checked(p), NH_LOOKUP_FREED); /* kept, yet known free */
+  nh_node_stats kept = nh_test_node_stats(2);
+  assert_int_equal(kept.committed, live.committed); /* its pages are still taken */
+  assert_int_equal(kept.in_use, live.in_use - big);
+  void *q = nh_malloc_node(big, 2);
+  assert_ptr_equal(q, p); /* reused whole */
+  assert_int_equal(nh_test_node_stats(2).committed, live.committed);
+  void *many[NH_LARGE_CACHE + 2];
+  for (int i = 0; i < NH_LARGE_CACHE + 2; i++) many[i] = nh_malloc_node(big + 4096, 2);
+  for (int i = 0; i < NH_LARGE_CACHE + 2; i++) nh_free(many[i]); /* beyond the cache: released */
+  nh_free(q);
+  nh_heaps_check();
+  nh_trim();
+  nh_node_stats trimmed = nh_test_node_stats(2);
+  assert_int_equal(trimmed.in_use, 0);
+  assert_true(trimmed.committed < live.committed); /* the kept spans went back and were purged */
+  nh_heaps_check();
+}
+
 static void test_empty_segments_stay_mapped(void **state) {
   (void)state;
   nh_test_start(FOUR_NODES, NULL);
@@ -738,6 +769,7 @@ int main(void) {
       cmocka_unit_test(test_trim_returns_memory),
       cmocka_unit_test(test_trim_releases_empty_spans),
       cmocka_unit_test(test_empty_segments_stay_mapped),
+      cmocka_unit_test(test_large_spans_kept_for_reuse),
       cmocka_unit_test(test_invariant_checker),
       cmocka_unit_test(test_paranoid_mode),
       cmocka_unit_test(test_stats_print),
