@@ -307,7 +307,7 @@ void nh_heap_free_large(const nh_block_info *info, void *p) {
     if (h->large_cached < NH_LARGE_CACHE && !nh_g.paranoid)
       h->large_cache[h->large_cached++] = info->span; /* kept whole for the next of its size */
     else
-      nh_pages_release(h, info->seg, info->span);
+      nh_pages_release(h, info->seg, info->span); /* (its purge pass frees the kept ones too) */
   }
   nh_lock_release(&h->page_lock);
   stat_add(&h->st.frees, 1);

@@ -246,12 +246,28 @@ static nh_span *take_reserve(nh_heap *h, unsigned npages) {
   return NULL;
 }
 
+static void release_span(nh_heap *h, nh_segment *seg, nh_span *span);
+
+/* Gives the kept large spans back to their segments (no purge). */
+static void release_kept(nh_heap *h) {
+  while (h->large_cached > 0) {
+    nh_span *span = h->large_cache[--h->large_cached];
+    release_span(h, nh_span_segment(span), span);
+  }
+}
+
 nh_span *nh_pages_take(nh_heap *h, unsigned npages, int level) {
   maybe_purge(h);
   /* With a pre-committed reserve, process-level requests grow ordinary
    * memory only as far as the other levels may, then draw on the reserve. */
   bool reserved = h->reserve_segs != NULL && level == NH_LEVELS - 1;
   nh_span *span = take_ordinary(h, npages, level, reserved ? NH_LEVELS - 2 : level);
+  if (span == NULL && (h->large_cached > 0 || h->dirty_bytes > 0)) {
+    /* the node's free pages and kept large spans go back to the OS before
+     * the request is refused: a node spills only when it really is full */
+    nh_pages_purge(h, true);
+    span = take_ordinary(h, npages, level, reserved ? NH_LEVELS - 2 : level);
+  }
   if (span == NULL && reserved) span = take_reserve(h, npages);
   return span;
 }
@@ -341,10 +357,7 @@ static uint64_t *old_dirty(nh_segment *seg) {
 }
 
 void nh_pages_purge(nh_heap *h, bool force) {
-  while (h->large_cached > 0) { /* freed large spans kept for reuse go back first */
-    nh_span *span = h->large_cache[--h->large_cached];
-    release_span(h, nh_span_segment(span), span);
-  }
+  release_kept(h); /* freed large spans kept for reuse go back first */
   bool kept_empty = false;
   for (nh_segment *seg = h->segments, *next; seg; seg = next) {
     next = seg->next;
@@ -364,7 +377,7 @@ void nh_pages_purge(nh_heap *h, bool force) {
 }
 
 static void maybe_purge(nh_heap *h) {
-  if (h->dirty_bytes == 0) return;
+  if (h->dirty_bytes == 0 && h->large_cached == 0) return;
   uint64_t delay = nh_g.purge_delay_ms * 1000000u;
   if (delay == 0) {
     nh_pages_purge(h, true);

@@ -625,6 +625,25 @@ static void test_large_spans_kept_for_reuse(void **state) {
   nh_heaps_check();
 }
 
+/* Free pages and kept large spans never make a request spill: when the
+ * node's budget is reached, they go back to the OS and the request is served
+ * at home. */
+static void test_kept_large_spans_yield_to_growth(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, "heap", "budget", "16M", "heap", "reserve", "0", NULL);
+  void *b[12];
+  for (int i = 0; i < 6; i++) b[i] = nh_malloc_node((size_t)1 << 20, 2);
+  for (int i = 0; i < 6; i++) nh_free(b[i]); /* kept: 6 MiB still committed */
+  for (int i = 0; i < 10; i++) {             /* another size: 10 x 1.25 MiB */
+    b[i] = nh_malloc_node((size_t)5 << 18, 2);
+    assert_non_null(b[i]);
+    assert_int_equal(nh_ptr_node(b[i]), 2);
+  }
+  assert_int_equal(nh_test_node_stats(2).fallback_out, 0);
+  for (int i = 0; i < 10; i++) nh_free(b[i]);
+  nh_heaps_check();
+}
+
 static void test_empty_segments_stay_mapped(void **state) {
   (void)state;
   nh_test_start(FOUR_NODES, NULL);
@@ -770,6 +789,7 @@ int main(void) {
       cmocka_unit_test(test_trim_releases_empty_spans),
       cmocka_unit_test(test_empty_segments_stay_mapped),
       cmocka_unit_test(test_large_spans_kept_for_reuse),
+      cmocka_unit_test(test_kept_large_spans_yield_to_growth),
       cmocka_unit_test(test_invariant_checker),
       cmocka_unit_test(test_paranoid_mode),
       cmocka_unit_test(test_stats_print),
