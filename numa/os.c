@@ -36,10 +36,12 @@
 static _Atomic int os_fail_maps;
 static _Atomic int os_fail_binds;
 static _Atomic uint64_t os_faults_fired;
+static _Atomic uint64_t os_node_avail; /* nonzero: every node reports this */
 
 void nh_os_set_faults(const nh_os_faults *f) {
   atomic_store_explicit(&os_fail_maps, f ? f->fail_maps : 0, memory_order_relaxed);
   atomic_store_explicit(&os_fail_binds, f ? f->fail_binds : 0, memory_order_relaxed);
+  atomic_store_explicit(&os_node_avail, f ? f->node_avail : 0, memory_order_relaxed);
 }
 
 uint64_t nh_os_faults_injected(void) {
@@ -274,6 +276,8 @@ static long long meminfo_kb(const char *text, const char *key) {
 }
 
 uint64_t nh_os_node_available(int os_node) {
+  uint64_t injected = atomic_load_explicit(&os_node_avail, memory_order_relaxed);
+  if (injected) return injected;
   char path[96], buf[4096];
   snprintf(path, sizeof path, "/sys/devices/system/node/node%d/meminfo", os_node);
   if (read_small_file(path, buf, sizeof buf) <= 0) return UINT64_MAX;

@@ -140,11 +140,14 @@ void nh_os_meta_free(void *p, size_t size);
 
 /* Fault injection (tests only). fail_maps / fail_binds: how many of the next
  * calls fail (with ENOMEM / EIO); -1 = every call. Counters decrease as faults
- * fire; injected counts the faults fired so far. */
+ * fire; injected counts the faults fired so far. node_avail: when nonzero,
+ * nh_os_node_available reports it for every node (a node the OS has nearly
+ * exhausted, without exhausting the machine). */
 typedef struct nh_os_faults {
   int fail_maps;
   int fail_binds;
   uint64_t injected;
+  uint64_t node_avail;
 } nh_os_faults;
 void nh_os_set_faults(const nh_os_faults *f);
 uint64_t nh_os_faults_injected(void);

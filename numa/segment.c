@@ -226,11 +226,16 @@ static nh_span *take_ordinary(nh_heap *h, unsigned npages, int level, int grow_l
   int first = -1;
   for (seg = h->segments; seg; seg = seg->next)
     if ((first = find_run(seg->free_pages, npages)) >= 0) break;
-  if (seg == NULL) {
+  bool mapped_now = seg == NULL; /* segment_map_new counted its room already */
+  if (mapped_now) {
     if ((seg = segment_new(h, grow_level)) == NULL) return NULL;
     first = 1;
   }
   uint64_t fresh = run_mask((unsigned)first, npages) & ~seg->committed_pages;
+  /* pages never touched (or purged) fault in on first use, bound to the
+   * node: on a node the OS has nearly exhausted that is the OOM killer, so
+   * such a node counts as full for them too, as it does for new segments */
+  if (fresh && !mapped_now && !node_has_room(h, pages_bytes(fresh))) return NULL;
   if (fresh && !charge(h, pages_bytes(fresh), grow_level)) return NULL;
   return span_claim(h, seg, (unsigned)first, npages, level);
 }

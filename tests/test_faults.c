@@ -115,6 +115,34 @@ static void test_address_space_limit(void **state) {
 
 /* ---- exhausted budgets ------------------------------------------------------------ */
 
+/* A node the OS has nearly exhausted counts as full for the untouched pages
+ * of segments already mapped, not only for new segments: under MPOL_BIND
+ * their first touch would meet the OOM killer instead of a fallback. */
+static void test_os_exhausted_node_takes_no_fresh_pages(void **state) {
+  (void)state;
+  nh_test_start(NH_FOUR_NODES, NULL);
+  void *small = nh_malloc_node(20000, 1); /* maps node 1's first segment */
+  assert_non_null(small);
+  nh_node_stats before = nh_test_node_stats(1);
+  nh_os_faults f = {0, 0, 0, 1u << 20}; /* every node: 1 MiB left, under the watermark */
+  nh_os_set_faults(&f);
+  usleep(20000); /* the heaps re-read the OS figure every 10 ms */
+  void *again = nh_malloc_node(20000, 1); /* its span's free blocks: no fresh page */
+  assert_non_null(again);
+  assert_int_equal(nh_ptr_node(again), 1);
+  void *big = nh_malloc_node(700000, 1); /* would need fresh pages: every node is short */
+  assert_null(big);
+  assert_int_equal(nh_test_node_stats(1).committed, before.committed);
+  nh_os_set_faults(NULL);
+  usleep(20000);
+  big = nh_malloc_node(700000, 1); /* room again: served at home */
+  assert_non_null(big);
+  assert_int_equal(nh_ptr_node(big), 1);
+  nh_free(big);
+  nh_free(again);
+  nh_free(small);
+}
+
 static void test_budget_exhausted_every_path(void **state) {
   (void)state;
   nh_test_start(NH_FOUR_NODES, "heap", "budget", "16M", "heap", "reserve", "2M", "criticality",
@@ -244,7 +272,7 @@ static void test_injected_os_failures(void **state) {
   uint64_t rs = 0x2545F4914F6CDD1Dull, ops = 0;
   int failed = 0;
   for (int round = 0; round < 60; round++) {
-    nh_os_faults f = {0, 0, 0};
+    nh_os_faults f = {0, 0, 0, 0};
     if (round % 3 != 2) f.fail_maps = round % 10 == 0 ? -1 : 1 + round % 4;
     if (round % 3 != 0) f.fail_binds = round % 7 == 0 ? -1 : 1 + round % 3;
     nh_os_set_faults(&f);
@@ -629,6 +657,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_address_space_limit),
       cmocka_unit_test(test_budget_exhausted_every_path),
+      cmocka_unit_test(test_os_exhausted_node_takes_no_fresh_pages),
       cmocka_unit_test(test_zero_bytes_any_alignment),
       cmocka_unit_test(test_injected_os_failures),
       cmocka_unit_test(test_fork_while_threads_allocate),
