@@ -221,11 +221,19 @@ static nh_span *span_claim(nh_heap *h, nh_segment *seg, unsigned first, unsigned
 }
 
 /* From the node's ordinary segments, growing within grow_level's limit. */
+/* The first run of npages free pages in h's ordinary segments, committed
+ * ones (already touched: no page fault, no budget) before untouched ones. */
+static nh_segment *find_pages(nh_heap *h, unsigned npages, int *first) {
+  for (nh_segment *seg = h->segments; seg; seg = seg->next)
+    if ((*first = find_run(seg->free_pages & seg->committed_pages, npages)) >= 0) return seg;
+  for (nh_segment *seg = h->segments; seg; seg = seg->next)
+    if ((*first = find_run(seg->free_pages, npages)) >= 0) return seg;
+  return NULL;
+}
+
 static nh_span *take_ordinary(nh_heap *h, unsigned npages, int level, int grow_level) {
-  nh_segment *seg;
   int first = -1;
-  for (seg = h->segments; seg; seg = seg->next)
-    if ((first = find_run(seg->free_pages, npages)) >= 0) break;
+  nh_segment *seg = find_pages(h, npages, &first);
   bool mapped_now = seg == NULL; /* segment_map_new counted its room already */
   if (mapped_now) {
     if ((seg = segment_new(h, grow_level)) == NULL) return NULL;
