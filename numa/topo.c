@@ -156,7 +156,9 @@ int nh_topo_read_sys_distances(nh_topo *t, const char *node_dir) {
 static int xml_failed(const nh_topo_source *src, int e, char *err, size_t errlen) {
   if (e != 0 && e != EINVAL)
     return fail(src, err, errlen, "hwloc could not read it (%s)", strerror(e));
-  return fail(src, err, errlen, "hwloc could not parse it");
+  return fail(src, err, errlen,
+              "hwloc could not parse it (without its libxml2 plugin, Debian's libhwloc-plugins, "
+              "hwloc reads only XML that hwloc itself wrote)");
 }
 
 static int set_source(hwloc_topology_t topo, const nh_topo_source *src, char *err,
