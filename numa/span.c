@@ -34,8 +34,12 @@ void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
   span->free = NULL;
   span->in_bin = 0;
   span->next = span->prev = NULL;
-  if (nh_g.paranoid && cls) /* every block starts out as a freed one */
+  if (nh_g.paranoid && cls) { /* every block starts out as a freed one */
+    /* Pages taken again may still hold their last blocks' poison (ASan):
+     * they start over open, as a fresh segment's pages do. */
+    nh_track_open(start, (size_t)span->capacity * bs);
     memset(start, NH_FREE_FILL, (size_t)span->capacity * bs);
+  }
 }
 
 size_t nh_span_pop(nh_span *span, void **out, size_t n) {
