@@ -1,7 +1,7 @@
 /*
  * percpu/pcpu.c: per-CPU caches on restartable sequences (docs/percpu.md).
  *
- * One region per possible CPU, at nh_rseq_g.base + cpu * stride, holding
+ * One region per possible CPU, at nh_rseq_g.base + (cpu << NH_RSEQ_STRIDE_SHIFT), holding
  * per size class an array of block pointers ("slab") and its header
  * (rseq_x86_64.h), plus the remote buffer (class 0's slab: other nodes'
  * blocks freed on this CPU, encoded with their node and class) and counters.
@@ -87,6 +87,8 @@ _Static_assert(sizeof(nh_pc_bounds) == 8, "rseq layout: bounds size");
 /* counts and bounds are 16-bit slot indices below STOP_LO: layout() keeps
  * a region's slots under this */
 #define MAX_REGION_SLOTS 65000u
+_Static_assert(MAX_REGION_SLOTS * sizeof(void *) <= (size_t)1 << NH_RSEQ_STRIDE_SHIFT,
+               "a region fits its stride");
 
 nh_rseq_layout nh_rseq_g;
 int nh_pc_on;
@@ -97,7 +99,7 @@ static uint64_t nh_pc_soff[NH_CLASS_COUNT];
 /* Constant while nh_pc_on. */
 static uint16_t cap[NH_CLASS_COUNT];   /* slots per class; 0: not cached */
 static uint16_t batch[NH_CLASS_COUNT]; /* refill and overflow batch */
-static size_t region_bytes;            /* nslots * stride */
+static size_t region_bytes;            /* nslots << NH_RSEQ_STRIDE_SHIFT */
 static uint64_t budget;                /* bytes of capacity per CPU */
 static int atfork_done;
 
@@ -105,7 +107,7 @@ static _Atomic uint64_t idle_ns = 1000000000ull; /* relaxed: a period, not a gua
 static _Atomic uint64_t last_scan_ns;            /* relaxed CAS elects one scanner */
 
 static nh_pc_cpu *region(int cpu) {
-  return (nh_pc_cpu *)(nh_rseq_g.base + (size_t)cpu * nh_rseq_g.stride);
+  return (nh_pc_cpu *)(nh_rseq_g.base + ((size_t)cpu << NH_RSEQ_STRIDE_SHIFT));
 }
 static void **slots(nh_pc_cpu *c, unsigned cls) { return (void **)((char *)c + nh_pc_soff[cls]); }
 /* The absolute slot index of a class's first slot: its empty count and
@@ -463,23 +465,19 @@ static void region_setup(int cpu) {
     atomic_store_explicit(&c->word[cls], first_slot(cls), memory_order_relaxed);
     set_bounds(c, 0, base_hi(cls), cls);
   }
-  size_t stride = nh_rseq_g.stride;
-  if (stride >= nh_os_page_size()) /* keep the cache on its node's memory (best effort) */
-    (void)nh_os_bind(c, stride, nh_g.topo->nodes[c->node].bind_os_node);
+  /* keep the cache on its node's memory (best effort) */
+  (void)nh_os_bind(c, (size_t)1 << NH_RSEQ_STRIDE_SHIFT, nh_g.topo->nodes[c->node].bind_os_node);
 }
 
 int nh_pc_init(const nh_cache_params *p) {
   nh_pc_reset(); /* a start-up retried on defaults: drop the first try's regions */
   if (!NH_RSEQ_ARCH || !rseq_usable() || nh_os_rseq_fence_register() != 0) return -1;
-  size_t bytes = layout(p);
-  unsigned shift = 12;
-  while (((size_t)1 << shift) < bytes) shift++;
+  (void)layout(p); /* below MAX_REGION_SLOTS slots: fits the stride */
   uint64_t nslots = (uint64_t)(nh_g.topo->ncpu_slots > 0 ? nh_g.topo->ncpu_slots : 1);
-  region_bytes = (size_t)nslots << shift; /* stride: 1 << shift */
+  region_bytes = (size_t)nslots << NH_RSEQ_STRIDE_SHIFT;
   char *base = nh_os_meta_alloc(region_bytes);
   if (base == NULL) return -1;
   nh_rseq_g.base = base;
-  nh_rseq_g.stride = (uint64_t)1 << shift;
   nh_rseq_g.nslots = nslots;
   nh_rseq_g.rseq_off = __rseq_offset;
   for (int cpu = 0; (uint64_t)cpu < nslots; cpu++) region_setup(cpu);

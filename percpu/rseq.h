@@ -16,12 +16,15 @@
 #define NH_CLASS_SLOTS_MAX 97 /* = NH_CLASS_COUNT (numa/heap.h), checked in pcpu.c */
 #define NH_RSEQ_TOP_OFF 64    /* word[class], 8 bytes each */
 #define NH_RSEQ_BND_OFF 840   /* = TOP_OFF + 8 * NH_CLASS_SLOTS_MAX: bounds[class] */
+/* Regions are 1 << NH_RSEQ_STRIDE_SHIFT bytes apart: 512 KiB, the most a
+ * region can need (its slot indices are 16-bit: 65536 slots of 8 bytes), so
+ * the sequences shift by a constant. Only the pages a CPU uses are touched. */
+#define NH_RSEQ_STRIDE_SHIFT 19
 
 /* Where the per-CPU regions are; written by pcpu.c while no thread can be in
  * a sequence (init, reset), constant otherwise. */
 typedef struct nh_rseq_layout {
-  char *base;       /* region of CPU c at base + c * stride */
-  uint64_t stride;  /* a power of two (the region's size rounded up) */
+  char *base;       /* region of CPU c at base + (c << NH_RSEQ_STRIDE_SHIFT) */
   uint64_t nslots;  /* CPUs with a region */
   int64_t rseq_off; /* glibc's __rseq_offset */
 } nh_rseq_layout;
