@@ -19,7 +19,8 @@
  * Threads that find their CPU stopped go to the heaps directly.
  *
  * Capacity: a class's hi is 0 until the class is used on the CPU, then one
- * batch, then (on an overflow) its maximum, as long as the CPU's charged
+ * batch, then (on an overflow) 1/16 of the budget, then (on each further
+ * overflow) twice that, up to 1/4 of the budget, as long as the CPU's charged
  * bytes (sum of hi × class size) stay within the byte budget ([cache] size);
  * a class that cannot grow is served by the heap directly. Growing takes the
  * region lock (a try: a busy lock means a drainer, so no growth); raising hi
@@ -48,10 +49,14 @@
 #define MAX_PER_CLASS 2048
 /* Blocks one refill or overflow moves (the slow paths' stack buffers). */
 #define MAX_BATCH 256
-/* A class may grow to 1/CAP_SHARE of the CPU's byte budget: so at least
- * CAP_SHARE classes fit at full capacity (a server's working set spans
- * dozens of classes) and twice as many at one batch. */
+/* A class grows to 1/CAP_SHARE of the CPU's byte budget on its first
+ * overflow: so at least CAP_SHARE classes fit at that capacity (a server's
+ * working set spans dozens of classes) and twice as many at one batch. */
 #define CAP_SHARE 16
+/* A class that keeps overflowing doubles from there, up to 1/MAX_SHARE of
+ * the budget: a burst of a few hundred blocks of one class stays in the
+ * cache instead of going through the heap in batches. */
+#define MAX_SHARE 4
 /* A CPU whose budget is spent is reset (drained, capacity back to zero, to
  * be regrown by the classes in use now) at most this often. */
 #define REBALANCE_NS 100000000ull
@@ -97,7 +102,8 @@ int nh_pc_on;
 static uint64_t nh_pc_soff[NH_CLASS_COUNT];
 
 /* Constant while nh_pc_on. */
-static uint16_t cap[NH_CLASS_COUNT];   /* slots per class; 0: not cached */
+static uint16_t cap[NH_CLASS_COUNT];   /* slots per class (the most hi reaches); 0: not cached */
+static uint16_t full[NH_CLASS_COUNT];  /* capacity after a class's first overflow (<= cap) */
 static uint16_t batch[NH_CLASS_COUNT]; /* refill and overflow batch */
 static size_t region_bytes;            /* nslots << NH_RSEQ_STRIDE_SHIFT */
 static uint64_t budget;                /* bytes of capacity per CPU */
@@ -244,6 +250,14 @@ static void rebalance(int cpu, nh_pc_cpu *c) {
   drain_cpu(cpu);
 }
 
+/* The capacity a full class asks for: one batch, then its full capacity,
+ * then twice what it has, up to its slots. */
+static uint16_t next_capacity(unsigned cls, uint16_t hi) {
+  if (hi < batch[cls]) return batch[cls];
+  if (hi < full[cls]) return full[cls];
+  return (uint16_t)(2u * hi < cap[cls] ? 2u * hi : cap[cls]);
+}
+
 /* Raises the capacity of (c, cls) to `to` slots if the budget allows. */
 static int grow(nh_pc_cpu *c, unsigned cls, uint16_t to) {
   if (!nh_lock_try(&c->lock)) return 0;
@@ -379,7 +393,7 @@ void nh_pc_free_slow(void *p, unsigned cls, int node) {
     }
     if (nh_rseq_push(p, cls, node)) return;
     uint16_t hi = hi_of(c, cls);
-    if (hi < cap[cls] && grow(c, cls, hi < batch[cls] ? batch[cls] : cap[cls])) continue;
+    if (hi < cap[cls] && grow(c, cls, next_capacity(cls, hi))) continue;
     if (overflow(c, cls) == 0) break;
   }
   nh_heap_drain(node, cls, &p, 1, node != nh_cpu_home(nh_os_cpu_fast()));
@@ -412,6 +426,15 @@ static size_t place_slots(void) {
   return off;
 }
 
+/* Slots of a class of size bytes holding 1/share of the budget: at most
+ * MAX_PER_CLASS; a class with fewer than 2 gets 2 if a block is at most a
+ * quarter of the budget, none otherwise (it is not cached). */
+static uint16_t slots_for_share(size_t budget_bytes, size_t size, size_t share) {
+  size_t n = budget_bytes / (share * size);
+  if (n < 2 && 4 * size <= budget_bytes) n = 2;
+  return (uint16_t)(n > MAX_PER_CLASS ? MAX_PER_CLASS : n >= 2 ? n : 0);
+}
+
 /* Capacities from the byte budget, halved until the region's slots fit the
  * sequences' 16-bit indices (a budget of tens of MiB); returns the region's
  * size. */
@@ -420,16 +443,17 @@ static size_t layout(const nh_cache_params *p) {
   cap[0] = REMOTE_CAP;
   batch[0] = REMOTE_CAP;
   for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) {
-    size_t size = nh_class_size(cls), max = p->bytes / (CAP_SHARE * size);
-    if (max < 2 && 4 * size <= p->bytes) max = 2; /* large classes: two slots, a quarter of it each at most */
-    cap[cls] = (uint16_t)(max > MAX_PER_CLASS ? MAX_PER_CLASS : max >= 2 ? max : 0);
+    full[cls] = slots_for_share(p->bytes, nh_class_size(cls), CAP_SHARE);
+    cap[cls] = slots_for_share(p->bytes, nh_class_size(cls), MAX_SHARE);
   }
   size_t bytes;
   while ((bytes = place_slots()) / sizeof(void *) >= MAX_REGION_SLOTS)
     for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++)
       if (cap[cls] >= 4) cap[cls] /= 2;
-  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++)
-    batch[cls] = (uint16_t)(cap[cls] / 2 > MAX_BATCH ? MAX_BATCH : cap[cls] / 2);
+  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) {
+    if (full[cls] > cap[cls]) full[cls] = cap[cls];
+    batch[cls] = (uint16_t)(full[cls] / 2 > MAX_BATCH ? MAX_BATCH : full[cls] / 2);
+  }
   return bytes;
 }
 
