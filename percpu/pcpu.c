@@ -414,7 +414,6 @@ static int rseq_usable(void) {
   return *cpu_id >= 0;
 }
 
-/* Slot offsets per class after the fixed part; returns the region's size. */
 /* Slot offsets per class after the fixed part, for capacities cap[];
  * returns the region's size. */
 static size_t place_slots(void) {
@@ -436,9 +435,9 @@ static uint16_t slots_for_share(size_t budget_bytes, size_t size, size_t share) 
 }
 
 /* Capacities from the byte budget, halved until the region's slots fit the
- * sequences' 16-bit indices (a budget of tens of MiB); returns the region's
- * size. */
-static size_t layout(const nh_cache_params *p) {
+ * sequences' 16-bit indices (a budget of tens of MiB), so a region fits its
+ * stride. */
+static void layout(const nh_cache_params *p) {
   budget = p->bytes;
   cap[0] = REMOTE_CAP;
   batch[0] = REMOTE_CAP;
@@ -446,15 +445,13 @@ static size_t layout(const nh_cache_params *p) {
     full[cls] = slots_for_share(p->bytes, nh_class_size(cls), CAP_SHARE);
     cap[cls] = slots_for_share(p->bytes, nh_class_size(cls), MAX_SHARE);
   }
-  size_t bytes;
-  while ((bytes = place_slots()) / sizeof(void *) >= MAX_REGION_SLOTS)
+  while (place_slots() / sizeof(void *) >= MAX_REGION_SLOTS)
     for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++)
       if (cap[cls] >= 4) cap[cls] /= 2;
   for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) {
     if (full[cls] > cap[cls]) full[cls] = cap[cls];
     batch[cls] = (uint16_t)(full[cls] / 2 > MAX_BATCH ? MAX_BATCH : full[cls] / 2);
   }
-  return bytes;
 }
 
 /* See percpu/cache.h (issue 5: a fork during a drain gave the child blocks
@@ -496,7 +493,7 @@ static void region_setup(int cpu) {
 int nh_pc_init(const nh_cache_params *p) {
   nh_pc_reset(); /* a start-up retried on defaults: drop the first try's regions */
   if (!NH_RSEQ_ARCH || !rseq_usable() || nh_os_rseq_fence_register() != 0) return -1;
-  (void)layout(p); /* below MAX_REGION_SLOTS slots: fits the stride */
+  layout(p);
   uint64_t nslots = (uint64_t)(nh_g.topo->ncpu_slots > 0 ? nh_g.topo->ncpu_slots : 1);
   region_bytes = (size_t)nslots << NH_RSEQ_STRIDE_SHIFT;
   char *base = nh_os_meta_alloc(region_bytes);
