@@ -185,7 +185,14 @@ size_t nh_heap_refill(int node, unsigned cls, int level, void **out, size_t n) {
       if ((span = bin_grow(h, cls, level)) == NULL) break;
       bin_insert(b, span);
     }
-    got += nh_span_pop(span, out + got, n - got);
+    nh_span *other = span->next;
+    if (other != NULL && span->free != NULL && other->free != NULL && n - got >= 2) {
+      got += nh_span_pop_pair(span, other, out + got, n - got);
+      NH_DEBUG_CHECK_SPAN(other);
+      if (other->used == other->capacity) bin_remove(b, other);
+    } else {
+      got += nh_span_pop(span, out + got, n - got);
+    }
     NH_DEBUG_CHECK_SPAN(span);
     if (span->used == span->capacity) bin_remove(b, span);
   }

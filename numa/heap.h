@@ -308,6 +308,10 @@ void nh_block_check_freed(const void *block, size_t size, const char *call);
 /* Span set-up and block moves. Caller holds the bin lock. */
 void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes);
 size_t nh_span_pop(nh_span *span, void **out, size_t n);
+/* Up to n blocks (an even number) from the free lists of spans a and b
+ * taken in turn, while both have one: the two list walks overlap their
+ * cache misses. */
+size_t nh_span_pop_pair(nh_span *a, nh_span *b, void **out, size_t n);
 /* Pushes one block back; returns the span's used count after. */
 unsigned nh_span_push(nh_span *span, void *block);
 

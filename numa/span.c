@@ -60,6 +60,22 @@ size_t nh_span_pop(nh_span *span, void **out, size_t n) {
   return got;
 }
 
+size_t nh_span_pop_pair(nh_span *a, nh_span *b, void **out, size_t n) {
+  size_t got = 0;
+  while (got + 2 <= n && a->free != NULL && b->free != NULL) {
+    void *x = a->free, *y = b->free; /* two walks in flight: each link may be a cache miss */
+    a->free = nh_block_next(x, "malloc");
+    b->free = nh_block_next(y, "malloc");
+    nh_block_clear_mark(x);
+    nh_block_clear_mark(y);
+    out[got++] = x;
+    out[got++] = y;
+  }
+  a->used = (uint16_t)(a->used + got / 2);
+  b->used = (uint16_t)(b->used + got / 2);
+  return got;
+}
+
 unsigned nh_span_push(nh_span *span, void *block) {
   nh_block_set_next(block, span->free);
   nh_block_mark_free(block);

@@ -590,6 +590,39 @@ static void test_trim_releases_empty_spans(void **state) {
   nh_cache_set_cpu_override(-1);
 }
 
+/* A refill takes blocks from the free lists of two spans in turn (the two
+ * walks overlap their cache misses): every block comes out once, of its
+ * class, unmarked, and the spans' counts stay right. Driven through the
+ * heap directly, with the caches off so that frees go straight to spans. */
+static void test_refill_walks_two_spans(void **state) {
+  (void)state;
+  nh_test_start(NULL, "cache", "mode", "off", NULL);
+  enum { SPANS = 3, PER = 64, N = SPANS * PER }; /* 1 KiB blocks: 64 a 64 KiB span */
+  static void *v[N], *out[N];
+  unsigned cls = nh_size_class(1024);
+  for (int i = 0; i < N; i++) v[i] = nh_malloc(1024);
+  int node = nh_ptr_node(v[0]);
+  for (int i = 0; i < N; i++) /* one block of every 8 stays live: no span empties */
+    if (i % 8 != 0) nh_free(v[i]);
+  nh_heaps_check();
+  size_t got = nh_heap_refill(node, cls, nh_default_level, out, 100);
+  assert_int_equal(got, 100);
+  const nh_span *prev = NULL;
+  for (size_t i = 0; i < got; i++) {
+    nh_block_info info;
+    assert_int_equal(nh_block_lookup(out[i], &info), NH_LOOKUP_OK); /* live, not marked */
+    assert_int_equal(info.cls, cls);
+    for (size_t j = 0; j < i; j++) assert_ptr_not_equal(out[i], out[j]);
+    if (i == 1) assert_ptr_not_equal(info.span, prev); /* the first pair: one block of each span */
+    prev = info.span;
+  }
+  nh_heaps_check();
+  nh_heap_drain(node, cls, out, got, false);
+  nh_heaps_check();
+  for (int i = 0; i < N; i += 8) nh_free(v[i]);
+  nh_heaps_check();
+}
+
 /* A heap that empties and refills keeps its empty segments mapped (the
  * batch pattern: 12 MiB freed, then allocated again, must not be unmapped
  * and faulted in every round), until a purge returns their pages; nh_trim
@@ -787,6 +820,7 @@ int main(void) {
       cmocka_unit_test(test_reserve_survives_os_out_of_memory),
       cmocka_unit_test(test_trim_returns_memory),
       cmocka_unit_test(test_trim_releases_empty_spans),
+      cmocka_unit_test(test_refill_walks_two_spans),
       cmocka_unit_test(test_empty_segments_stay_mapped),
       cmocka_unit_test(test_large_spans_kept_for_reuse),
       cmocka_unit_test(test_kept_large_spans_yield_to_growth),
