@@ -42,14 +42,17 @@ void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
   }
 }
 
+/* The first block of span's free list, taken off it and unmarked. */
+static inline void *take_free(nh_span *span) {
+  void *b = span->free;
+  span->free = nh_block_next(b, "malloc");
+  nh_block_clear_mark(b);
+  return b;
+}
+
 size_t nh_span_pop(nh_span *span, void **out, size_t n) {
   size_t got = 0;
-  while (got < n && span->free != NULL) {
-    void *b = span->free;
-    span->free = nh_block_next(b, "malloc");
-    nh_block_clear_mark(b);
-    out[got++] = b;
-  }
+  while (got < n && span->free != NULL) out[got++] = take_free(span);
   while (got < n && span->carved < span->capacity) {
     void *b = span->start + (size_t)span->carved * span->block_size;
     nh_block_clear_mark(b); /* reused pages may hold a stale mark */
@@ -63,13 +66,8 @@ size_t nh_span_pop(nh_span *span, void **out, size_t n) {
 size_t nh_span_pop_pair(nh_span *a, nh_span *b, void **out, size_t n) {
   size_t got = 0;
   while (got + 2 <= n && a->free != NULL && b->free != NULL) {
-    void *x = a->free, *y = b->free; /* two walks in flight: each link may be a cache miss */
-    a->free = nh_block_next(x, "malloc");
-    b->free = nh_block_next(y, "malloc");
-    nh_block_clear_mark(x);
-    nh_block_clear_mark(y);
-    out[got++] = x;
-    out[got++] = y;
+    out[got++] = take_free(a); /* two walks in flight: each link may be a cache miss */
+    out[got++] = take_free(b);
   }
   a->used = (uint16_t)(a->used + got / 2);
   b->used = (uint16_t)(b->used + got / 2);
