@@ -150,6 +150,8 @@ static int check_header(ini_state *st) {
   return 0;
 }
 
+_Static_assert(INI_MAX_LINE - 3 == NH_CONFIG_LINE_MAX, "the reader's line limit (options.h)");
+
 /* libinih's reader: hands out one line of st->text per call. */
 static char *read_line(char *str, int num, void *stream) {
   ini_state *st = stream;

@@ -429,6 +429,22 @@ static void format_value(const nh_config *cfg, nh_opt o, char *buf, size_t len) 
   buf[0] = '\0';
 }
 
+/* "key = value", as the reader takes it back: "key=value" when the blanks
+ * would make the line too long (a value read from a file always fits so) or
+ * a leading ';' or '#' a comment; a value longer than any line (set through
+ * the environment or the API) is named in a comment instead. */
+static void write_key(FILE *out, const nh_opt_desc *d, const char *value) {
+  size_t klen = strlen(d->key), vlen = strlen(value);
+  int spaced = vlen > 0 && value[0] != ';' && value[0] != '#';
+  if (klen + vlen + (spaced ? 3 : 1) > NH_CONFIG_LINE_MAX) spaced = 0;
+  if (klen + vlen + 1 <= NH_CONFIG_LINE_MAX)
+    fprintf(out, "%s%s%s\n", d->key, spaced ? " = " : vlen ? "=" : " =", value);
+  else
+    fprintf(out, "; %s: the value in force is %zu characters, longer than a config line "
+                 "holds (%d); it can only be set through %s\n",
+            d->key, vlen, NH_CONFIG_LINE_MAX, d->env ? d->env : "the API");
+}
+
 static void write_options(const nh_config *cfg, FILE *out) {
   char buf[NH_OPT_STRLEN];
   const char *section = "";
@@ -440,7 +456,7 @@ static void write_options(const nh_config *cfg, FILE *out) {
     }
     format_value(cfg, (nh_opt)i, buf, sizeof buf);
     fprintf(out, "; %s (default: %s)\n", d->doc, d->default_text[0] ? d->default_text : "empty");
-    fprintf(out, "%s =%s%s\n", d->key, buf[0] ? " " : "", buf);
+    write_key(out, d, buf);
   }
 }
 

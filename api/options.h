@@ -56,6 +56,9 @@ enum { NH_SAFETY_NORMAL = 0, NH_SAFETY_PARANOID = 1 };
 enum { NH_STATS_NO = 0, NH_STATS_TEXT = 1, NH_STATS_JSON = 2 };
 
 #define NH_OPT_STRLEN 4096
+/* The longest line the config reader takes (libinih's INI_MAX_LINE, 200,
+ * less the line end and the NUL; checked in config.c). */
+#define NH_CONFIG_LINE_MAX 197
 
 /* A parsed NH_T_SIZE / NH_T_SIZE_PCT value. */
 typedef struct nh_size_spec {

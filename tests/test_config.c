@@ -705,6 +705,37 @@ static void round_trip(const nh_config *c) {
   free(text);
 }
 
+/* A value as long as a config line allows comes back from the written file
+ * (the fuzzer's case: "synthetic =" and 186 characters made "synthetic = "
+ * and 186, one past the line limit); one longer than any line (from the
+ * environment or the API) is named in a comment, and the file still reads. */
+static void test_round_trip_long_values(void **state UNUSED) {
+  char line[NH_CONFIG_LINE_MAX + 32], value[NH_CONFIG_LINE_MAX];
+  size_t vlen = NH_CONFIG_LINE_MAX - strlen("xml=");
+  memset(value, 'a', vlen);
+  value[0] = '/';
+  value[vlen] = '\0';
+  snprintf(line, sizeof line, "[topology]\nxml=%s\n", value);
+  nh_config *c = new_defaults();
+  assert_int_equal(nh_config_parse_string(c, line, "long.ini", err, sizeof err), 0);
+  round_trip(c);
+  char *text = write_to_string(c);
+  assert_non_null(strstr(text, "\nxml=/aaa"));
+  free(text);
+  static char longer[1000];
+  memset(longer, 'b', sizeof longer - 1);
+  longer[0] = '/';
+  assert_int_equal(nh_config_set(c, "topology", "xml", longer, err, sizeof err), 0);
+  text = write_to_string(c);
+  assert_non_null(strstr(text, "; xml: the value in force is 999 characters"));
+  nh_config *back = new_defaults();
+  assert_int_equal(nh_config_parse_string(back, text, "written", err, sizeof err), 0);
+  assert_string_equal(back->xml, "");
+  free(back);
+  free(text);
+  free(c);
+}
+
 static void test_round_trip(void **state UNUSED) {
   nh_config *c = new_defaults();
   round_trip(c);
@@ -842,6 +873,7 @@ int main(void) {
       cmocka_unit_test(test_env_process_environment),
       cmocka_unit_test(test_layers),
       cmocka_unit_test(test_round_trip),
+      cmocka_unit_test(test_round_trip_long_values),
       cmocka_unit_test(test_docs_cover_every_option),
       cmocka_unit_test(test_no_malloc),
   };
