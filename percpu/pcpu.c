@@ -105,12 +105,14 @@ static uint64_t nh_pc_soff[NH_CLASS_COUNT];
 static uint16_t cap[NH_CLASS_COUNT];   /* slots per class (the most hi reaches); 0: not cached */
 static uint16_t full[NH_CLASS_COUNT];  /* capacity after a class's first overflow (<= cap) */
 static uint16_t batch[NH_CLASS_COUNT]; /* refill and overflow batch */
-static size_t region_bytes;            /* nslots << NH_RSEQ_STRIDE_SHIFT */
 static uint64_t budget;                /* bytes of capacity per CPU */
 static int atfork_done;
 
 static _Atomic uint64_t idle_ns = 1000000000ull; /* relaxed: a period, not a guard */
 static _Atomic uint64_t last_scan_ns;            /* relaxed CAS elects one scanner */
+
+/* Bytes mapped for the regions of nslots CPUs. */
+static size_t regions_bytes(uint64_t nslots) { return (size_t)nslots << NH_RSEQ_STRIDE_SHIFT; }
 
 static nh_pc_cpu *region(int cpu) {
   return (nh_pc_cpu *)(nh_rseq_g.base + ((size_t)cpu << NH_RSEQ_STRIDE_SHIFT));
@@ -495,8 +497,7 @@ int nh_pc_init(const nh_cache_params *p) {
   if (!NH_RSEQ_ARCH || !rseq_usable() || nh_os_rseq_fence_register() != 0) return -1;
   layout(p);
   uint64_t nslots = (uint64_t)(nh_g.topo->ncpu_slots > 0 ? nh_g.topo->ncpu_slots : 1);
-  region_bytes = (size_t)nslots << NH_RSEQ_STRIDE_SHIFT;
-  char *base = nh_os_meta_alloc(region_bytes);
+  char *base = nh_os_meta_alloc(regions_bytes(nslots));
   if (base == NULL) return -1;
   nh_rseq_g.base = base;
   nh_rseq_g.nslots = nslots;
@@ -511,7 +512,7 @@ int nh_pc_init(const nh_cache_params *p) {
 void nh_pc_reset(void) {
   if (!nh_pc_on) return;
   nh_pc_on = 0;
-  nh_os_meta_free(nh_rseq_g.base, region_bytes);
+  nh_os_meta_free(nh_rseq_g.base, regions_bytes(nh_rseq_g.nslots));
   memset(&nh_rseq_g, 0, sizeof nh_rseq_g);
 }
 
