@@ -98,6 +98,8 @@ static void fill_params(const nh_config *cfg, nh_heap_params *hp, nh_cache_param
   hp->spill[2] = cfg->v[NH_OPT_PROCESS_SPILL].choice;
   hp->purge_delay_ms = cfg->v[NH_OPT_HEAP_PURGE_DELAY].u;
   hp->paranoid = cfg->v[NH_OPT_SAFETY_MODE].choice == NH_SAFETY_PARANOID;
+  hp->xfer_bytes = cfg->v[NH_OPT_CACHE_TRANSFER_SIZE].size.bytes;
+  hp->xfer_decay_ms = cfg->v[NH_OPT_CACHE_TRANSFER_DECAY].u;
   cp->mode = cfg->v[NH_OPT_CACHE_MODE].choice;
   cp->bytes = cfg->v[NH_OPT_CACHE_SIZE].size.bytes;
   cp->default_level = cfg->v[NH_OPT_HEAP_DEFAULT_LEVEL].choice;
@@ -277,7 +279,10 @@ static int reconfigure(const nh_config *cfg) {
     return -1;
   }
   if (cfg->v[NH_OPT_CACHE_MODE].choice != cur->v[NH_OPT_CACHE_MODE].choice ||
-      cfg->v[NH_OPT_CACHE_SIZE].size.bytes != cur->v[NH_OPT_CACHE_SIZE].size.bytes) {
+      cfg->v[NH_OPT_CACHE_SIZE].size.bytes != cur->v[NH_OPT_CACHE_SIZE].size.bytes ||
+      cfg->v[NH_OPT_CACHE_TRANSFER_SIZE].size.bytes !=
+          cur->v[NH_OPT_CACHE_TRANSFER_SIZE].size.bytes ||
+      cfg->v[NH_OPT_CACHE_TRANSFER_DECAY].u != cur->v[NH_OPT_CACHE_TRANSFER_DECAY].u) {
     nh_set_error("the [cache] section cannot change after the allocator started");
     errno = EBUSY;
     return -1;

@@ -30,6 +30,8 @@ typedef enum nh_opt {
   NH_OPT_PROCESS_SPILL,      /* [criticality] process.spill */
   NH_OPT_CACHE_MODE,         /* [cache] mode: percpu|perthread|off */
   NH_OPT_CACHE_SIZE,         /* [cache] size: bytes per CPU (or per thread) */
+  NH_OPT_CACHE_TRANSFER_SIZE,  /* [cache] transfer_size: bytes per node and class, 0 off */
+  NH_OPT_CACHE_TRANSFER_DECAY, /* [cache] transfer_decay: ms unused before blocks go back */
   NH_OPT_NOTIFY_LOW,         /* [notify] low: load % that raises Low */
   NH_OPT_NOTIFY_HIGH,        /* [notify] high: load % under which High is raised */
   NH_OPT_STATS_PRINT,        /* [stats] print: no|text|json, at exit */

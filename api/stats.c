@@ -38,6 +38,10 @@ static void node_snapshot(int i, nh_node_stats *s) {
   s->fallback_in = rd(&h->st.fallback_in);
   s->purged = rd(&h->st.purged);
   s->segments = rd(&h->st.segments);
+  s->xfer_hits = rd(&h->st.xfer_hits);
+  s->xfer_misses = rd(&h->st.xfer_misses);
+  s->xfer_released = rd(&h->st.xfer_released);
+  s->xfer_bytes = rd(&h->st.xfer_bytes);
 }
 
 static void add_into(nh_node_stats *t, const nh_node_stats *s) {
@@ -58,6 +62,10 @@ static void add_into(nh_node_stats *t, const nh_node_stats *s) {
   t->fallback_in += s->fallback_in;
   t->purged += s->purged;
   t->segments += s->segments;
+  t->xfer_hits += s->xfer_hits;
+  t->xfer_misses += s->xfer_misses;
+  t->xfer_released += s->xfer_released;
+  t->xfer_bytes += s->xfer_bytes;
 }
 
 NH_API int nh_stats_get(nh_stats *st) {
@@ -100,6 +108,10 @@ static void print_node_text(FILE *out, const nh_node_stats *s) {
           "        allocs %" PRIu64 " frees %" PRIu64 " remote_frees %" PRIu64
           " fallback_out %" PRIu64 " fallback_in %" PRIu64 " purged %" PRIu64 "\n",
           s->allocs, s->frees, s->remote_frees, s->fallback_out, s->fallback_in, s->purged);
+  fprintf(out,
+          "        transfer cache: hits %" PRIu64 " misses %" PRIu64 " released %" PRIu64
+          " held %" PRIu64 "\n",
+          s->xfer_hits, s->xfer_misses, s->xfer_released, s->xfer_bytes);
   fprintf(out, "        ");
   for (int l = 0; l < NH_LEVEL_COUNT; l++)
     fprintf(out, "%s: committed %" PRIu64 " failures %" PRIu64 "%s", level_names[l],
@@ -113,11 +125,12 @@ static void print_node_json(FILE *out, const nh_node_stats *s) {
           ",\"committed\":%" PRIu64 ",\"peak_committed\":%" PRIu64 ",\"in_use\":%" PRIu64
           ",\"allocs\":%" PRIu64 ",\"frees\":%" PRIu64 ",\"remote_frees\":%" PRIu64
           ",\"fallback_out\":%" PRIu64 ",\"fallback_in\":%" PRIu64 ",\"purged\":%" PRIu64
-          ",\"segments\":%" PRIu64,
+          ",\"segments\":%" PRIu64 ",\"xfer_hits\":%" PRIu64 ",\"xfer_misses\":%" PRIu64
+          ",\"xfer_released\":%" PRIu64 ",\"xfer_bytes\":%" PRIu64,
           s->node, s->os_node, s->budget, s->reserve, s->reserve_ready, s->committed,
           s->peak_committed, s->in_use,
           s->allocs, s->frees, s->remote_frees, s->fallback_out, s->fallback_in, s->purged,
-          s->segments);
+          s->segments, s->xfer_hits, s->xfer_misses, s->xfer_released, s->xfer_bytes);
   for (int l = 0; l < NH_LEVEL_COUNT; l++)
     fprintf(out, ",\"%s_committed\":%" PRIu64 ",\"%s_failures\":%" PRIu64, level_names[l],
             s->level_committed[l], level_names[l], s->failures[l]);

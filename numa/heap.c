@@ -69,6 +69,13 @@ int nh_heaps_init(const nh_heap_params *p, char *err, size_t errlen) {
     heaps[i].mem_bytes = t->nodes[i].mem_bytes;
     heaps[i].last_purge_ns = nh_os_clock_ns();
     home[i] = home_node(t, i);
+    if (nh_xfer_init(&heaps[i], p->xfer_bytes, p->xfer_decay_ms) != 0) {
+      for (int j = 0; j <= i; j++) nh_xfer_destroy(&heaps[j]);
+      nh_os_meta_free(heaps, sizeof(nh_heap) * (size_t)t->nnodes);
+      nh_os_meta_free(home, sizeof(int) * (size_t)t->nnodes);
+      snprintf(err, errlen, "cannot map the transfer caches of node %d", i);
+      return -1;
+    }
   }
   nh_g.topo = t;
   nh_g.nnodes = t->nnodes;
@@ -80,7 +87,10 @@ int nh_heaps_init(const nh_heap_params *p, char *err, size_t errlen) {
 
 void nh_heaps_destroy(void) {
   if (nh_g.heap == NULL) return;
-  for (int i = 0; i < nh_g.nnodes; i++) nh_segments_destroy(&nh_g.heap[i]);
+  for (int i = 0; i < nh_g.nnodes; i++) {
+    nh_segments_destroy(&nh_g.heap[i]);
+    nh_xfer_destroy(&nh_g.heap[i]);
+  }
   nh_os_meta_free(nh_g.heap, sizeof(nh_heap) * (size_t)nh_g.nnodes);
   nh_os_meta_free(nh_g.home, sizeof(int) * (size_t)nh_g.nnodes);
   void (*reclaim)(void) = nh_g.reclaim_hook;
@@ -104,6 +114,7 @@ int nh_heaps_precommit_reserves(void) {
 void nh_heaps_prefork(void) {
   for (int i = 0; i < nh_g.nnodes; i++) {
     nh_heap *h = &nh_g.heap[i];
+    nh_xfer_prefork(h);
     for (int c = 0; c < NH_CLASS_COUNT; c++) nh_lock_acquire(&h->bins[c].lock);
     nh_lock_acquire(&h->page_lock);
   }
@@ -119,6 +130,7 @@ void nh_heaps_postfork(int child) {
       nh_lock_release(&h->page_lock);
       for (int c = NH_CLASS_COUNT; c-- > 0;) nh_lock_release(&h->bins[c].lock);
     }
+    nh_xfer_postfork(h, child);
   }
 }
 
@@ -174,8 +186,15 @@ static nh_span *bin_grow(nh_heap *h, unsigned cls, int level) {
   return span;
 }
 
-size_t nh_heap_refill(int node, unsigned cls, int level, void **out, size_t n) {
-  nh_heap *h = &nh_g.heap[node];
+/* The span holding block p of a classed size (p known to be ours). */
+static nh_span *span_of(void *p) {
+  nh_segment *seg = (nh_segment *)((uintptr_t)p & ~(uintptr_t)(NH_SEGMENT_SIZE - 1));
+  nh_span *span = &seg->spans[((uintptr_t)p - (uintptr_t)seg) >> NH_PAGE_SHIFT];
+  return span->kind == NH_PAGE_TAIL ? span - span->back : span;
+}
+
+/* Up to n blocks from the spans of bin (h, cls), growing within level's limit. */
+static size_t spans_refill(nh_heap *h, unsigned cls, int level, void **out, size_t n) {
   nh_bin *b = &h->bins[cls];
   size_t got = 0;
   nh_lock_acquire(&b->lock);
@@ -197,22 +216,11 @@ size_t nh_heap_refill(int node, unsigned cls, int level, void **out, size_t n) {
     if (span->used == span->capacity) bin_remove(b, span);
   }
   nh_lock_release(&b->lock);
-  if (got) {
-    stat_add(&h->st.allocs, got);
-    stat_add(&h->st.in_use, got * nh_class_size(cls));
-  }
   return got;
 }
 
-/* The span holding block p of a classed size (p known to be ours). */
-static nh_span *span_of(void *p) {
-  nh_segment *seg = (nh_segment *)((uintptr_t)p & ~(uintptr_t)(NH_SEGMENT_SIZE - 1));
-  nh_span *span = &seg->spans[((uintptr_t)p - (uintptr_t)seg) >> NH_PAGE_SHIFT];
-  return span->kind == NH_PAGE_TAIL ? span - span->back : span;
-}
-
-void nh_heap_drain(int node, unsigned cls, void *const *blocks, size_t n, bool remote) {
-  nh_heap *h = &nh_g.heap[node];
+/* Gives n marked blocks of bin (h, cls) back to their spans. */
+static void spans_drain(nh_heap *h, unsigned cls, void *const *blocks, size_t n) {
   nh_bin *b = &h->bins[cls];
   nh_lock_acquire(&b->lock);
   for (size_t i = 0; i < n; i++) {
@@ -224,17 +232,62 @@ void nh_heap_drain(int node, unsigned cls, void *const *blocks, size_t n, bool r
     if (used == 0 && b->nspans > 1) bin_release(h, b, span); /* keep one against churn */
   }
   nh_lock_release(&b->lock);
+}
+
+/* Runs h's decay pass if one is due (the caller looked: nh_xfer_take/put). */
+static void xfer_maybe_decay(int node, bool look) {
+  if (look && nh_xfer_pass_due(&nh_g.heap[node], nh_os_clock_ns())) nh_heap_xfer_release(node, false);
+}
+
+size_t nh_heap_refill(int node, unsigned cls, int level, void **out, size_t n) {
+  nh_heap *h = &nh_g.heap[node];
+  bool look = false;
+  size_t hit = nh_xfer_take(h, cls, out, n, &look);
+  size_t got = hit < n ? hit + spans_refill(h, cls, level, out + hit, n - hit) : hit;
+  if (got) {
+    stat_add(&h->st.allocs, got);
+    stat_add(&h->st.in_use, got * nh_class_size(cls));
+    if (hit) stat_add(&h->st.xfer_hits, hit);
+    if (got > hit) stat_add(&h->st.xfer_misses, got - hit);
+  }
+  xfer_maybe_decay(node, look);
+  return got;
+}
+
+void nh_heap_drain(int node, unsigned cls, void *const *blocks, size_t n, bool remote) {
+  nh_heap *h = &nh_g.heap[node];
+  bool look = false;
+  size_t put = nh_xfer_put(h, cls, blocks, n, &look);
+  if (put < n) spans_drain(h, cls, blocks + put, n - put);
   stat_add(&h->st.frees, n);
   stat_sub(&h->st.in_use, n * nh_class_size(cls));
   if (remote) stat_add(&h->st.remote_frees, n);
+  xfer_maybe_decay(node, look);
 }
 
-/* Trim and memory pressure: every empty span back to its segment, one bin
- * lock at a time (each then takes the page lock: bin < page), then every
- * free page back to the OS. */
+void nh_heap_xfer_release(int node, bool all) {
+  nh_heap *h = &nh_g.heap[node];
+  void *buf[256];
+  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) {
+    size_t k;
+    do {
+      k = nh_xfer_take_oldest(h, cls, buf, 256, !all);
+      if (k) {
+        spans_drain(h, cls, buf, k);
+        stat_add(&h->st.xfer_released, k);
+      }
+    } while (k == 256);
+    if (!all) nh_xfer_decay_restart(h, cls);
+  }
+}
+
+/* Trim and memory pressure: the transfer caches' blocks back to their spans,
+ * every empty span back to its segment, one bin lock at a time (each then
+ * takes the page lock: bin < page), then every free page back to the OS. */
 void nh_heaps_trim(void) {
   for (int i = 0; i < nh_g.nnodes; i++) {
     nh_heap *h = &nh_g.heap[i];
+    nh_heap_xfer_release(i, true);
     for (unsigned c = 1; c < NH_CLASS_COUNT; c++) bin_release_empty(h, &h->bins[c]);
     nh_lock_acquire(&h->page_lock);
     nh_pages_purge(h, true);
@@ -271,6 +324,7 @@ static void *large_alloc(nh_heap *h, size_t size, int level) {
     nh_span_format(span, span_start(span), 0, (size_t)npages * NH_PAGE_SIZE);
     void *p;
     nh_span_pop(span, &p, 1);
+    nh_block_clear_mark(p); /* handed out */
   }
   nh_lock_release(&h->page_lock);
   if (span == NULL) return NULL;
@@ -298,7 +352,9 @@ void *nh_heap_alloc_on(int node, size_t size, size_t align, int level) {
     cls = align == NH_MIN_ALIGN ? nh_size_class(size) : nh_class_for_aligned(size, align);
   if (cls) {
     void *p = NULL;
-    return nh_heap_refill(node, cls, level, &p, 1) ? p : NULL;
+    if (nh_heap_refill(node, cls, level, &p, 1) == 0) return NULL;
+    nh_block_handout(p);
+    return p;
   }
   if (size <= NH_LARGE_MAX && align <= NH_PAGE_SIZE) return large_alloc(h, size, level);
   return huge_alloc(h, size, align, level);

@@ -283,6 +283,18 @@ static inline bool nh_block_unmark_cached(void *block) {
   return intact;
 }
 
+/* A marked block taken from a transfer cache or a refill batch was written
+ * while it sat there (its free mark is gone): stops the process. */
+_Noreturn void nh_block_corrupt(const void *block) __attribute__((cold));
+/* Hands a block of a refill batch out: checks its free mark and clears it. */
+static inline void nh_block_handout(void *block) {
+  if (__builtin_expect(!nh_block_unmark_cached(block), 0)) nh_block_corrupt(block);
+}
+/* Checks that a block of a refill batch still carries its free mark. */
+static inline void nh_block_check_mark(void *block) {
+  if (__builtin_expect(!nh_block_is_marked_free(block), 0)) nh_block_corrupt(block);
+}
+
 /* Decodes block's next link and checks it: NULL, or a 16-aligned address in
  * our address space (its segment map byte is set). A bad link stops the
  * process (corrupted free list). */
@@ -315,6 +327,44 @@ size_t nh_span_pop_pair(nh_span *a, nh_span *b, void **out, size_t n);
 /* Pushes one block back; returns the span's used count after. */
 unsigned nh_span_push(nh_span *span, void *block);
 
+/* ---- xfer.c: the per-node transfer caches ------------------------------------
+ * Per (node, class) an array of free block pointers between the caches above
+ * and the spans; batches move by memcpy without touching the blocks (xfer.c
+ * has the design). Every block held is of the node and carries the free mark. */
+
+#define NH_XFER_MAX_SLOTS 2048 /* most blocks one class's transfer cache holds */
+
+typedef struct nh_xfer {
+  nh_lock lock;    /* a leaf: no other lock is taken while it is held */
+  uint32_t cap;    /* constant after init: most blocks held; 0: class not cached */
+  uint32_t count;  /* Guarded by lock: blocks held, in slots[0..count) (oldest first) */
+  uint32_t low;    /* Guarded by lock: fewest held since the last decay pass */
+  uint32_t ticks;  /* Guarded by lock: operations since the last look at the clock */
+  void **slots;    /* constant after init: [NH_XFER_MAX_SLOTS] */
+} __attribute__((aligned(64))) nh_xfer;
+
+struct nh_heap;
+/* Blocks a class's transfer cache may hold for a byte bound (0: not cached). */
+uint32_t nh_xfer_cap_for(uint64_t bytes, unsigned cls);
+/* Sets up h's transfer caches: bytes per class, decay period. 0 or -1. */
+int nh_xfer_init(struct nh_heap *h, uint64_t bytes, uint64_t decay_ms);
+void nh_xfer_destroy(struct nh_heap *h);
+/* Up to n of the newest blocks / puts up to n blocks; returns how many.
+ * *look: time to look at the decay clock (every 64 operations of a class). */
+size_t nh_xfer_take(struct nh_heap *h, unsigned cls, void **out, size_t n, bool *look);
+size_t nh_xfer_put(struct nh_heap *h, unsigned cls, void *const *in, size_t n, bool *look);
+/* Up to n of the oldest blocks: all of them, or (decay) no more than the
+ * fewest held since the last pass. */
+size_t nh_xfer_take_oldest(struct nh_heap *h, unsigned cls, void **out, size_t n, bool decay);
+/* Starts a new decay window for a class (after a pass over it). */
+void nh_xfer_decay_restart(struct nh_heap *h, unsigned cls);
+/* true for the one caller that should run h's decay pass now. */
+bool nh_xfer_pass_due(struct nh_heap *h, uint64_t now);
+/* Blocks a class's transfer cache holds now (tests, stats). */
+uint32_t nh_xfer_count(struct nh_heap *h, unsigned cls);
+void nh_xfer_prefork(struct nh_heap *h);
+void nh_xfer_postfork(struct nh_heap *h, int child);
+
 /* ---- heap.c: the per-node heaps -------------------------------------------- */
 
 typedef struct nh_bin {
@@ -330,6 +380,10 @@ typedef struct nh_heap_counters {
   _Atomic uint64_t allocs, frees, remote_frees, fallback_out, fallback_in;
   _Atomic uint64_t failures[NH_LEVELS];
   _Atomic uint64_t purged, segments;
+  /* transfer caches (xfer.c): blocks a refill took from them (hits) or from
+   * the spans (misses), blocks given back to the spans by decay or trim,
+   * and the bytes they hold now */
+  _Atomic uint64_t xfer_hits, xfer_misses, xfer_released, xfer_bytes;
 } nh_heap_counters;
 
 typedef struct nh_heap {
@@ -355,6 +409,10 @@ typedef struct nh_heap {
   unsigned large_cached;
   nh_heap_counters st;
   nh_bin bins[NH_CLASS_COUNT];
+  nh_xfer xfer[NH_CLASS_COUNT]; /* [0] unused */
+  void **xfer_slots;            /* constant after init: every class's slots */
+  uint64_t xfer_decay_ns;       /* constant after init: decay period, 0: none */
+  _Atomic uint64_t xfer_pass_ns; /* relaxed: when the last decay pass ran (CAS elects one) */
 } nh_heap;
 
 /* What the heaps need from the configuration (filled by api/init.c). */
@@ -380,6 +438,8 @@ typedef struct nh_heap_params {
   int spill[NH_LEVELS];          /* NH_SPILL_* of api/options.h: 0 none, 1 package, 2 any */
   uint64_t purge_delay_ms;
   int paranoid;                  /* [safety] mode = paranoid */
+  uint64_t xfer_bytes;           /* [cache] transfer_size: per node and class, 0: none */
+  uint64_t xfer_decay_ms;        /* [cache] transfer_decay */
 } nh_heap_params;
 
 typedef struct nh_heaps {
@@ -409,12 +469,19 @@ int nh_heaps_precommit_reserves(void);
 void nh_heaps_prefork(void);
 void nh_heaps_postfork(int child);
 
-/* Moves up to n blocks of class cls from node's heap into out[], growing the
- * heap within the limit of level. Returns how many (0: the node cannot). */
+/* Moves up to n blocks of class cls from node's heap (its transfer cache,
+ * then its spans) into out[], growing the heap within the limit of level.
+ * Returns how many (0: the node cannot). Every block comes out carrying the
+ * free mark (nh_block_mark_free): the caller clears it on the block it hands
+ * out (nh_block_clear_mark) and may cache the others as they are. */
 size_t nh_heap_refill(int node, unsigned cls, int level, void **out, size_t n);
-/* Returns n blocks of class cls that all belong to node's heap; remote says
- * they were freed by a CPU of another node (statistics). */
+/* Returns n blocks of class cls that all belong to node's heap, each
+ * already carrying the free mark; remote says they were freed by a CPU of
+ * another node (statistics). */
 void nh_heap_drain(int node, unsigned cls, void *const *blocks, size_t n, bool remote);
+/* Gives every block of node's transfer caches back to the spans (all) or
+ * only those unused for a decay period. */
+void nh_heap_xfer_release(int node, bool all);
 
 /* One block of any size on exactly node (no fallback). align <= NH_PAGE_SIZE
  * for classed sizes; any power of two otherwise. NULL if the node cannot. */

@@ -22,6 +22,12 @@ void nh_block_check_freed(const void *block, size_t size, const char *call) {
                call, block, i, b[i], NH_FREE_FILL);
 }
 
+void nh_block_corrupt(const void *block) {
+  nh_fatal("malloc: corrupted free list: free block %p was written after it was freed "
+           "(its first 16 bytes changed: a write after free or an overflow from the block "
+           "before it)", block);
+}
+
 void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
   size_t bs = cls ? nh_class_size(cls) : bytes;
   span->cls = (uint8_t)cls;
@@ -42,11 +48,10 @@ void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
   }
 }
 
-/* The first block of span's free list, taken off it and unmarked. */
+/* The first block of span's free list, taken off it (it keeps its free mark). */
 static inline void *take_free(nh_span *span) {
   void *b = span->free;
   span->free = nh_block_next(b, "malloc");
-  nh_block_clear_mark(b);
   return b;
 }
 
@@ -55,7 +60,7 @@ size_t nh_span_pop(nh_span *span, void **out, size_t n) {
   while (got < n && span->free != NULL) out[got++] = take_free(span);
   while (got < n && span->carved < span->capacity) {
     void *b = span->start + (size_t)span->carved * span->block_size;
-    nh_block_clear_mark(b); /* reused pages may hold a stale mark */
+    nh_block_mark_free(b); /* every block leaves marked (heap.h: nh_heap_refill) */
     out[got++] = b;
     __atomic_store_n(&span->carved, (uint16_t)(span->carved + 1), __ATOMIC_RELAXED);
   }

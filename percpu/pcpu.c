@@ -340,10 +340,8 @@ void *nh_pc_alloc_slow(unsigned cls, int level) {
   size_t n = nh_heap_refill(c->node, cls, level, b, batch[cls]);
   stat_inc(&c->refills, 1);
   if (n == 0) return alloc_uncached(c->node, cls, level);
-  for (size_t i = 1; i < n; i++) {
-    nh_block_mark_cached(b[i]);
-    nh_tsan_release(b[i]);
-  }
+  nh_block_handout(b[0]); /* the rest come marked, ready to cache (each pop checks its mark) */
+  for (size_t i = 1; i < n; i++) nh_tsan_release(b[i]);
   /* only into a CPU of c's node: after a migration to another node the rest goes back */
   size_t pushed = n > 1 ? nh_rseq_push_batch(b + 1, n - 1, cls, c->node) : 0;
   if (1 + pushed < n) nh_heap_drain(c->node, cls, b + 1 + pushed, n - 1 - pushed, false);

@@ -189,9 +189,10 @@ static void *refill(nh_tcache *tc, unsigned cls, int level) {
   tc->st.refills++;
   if (n == 0) return NULL;
   nh_cbin *b = &tc->bins[cls];
+  nh_block_handout(blocks[0]); /* the rest come marked */
   for (size_t i = 1; i < n; i++) {
+    nh_block_check_mark(blocks[i]);
     nh_block_set_next(blocks[i], b->head);
-    nh_block_mark_free(blocks[i]);
     b->head = blocks[i];
   }
   b->count += (uint32_t)(n - 1);
@@ -228,6 +229,7 @@ void *nh_tc_alloc(unsigned cls, int level) {
 void nh_tc_free(void *p, unsigned cls, int node) {
   nh_tcache *tc = tl_cache;
   if (tc == NULL || tc == DEAD || class_max[cls] == 0) {
+    nh_block_mark_free(p); /* nh_heap_drain takes marked blocks */
     nh_heap_drain(node, cls, &p, 1, node != cpu_home(cache_cpu(tc)));
     return;
   }

@@ -579,7 +579,8 @@ static void test_env_every_option(void **state UNUSED) {
       [NH_OPT_APPDOMAIN_SPILL] = "none", [NH_OPT_PROCESS_SPILL] = "package",
       [NH_OPT_CACHE_MODE] = "off", [NH_OPT_CACHE_SIZE] = "32K", [NH_OPT_NOTIFY_LOW] = "80",
       [NH_OPT_NOTIFY_HIGH] = "20%", [NH_OPT_STATS_PRINT] = "text",
-      [NH_OPT_SAFETY_MODE] = "paranoid",
+      [NH_OPT_SAFETY_MODE] = "paranoid", [NH_OPT_CACHE_TRANSFER_SIZE] = "256K",
+      [NH_OPT_CACHE_TRANSFER_DECAY] = "0",
   };
   char vars[NH_OPT_COUNT][128];
   const char *envp[NH_OPT_COUNT + 1];

@@ -592,11 +592,12 @@ static void test_trim_releases_empty_spans(void **state) {
 
 /* A refill takes blocks from the free lists of two spans in turn (the two
  * walks overlap their cache misses): every block comes out once, of its
- * class, unmarked, and the spans' counts stay right. Driven through the
- * heap directly, with the caches off so that frees go straight to spans. */
+ * class, marked free, and the spans' counts stay right. Driven through the
+ * heap directly, with the caches and the transfer caches off so that frees
+ * go straight to spans. */
 static void test_refill_walks_two_spans(void **state) {
   (void)state;
-  nh_test_start(NULL, "cache", "mode", "off", NULL);
+  nh_test_start(NULL, "cache", "mode", "off", "cache", "transfer_size", "0", NULL);
   enum { SPANS = 3, PER = 64, N = SPANS * PER }; /* 1 KiB blocks: 64 a 64 KiB span */
   static void *v[N], *out[N];
   unsigned cls = nh_size_class(1024);
@@ -610,7 +611,10 @@ static void test_refill_walks_two_spans(void **state) {
   const nh_span *prev = NULL;
   for (size_t i = 0; i < got; i++) {
     nh_block_info info;
-    assert_int_equal(nh_block_lookup(out[i], &info), NH_LOOKUP_OK); /* live, not marked */
+    assert_true(nh_block_is_marked_free(out[i])); /* refills hand blocks out marked */
+    nh_block_clear_mark(out[i]);
+    assert_int_equal(nh_block_lookup(out[i], &info), NH_LOOKUP_OK);
+    nh_block_mark_free(out[i]);
     assert_int_equal(info.cls, cls);
     for (size_t j = 0; j < i; j++) assert_ptr_not_equal(out[i], out[j]);
     if (i == 1) assert_ptr_not_equal(info.span, prev); /* the first pair: one block of each span */

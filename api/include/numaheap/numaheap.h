@@ -103,7 +103,7 @@ NH_API const char *nh_last_error(void);
 enum nh_level { NH_LEVEL_TASK = 0, NH_LEVEL_APPDOMAIN = 1, NH_LEVEL_PROCESS = 2, NH_LEVEL_COUNT = 3 };
 
 /** Version of nh_stats; a snapshot is refused when the caller's differs. */
-#define NH_STATS_VERSION 1
+#define NH_STATS_VERSION 2
 
 /** Per-node counters. Bytes are bytes; "count" fields are events. */
 typedef struct nh_node_stats {
@@ -126,6 +126,10 @@ typedef struct nh_node_stats {
   uint64_t failures[NH_LEVEL_COUNT]; /**< requests this node could not take, per level */
   uint64_t purged;              /**< bytes returned to the OS (madvise/munmap) */
   uint64_t segments;            /**< segments currently mapped */
+  uint64_t xfer_hits;           /**< blocks a cache refill took from the node's transfer cache */
+  uint64_t xfer_misses;         /**< blocks a cache refill took from spans (transfer cache empty) */
+  uint64_t xfer_released;       /**< blocks the transfer cache gave back to spans (decay, trim) */
+  uint64_t xfer_bytes;          /**< bytes of free blocks the transfer cache holds now */
 } nh_node_stats;
 
 /** Snapshot of all counters. Fill `size` and `version` before calling. */

@@ -1,0 +1,318 @@
+/*
+ * tests/test_xfer.c: the per-node transfer caches (numa/xfer.c): batches
+ * move whole without touching the blocks, the bounds, blocks go to their own
+ * node's transfer cache, trim and decay give them back, concurrent moves and
+ * forks keep every block owned once, and a working set larger than a CPU's
+ * cache is served from the transfer cache rather than the spans.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nh_test.h"
+
+#define FOUR_NODES "package:2 numa:2 core:1 pu:1" /* CPU k on node k */
+#define UNUSED __attribute__((unused))
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* A refill's blocks handed out (as a cache hands out one): marks cleared. */
+static size_t take(int node, unsigned cls, void **out, size_t n) {
+  size_t got = nh_heap_refill(node, cls, nh_default_level, out, n);
+  for (size_t i = 0; i < got; i++) nh_block_handout(out[i]);
+  return got;
+}
+/* ...and given back as a cache gives them: marked. */
+static void give(int node, unsigned cls, void **blocks, size_t n) {
+  for (size_t i = 0; i < n; i++) nh_block_mark_free(blocks[i]);
+  nh_heap_drain(node, cls, blocks, n, false);
+}
+
+/* A drained batch comes back whole from the transfer cache, its blocks
+ * untouched (word 0, which a span's free list would overwrite, still holds
+ * what the program left there), and the stats count it. */
+static void test_batches_move_whole(void **state UNUSED) {
+  nh_test_start(FOUR_NODES, "cache", "mode", "off", "cache", "transfer_size", "64K", NULL);
+  unsigned cls = nh_size_class(64);
+  static void *out[200], *again[200];
+  assert_int_equal(take(0, cls, out, 200), 200);
+  nh_node_stats s0 = nh_test_node_stats(0);
+  assert_int_equal(s0.xfer_misses, 200);
+  for (int i = 0; i < 200; i++) ((uintptr_t *)out[i])[0] = 0xfeed0000u + (uintptr_t)i;
+  give(0, cls, out, 200);
+  assert_int_equal(nh_xfer_count(&nh_g.heap[0], cls), 200);
+  assert_int_equal(nh_test_node_stats(0).xfer_bytes, 200 * 64);
+  assert_int_equal(take(0, cls, again, 200), 200);
+  nh_node_stats s1 = nh_test_node_stats(0);
+  assert_int_equal(s1.xfer_hits - s0.xfer_hits, 200);
+  assert_int_equal(s1.xfer_misses, s0.xfer_misses);
+  assert_int_equal(s1.xfer_bytes, 0);
+  for (int i = 0; i < 200; i++) {
+    assert_ptr_equal(again[i], out[i]); /* the same batch, in order */
+    assert_int_equal(((uintptr_t *)again[i])[0], 0xfeed0000u + (uintptr_t)i);
+  }
+  give(0, cls, again, 200);
+  nh_heaps_check();
+}
+
+/* A class holds at most transfer_size bytes (2048 blocks at most); the rest
+ * of a drain goes to the spans; a class whose block is over half the bound
+ * is not held at all; transfer_size 0 holds nothing. */
+static void test_bounds(void **state UNUSED) {
+  nh_test_start(FOUR_NODES, "cache", "mode", "off", "cache", "transfer_size", "4K", NULL);
+  unsigned cls = nh_size_class(64);
+  static void *out[200];
+  assert_int_equal(take(0, cls, out, 200), 200);
+  give(0, cls, out, 200);
+  assert_int_equal(nh_xfer_count(&nh_g.heap[0], cls), 4096 / 64);
+  assert_int_equal(nh_test_node_stats(0).xfer_bytes, 4096);
+  assert_int_equal(nh_xfer_cap_for(4096, nh_size_class(4096)), 0);
+  assert_int_equal(nh_xfer_cap_for(4096, nh_size_class(2048)), 2);
+  assert_int_equal(nh_xfer_cap_for((uint64_t)1 << 30, nh_size_class(16)), NH_XFER_MAX_SLOTS);
+  void *big[4];
+  unsigned bcls = nh_size_class(4096);
+  assert_int_equal(take(0, bcls, big, 4), 4);
+  give(0, bcls, big, 4);
+  assert_int_equal(nh_xfer_count(&nh_g.heap[0], bcls), 0);
+  nh_heaps_check();
+
+  nh_test_start(FOUR_NODES, "cache", "mode", "off", "cache", "transfer_size", "0", NULL);
+  assert_int_equal(take(0, cls, out, 200), 200);
+  give(0, cls, out, 200);
+  assert_int_equal(nh_test_node_stats(-1).xfer_bytes, 0);
+  assert_int_equal(take(0, cls, out, 200), 200);
+  assert_int_equal(nh_test_node_stats(-1).xfer_hits, 0);
+  give(0, cls, out, 200);
+}
+
+enum { N = 600 };
+
+static void *free_on_cpu1(void *arg) {
+  void **v = arg;
+  nh_cache_set_cpu_override(1);
+  for (int i = 0; i < N; i++) nh_free(v[i]);
+  nh_cache_flush_thread();
+  return NULL;
+}
+
+/* Blocks of node 0 freed on a CPU of node 1 go to node 0's transfer cache,
+ * never to node 1's, in every cache mode. */
+static void test_block_goes_home(void **state UNUSED) {
+  nh_test_start(FOUR_NODES, NULL);
+  unsigned cls = nh_size_class(96);
+  static void *v[N];
+  nh_cache_set_cpu_override(0);
+  for (int i = 0; i < N; i++) {
+    v[i] = nh_malloc(96);
+    assert_int_equal(nh_ptr_node(v[i]), 0);
+  }
+  pthread_t t;
+  pthread_create(&t, NULL, free_on_cpu1, v);
+  pthread_join(t, NULL); /* its exit flushed its cache */
+  nh_cache_set_cpu_override(1);
+  assert_true(nh_xfer_count(&nh_g.heap[0], cls) > 0);
+  assert_int_equal(nh_xfer_count(&nh_g.heap[1], cls), 0);
+  assert_int_equal(nh_test_node_stats(1).xfer_bytes, 0);
+  assert_int_equal(nh_test_node_stats(0).remote_frees, N);
+  for (int i = 0; i < N; i++) { /* node 1's CPU is served by node 1 only */
+    v[i] = nh_malloc(96);
+    assert_int_equal(nh_ptr_node(v[i]), 1);
+  }
+  for (int i = 0; i < N; i++) nh_free(v[i]);
+  nh_cache_set_cpu_override(-1);
+  nh_heaps_check();
+}
+
+/* nh_trim gives every block back to the spans, and the spans' pages to the
+ * OS: the node is left with its segment headers. */
+static void test_trim_empties(void **state UNUSED) {
+  nh_test_start(FOUR_NODES, "cache", "mode", "off", NULL);
+  unsigned cls = nh_size_class(256);
+  static void *out[512];
+  assert_int_equal(take(2, cls, out, 512), 512);
+  give(2, cls, out, 512);
+  nh_node_stats s = nh_test_node_stats(2);
+  assert_true(s.xfer_bytes > 0);
+  uint64_t held = nh_xfer_count(&nh_g.heap[2], cls);
+  nh_trim();
+  s = nh_test_node_stats(2);
+  assert_int_equal(s.xfer_bytes, 0);
+  assert_int_equal(s.xfer_released, held);
+  assert_int_equal(nh_xfer_count(&nh_g.heap[2], cls), 0);
+  assert_int_equal(s.in_use, 0);
+  assert_true(s.committed < 65536); /* no span's page left: segment headers only */
+  nh_heaps_check();
+}
+
+/* Decay: a pass gives back as many of the oldest blocks as the class never
+ * needed since the previous pass, and starts a new window. Driven by direct
+ * passes, then by the clock (a pass runs from the operations themselves). */
+static void test_decay(void **state UNUSED) {
+  nh_test_start(FOUR_NODES, "cache", "mode", "off", "cache", "transfer_decay", "0", NULL);
+  unsigned cls = nh_size_class(128);
+  static void *out[100], *few[10];
+  assert_int_equal(take(0, cls, out, 100), 100);
+  give(0, cls, out, 100);
+  nh_heap_xfer_release(0, false); /* the window began empty: nothing unused yet */
+  assert_int_equal(nh_xfer_count(&nh_g.heap[0], cls), 100);
+  assert_int_equal(take(0, cls, few, 10), 10); /* the window's low: 90 */
+  give(0, cls, few, 5);                       /* back to 95 */
+  nh_heap_xfer_release(0, false);
+  assert_int_equal(nh_xfer_count(&nh_g.heap[0], cls), 5);
+  assert_int_equal(nh_test_node_stats(0).xfer_released, 90);
+  /* the 90 oldest went: what is left is the newest five */
+  void *left[5];
+  assert_int_equal(take(0, cls, left, 5), 5);
+  for (int i = 0; i < 5; i++) assert_ptr_equal(left[i], few[i]);
+  give(0, cls, left, 5);
+  give(0, cls, few + 5, 5);
+  nh_heap_xfer_release(0, false); /* this window went down to 0: nothing goes */
+  assert_int_equal(nh_xfer_count(&nh_g.heap[0], cls), 10);
+  nh_heap_xfer_release(0, false); /* a window without traffic: all 10 go */
+  assert_int_equal(nh_xfer_count(&nh_g.heap[0], cls), 0);
+  assert_int_equal(nh_test_node_stats(0).xfer_released, 100);
+  nh_trim();
+
+  nh_test_start(FOUR_NODES, "cache", "mode", "off", "cache", "transfer_decay", "20", NULL);
+  unsigned other = nh_size_class(48);
+  assert_int_equal(take(0, cls, out, 100), 100);
+  give(0, cls, out, 100); /* held, and never needed again */
+  uint64_t released = 0;
+  for (int round = 0; round < 50 && released < 100; round++) {
+    sleep_ms(25);
+    for (int i = 0; i < 70; i++) { /* another class's traffic looks at the clock */
+      void *p;
+      assert_int_equal(take(0, other, &p, 1), 1);
+      give(0, other, &p, 1);
+    }
+    released = nh_test_node_stats(0).xfer_released;
+  }
+  assert_true(released >= 100);
+  assert_int_equal(nh_xfer_count(&nh_g.heap[0], cls), 0);
+  nh_heaps_check();
+}
+
+/* ---- threads ------------------------------------------------------------------ */
+
+enum { THREADS = 4, BATCH = 48 };
+static atomic_int stop_moving;
+
+/* Refills a batch, stamps every block with the thread's id, checks the
+ * stamps, drains: a block owned twice would show another thread's stamp. */
+static void *mover(void *arg) {
+  uintptr_t id = (uintptr_t)arg;
+  unsigned cls = nh_size_class(32 + 16 * (id % 2));
+  void *b[BATCH];
+  long rounds = 0;
+  while (!atomic_load_explicit(&stop_moving, memory_order_relaxed) || rounds < 2000) {
+    size_t n = take(0, cls, b, (size_t)(1 + rounds % BATCH));
+    for (size_t i = 0; i < n; i++) ((uintptr_t *)b[i])[2] = id;
+    for (size_t i = 0; i < n; i++)
+      if (((uintptr_t *)b[i])[2] != id) fail_msg("block %p owned by two threads", b[i]);
+    give(0, cls, b, n);
+    rounds++;
+    if (rounds > 200000) break;
+  }
+  return NULL;
+}
+
+static void test_concurrent_moves(void **state UNUSED) {
+  /* a small bound: batches go both through the transfer cache and the spans */
+  nh_test_start(FOUR_NODES, "cache", "transfer_size", "2K", NULL);
+  atomic_store(&stop_moving, 0);
+  pthread_t t[THREADS];
+  for (uintptr_t i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, mover, (void *)(i + 1));
+  sleep_ms(300);
+  atomic_store(&stop_moving, 1);
+  for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+  nh_heaps_check();
+  nh_trim();
+  assert_int_equal(nh_test_node_stats(0).in_use, 0);
+  assert_int_equal(nh_test_node_stats(0).xfer_bytes, 0);
+  nh_heaps_check();
+}
+
+/* fork while other threads move batches: the child finds every lock free and
+ * the transfer caches consistent. */
+static void test_fork_while_moving(void **state UNUSED) {
+  nh_test_start(FOUR_NODES, "cache", "transfer_size", "2K", NULL);
+  atomic_store(&stop_moving, 0);
+  pthread_t t[2];
+  for (uintptr_t i = 0; i < 2; i++) pthread_create(&t[i], NULL, mover, (void *)(i + 1));
+  for (int f = 0; f < 20; f++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      unsigned cls = nh_size_class(32);
+      void *b[BATCH];
+      for (int r = 0; r < 100; r++) give(0, cls, b, take(0, cls, b, BATCH));
+      nh_trim();
+      nh_heaps_check();
+      _exit(nh_test_node_stats(0).xfer_bytes == 0 ? 0 : 3);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+  }
+  atomic_store(&stop_moving, 1);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  nh_trim();
+  nh_heaps_check();
+}
+
+/* A working set of 4.3 MB over 12 classes, far more than a CPU cache of
+ * 64 KiB, replaced in bursts: the cache misses, and its refills are served
+ * by the transfer cache, not by walking spans. Without a transfer cache
+ * every refill walks spans (the control). */
+static double burst_refill_hit_ratio(const char *xfer_size) {
+  nh_test_start(NULL, "cache", "size", "64K", "cache", "transfer_size", xfer_size, NULL);
+  static const size_t sizes[] = {16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024};
+  enum { WS = 15000, BURST = 1500 };
+  static void *v[WS];
+  size_t bytes = 0;
+  for (int i = 0; i < WS; i++) v[i] = nh_malloc(sizes[i % 12]), bytes += sizes[i % 12];
+  assert_true(bytes > 4000000);
+  nh_node_stats before = nh_test_node_stats(-1);
+  unsigned seed = 7;
+  for (int round = 0; round < 40; round++) {
+    int at = (int)(rand_r(&seed) % (WS - BURST));
+    for (int i = at; i < at + BURST; i++) nh_free(v[i]);
+    for (int i = at; i < at + BURST; i++) v[i] = nh_malloc(sizes[i % 12]);
+  }
+  nh_node_stats after = nh_test_node_stats(-1);
+  for (int i = 0; i < WS; i++) nh_free(v[i]);
+  uint64_t hits = after.xfer_hits - before.xfer_hits;
+  uint64_t misses = after.xfer_misses - before.xfer_misses;
+  return hits + misses ? (double)hits / (double)(hits + misses) : 1.0;
+}
+
+static void test_working_set_keeps_hit_rate(void **state UNUSED) {
+  double with = burst_refill_hit_ratio("1M");
+  double without = burst_refill_hit_ratio("0");
+  print_message("refills served by the transfer cache: %.3f (with), %.3f (without)\n", with,
+                without);
+  assert_true(with >= 0.9);
+  assert_true(without == 0.0);
+  nh_heaps_check();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_batches_move_whole),
+      cmocka_unit_test(test_bounds),
+      cmocka_unit_test(test_block_goes_home),
+      cmocka_unit_test(test_trim_empties),
+      cmocka_unit_test(test_decay),
+      cmocka_unit_test(test_concurrent_moves),
+      cmocka_unit_test(test_fork_while_moving),
+      cmocka_unit_test(test_working_set_keeps_hit_rate),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
