@@ -150,16 +150,16 @@ static void print_cpus(FILE *out, int json) {
       fprintf(out,
               "%s{\"cpu\":%d,\"node\":%d,\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
               ",\"refills\":%" PRIu64 ",\"drains\":%" PRIu64 ",\"remote_sent\":%" PRIu64
-              ",\"idle_drains\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
+              ",\"idle_drains\":%" PRIu64 ",\"steals\":%" PRIu64 ",\"bytes\":%" PRIu64 "}",
               first ? "" : ",", cpu, c.node, c.hits, c.misses, c.refills, c.drains, c.remote_sent,
-              c.idle_drains, c.bytes);
+              c.idle_drains, c.steals, c.bytes);
     else
       fprintf(out,
               "cpu %-3d (node %d): hits %" PRIu64 " misses %" PRIu64 " refills %" PRIu64
-              " drains %" PRIu64 " remote_sent %" PRIu64 " idle_drains %" PRIu64 " held %" PRIu64
-              "\n",
+              " drains %" PRIu64 " remote_sent %" PRIu64 " idle_drains %" PRIu64 " steals %" PRIu64
+              " held %" PRIu64 "\n",
               cpu, c.node, c.hits, c.misses, c.refills, c.drains, c.remote_sent, c.idle_drains,
-              c.bytes);
+              c.steals, c.bytes);
     first = 0;
   }
   if (json) fprintf(out, "]");

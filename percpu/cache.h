@@ -100,6 +100,7 @@ typedef struct nh_cache_cpu_stats {
   uint64_t blocks;       /* blocks held now */
   uint64_t bytes;        /* their bytes */
   uint64_t capacity_bytes; /* slots the CPU's classes may fill, in bytes (<= [cache] size) */
+  uint64_t steals;       /* classes that gave capacity to another class of the CPU */
 } nh_cache_cpu_stats;
 /* Number of per-CPU caches (CPU ids 0..n-1), 0 unless the mode is percpu. */
 int nh_cache_cpu_count(void);

@@ -57,9 +57,6 @@
  * the budget: a burst of a few hundred blocks of one class stays in the
  * cache instead of going through the heap in batches. */
 #define MAX_SHARE 4
-/* A CPU whose budget is spent is reset (drained, capacity back to zero, to
- * be regrown by the classes in use now) at most this often. */
-#define REBALANCE_NS 100000000ull
 #define REMOTE_CAP 64
 #define STOP_LO 0xffff
 
@@ -81,7 +78,12 @@ typedef struct nh_pc_cpu {
   _Atomic int stopped;           /* 1 while a drainer owns the slabs (under lock) */
   nh_lock lock;                  /* drainers and capacity changes of this CPU */
   uint64_t charged;              /* Guarded by lock: sum of hi x class size */
-  _Atomic uint64_t rebalanced_ns; /* relaxed: when a full budget last reset this CPU */
+  _Atomic uint64_t steals;       /* relaxed: classes whose capacity went to another */
+  /* relaxed: per class, slow-path events (misses, overflows); a class whose
+   * count did not move between two looks of steal() is idle */
+  _Atomic uint32_t events[NH_CLASS_COUNT];
+  uint32_t seen[NH_CLASS_COUNT]; /* Guarded by lock: events at steal()'s last look */
+  uint32_t cursor;               /* Guarded by lock: where steal() starts looking */
 } nh_pc_cpu;
 
 _Static_assert(offsetof(nh_pc_cpu, node) == NH_RSEQ_NODE_OFF, "rseq layout: node");
@@ -239,19 +241,6 @@ static void drain_cpu(int cpu) {
 }
 
 
-/* The CPU's budget is spent but a class in use has no room: give every
- * class's capacity back (at most every REBALANCE_NS), so the budget follows
- * the classes in use now rather than those used first. */
-static void rebalance(int cpu, nh_pc_cpu *c) {
-  uint64_t now = nh_os_clock_ns();
-  uint64_t last = atomic_load_explicit(&c->rebalanced_ns, memory_order_relaxed);
-  if (now - last < REBALANCE_NS ||
-      !atomic_compare_exchange_strong_explicit(&c->rebalanced_ns, &last, now, memory_order_relaxed,
-                                               memory_order_relaxed))
-    return;
-  drain_cpu(cpu);
-}
-
 /* The capacity a full class asks for: one batch, then its full capacity,
  * then twice what it has, up to its slots. */
 static uint16_t next_capacity(unsigned cls, uint16_t hi) {
@@ -260,23 +249,84 @@ static uint16_t next_capacity(unsigned cls, uint16_t hi) {
   return (uint16_t)(2u * hi < cap[cls] ? 2u * hi : cap[cls]);
 }
 
-/* Raises the capacity of (c, cls) to `to` slots if the budget allows. */
+/* Lowers the capacity of (c, cls) to `to` slots. Caller holds c->lock.
+ * Safe while sequences run: a push that read the old hi may still commit
+ * within it (the slots exist up to cap), pops are unaffected; the blocks
+ * above the new hi are taken out by shed(). */
+static void shrink(nh_pc_cpu *c, unsigned cls, uint16_t to) {
+  uint16_t hi = hi_of(c, cls);
+  c->charged -= (uint64_t)(hi - to) * nh_class_size(cls);
+  atomic_store_explicit(&c->bounds[cls].hi, (uint16_t)(first_slot(cls) + to),
+                        memory_order_relaxed);
+  stat_inc(&c->steals, 1);
+}
+
+/* Makes room for `need` bytes of capacity for class want by taking it from
+ * the other classes of c: first the idle ones (no miss or overflow since the
+ * last look) give all they have, then the busy ones above one batch give
+ * half. Every look starts a new idleness window. Caller holds c->lock.
+ * Returns the classes it shrank as a bit set in out[]. */
+static void steal(nh_pc_cpu *c, unsigned want, uint64_t need, uint64_t shrunk[2]) {
+  uint64_t freed = 0;
+  for (int pass = 0; pass < 2 && freed < need; pass++)
+    for (unsigned k = 0; k < NH_CLASS_COUNT - 1 && freed < need; k++) {
+      unsigned cls = 1 + (c->cursor + k) % (NH_CLASS_COUNT - 1);
+      uint16_t hi = hi_of(c, cls);
+      if (cls == want || hi == 0) continue;
+      bool idle = atomic_load_explicit(&c->events[cls], memory_order_relaxed) == c->seen[cls];
+      uint16_t to = idle ? 0 : (uint16_t)(hi / 2);
+      if ((pass == 0 && !idle) || (pass == 1 && hi <= batch[cls])) continue;
+      freed += (uint64_t)(hi - to) * nh_class_size(cls);
+      shrink(c, cls, to);
+      shrunk[cls / 64] |= 1ull << (cls % 64);
+    }
+  c->cursor = (c->cursor + 1) % (NH_CLASS_COUNT - 1);
+  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++)
+    c->seen[cls] = atomic_load_explicit(&c->events[cls], memory_order_relaxed);
+}
+
+/* Takes the blocks above their new capacity out of the shrunk classes of the
+ * current CPU (normally c's: if the thread moved meanwhile, the new CPU's
+ * classes give back only what is above their own capacity, as an overflow
+ * would) and sends them home. */
+static void shed(nh_pc_cpu *c, const uint64_t shrunk[2]) {
+  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) {
+    if (!(shrunk[cls / 64] >> (cls % 64) & 1)) continue;
+    uint64_t held = class_count(c, cls), hi = hi_of(c, cls);
+    while (held > hi) {
+      void *b[MAX_BATCH];
+      int32_t node;
+      size_t want = held - hi > MAX_BATCH ? MAX_BATCH : held - hi;
+      size_t m = nh_rseq_pop_batch(b, want, cls, &node);
+      if (m == 0) break;
+      for (size_t i = 0; i < m; i++) nh_tsan_acquire(b[i]);
+      nh_heap_drain(node, cls, b, m, false);
+      held = held > m ? held - m : 0;
+    }
+  }
+}
+
+/* Raises the capacity of (c, cls) to `to` slots if the budget allows,
+ * taking capacity from other classes (steal) when it is spent. */
 static int grow(nh_pc_cpu *c, unsigned cls, uint16_t to) {
   if (!nh_lock_try(&c->lock)) return 0;
   int ok = 0;
+  uint64_t shrunk[2] = {0, 0};
   uint16_t hi = hi_of(c, cls);
   uint64_t add = (uint64_t)(to > hi ? to - hi : 0) * nh_class_size(cls);
-  if (add && !atomic_load_explicit(&c->stopped, memory_order_relaxed) &&
-      c->charged + add <= budget) {
-    c->charged += add;
-    atomic_store_explicit(&c->bounds[cls].hi, (uint16_t)(first_slot(cls) + to),
-                          memory_order_relaxed);
-    ok = 1;
+  if (add && !atomic_load_explicit(&c->stopped, memory_order_relaxed)) {
+    if (c->charged + add > budget) steal(c, cls, c->charged + add - budget, shrunk);
+    if (c->charged + add <= budget) {
+      c->charged += add;
+      atomic_store_explicit(&c->bounds[cls].hi, (uint16_t)(first_slot(cls) + to),
+                            memory_order_relaxed);
+      ok = 1;
+    }
   }
   nh_lock_release(&c->lock);
+  if (shrunk[0] | shrunk[1]) shed(c, shrunk);
   return ok;
 }
-
 
 void nh_pc_drain_all(void) {
   for (int cpu = 0; (uint64_t)cpu < nh_rseq_g.nslots; cpu++)
@@ -332,10 +382,10 @@ void *nh_pc_alloc_slow(unsigned cls, int level) {
   if (cap[cls] == 0 || atomic_load_explicit(&c->stopped, memory_order_relaxed))
     return alloc_uncached(c->node, cls, level);
   stat_inc(&c->misses, 1);
-  if (hi_of(c, cls) < batch[cls] && !grow(c, cls, batch[cls])) {
-    rebalance(cpu, c);
-    if (!grow(c, cls, batch[cls])) return alloc_uncached(c->node, cls, level); /* over budget */
-  }
+  atomic_fetch_add_explicit(&c->events[cls], 1, memory_order_relaxed);
+  uint16_t hi = hi_of(c, cls);
+  if (hi < batch[cls] && !grow(c, cls, batch[cls]))
+    return alloc_uncached(c->node, cls, level); /* nothing to take capacity from */
   void *b[MAX_BATCH];
   size_t n = nh_heap_refill(c->node, cls, level, b, batch[cls]);
   stat_inc(&c->refills, 1);
@@ -392,6 +442,7 @@ void nh_pc_free_slow(void *p, unsigned cls, int node) {
       return;
     }
     if (nh_rseq_push(p, cls, node)) return;
+    atomic_fetch_add_explicit(&c->events[cls], 1, memory_order_relaxed);
     uint16_t hi = hi_of(c, cls);
     if (hi < cap[cls] && grow(c, cls, next_capacity(cls, hi))) continue;
     if (overflow(c, cls) == 0) break;
@@ -528,6 +579,7 @@ int nh_pc_cpu_stats(int cpu, nh_cache_cpu_stats *out) {
   out->drains = atomic_load_explicit(&c->drains, memory_order_relaxed);
   out->remote_sent = atomic_load_explicit(&c->remote_sent, memory_order_relaxed);
   out->idle_drains = atomic_load_explicit(&c->idle_drains, memory_order_relaxed);
+  out->steals = atomic_load_explicit(&c->steals, memory_order_relaxed);
   out->blocks = cpu_blocks(c, &out->bytes);
   out->capacity_bytes = 0;
   for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++)

@@ -239,6 +239,39 @@ static void test_byte_budget(void **state) {
   unpin();
 }
 
+/* When the budget is spent, a class that needs room takes it from the other
+ * classes (idle ones first) instead of being served by the heap: classes
+ * used in turn each end up cached, and the CPU stays within its budget. */
+static void test_capacity_moves_between_classes(void **state) {
+  (void)state;
+  nh_test_start(TWO_NODES, "cache", "size", "64K", NULL);
+  if (!percpu() || !have_two_cpus()) skip();
+  assert_int_equal(pin(0), 0);
+  nh_trim();
+  static const size_t sizes[] = {1024, 1280, 1536, 1792, 2048, 2560, 3072};
+  uint64_t steals = cpu_stats(0).steals;
+  for (int round = 0; round < 3; round++)
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+      for (int i = 0; i < 24; i++) many[i] = nh_malloc(sizes[k]);
+      for (int i = 0; i < 24; i++) nh_free(many[i]);
+      nh_cache_cpu_stats s = cpu_stats(0);
+      assert_true(s.capacity_bytes <= 64 * 1024);
+      assert_true(s.bytes <= s.capacity_bytes);
+    }
+  assert_true(cpu_stats(0).steals > steals); /* 7 classes of up to 16K each do not fit 64K */
+  /* the class in use now is cached: a burst of it comes back from the cache */
+  for (int i = 0; i < 8; i++) many[i] = nh_malloc(1024);
+  for (int i = 0; i < 8; i++) nh_free(many[i]);
+  uint64_t hits = cpu_stats(0).hits, misses = cpu_stats(0).misses;
+  for (int i = 0; i < 8; i++) many[i] = nh_malloc(1024);
+  assert_int_equal(cpu_stats(0).hits - hits, 8);
+  assert_int_equal(cpu_stats(0).misses, misses);
+  for (int i = 0; i < 8; i++) nh_free(many[i]);
+  nh_trim();
+  assert_int_equal(nh_test_node_stats(0).in_use, 0);
+  unpin();
+}
+
 /* A thread that moves to a CPU of another node is served by that node from
  * its next allocation; what it frees of the old node goes home in batches. */
 static void test_migration_and_remote_free_real_cpus(void **state) {
@@ -467,6 +500,7 @@ int main(void) {
       cmocka_unit_test(test_fast_gate),
       cmocka_unit_test(test_refill_overflow_and_trim),
       cmocka_unit_test(test_byte_budget),
+      cmocka_unit_test(test_capacity_moves_between_classes),
       cmocka_unit_test(test_migration_and_remote_free_real_cpus),
       cmocka_unit_test(test_override_migration_simulated),
       cmocka_unit_test(test_two_threads_override_the_same_cpu),
