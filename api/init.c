@@ -100,7 +100,11 @@ static void fill_params(const nh_config *cfg, nh_heap_params *hp, nh_cache_param
   hp->paranoid = cfg->v[NH_OPT_SAFETY_MODE].choice == NH_SAFETY_PARANOID;
   hp->xfer_bytes = cfg->v[NH_OPT_CACHE_TRANSFER_SIZE].size.bytes;
   hp->xfer_decay_ms = cfg->v[NH_OPT_CACHE_TRANSFER_DECAY].u;
-  cp->mode = cfg->v[NH_OPT_CACHE_MODE].choice;
+  switch (cfg->v[NH_OPT_CACHE_MODE].choice) {
+  case NH_CHOICE_CACHE_PERTHREAD: cp->mode = NH_CACHE_PERTHREAD; break;
+  case NH_CHOICE_CACHE_OFF: cp->mode = NH_CACHE_OFF; break;
+  default: cp->mode = NH_CACHE_PERCPU; break;
+  }
   cp->bytes = cfg->v[NH_OPT_CACHE_SIZE].size.bytes;
   cp->default_level = cfg->v[NH_OPT_HEAP_DEFAULT_LEVEL].choice;
 }

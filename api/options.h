@@ -50,8 +50,9 @@ typedef enum nh_opt_type {
 
 /* Spill scopes ([criticality] *.spill), in increasing reach. */
 enum { NH_SPILL_NONE = 0, NH_SPILL_PACKAGE = 1, NH_SPILL_ANY = 2 };
-/* Cache modes ([cache] mode). */
-enum { NH_CACHE_PERCPU = 0, NH_CACHE_PERTHREAD = 1, NH_CACHE_OFF = 2 };
+/* The words of [cache] mode, by index (api/init.c passes them down to
+ * percpu/cache.h's modes). */
+enum { NH_CHOICE_CACHE_PERCPU = 0, NH_CHOICE_CACHE_PERTHREAD = 1, NH_CHOICE_CACHE_OFF = 2 };
 /* Safety modes ([safety] mode). */
 enum { NH_SAFETY_NORMAL = 0, NH_SAFETY_PARANOID = 1 };
 /* Stats at exit ([stats] print). */

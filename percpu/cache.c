@@ -15,7 +15,6 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 
-#include "api/options.h"
 #include "numa/os.h"
 #include "percpu/internal.h"
 #include "percpu/rseq.h"

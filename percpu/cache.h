@@ -38,8 +38,11 @@ void __tsan_release(void *addr);
 
 #pragma GCC visibility push(hidden)
 
+/* Cache modes (the API maps the [cache] mode key onto these). */
+enum { NH_CACHE_PERCPU = 0, NH_CACHE_PERTHREAD = 1, NH_CACHE_OFF = 2 };
+
 typedef struct nh_cache_params {
-  int mode;            /* NH_CACHE_* of api/options.h */
+  int mode;            /* NH_CACHE_* */
   size_t bytes;        /* [cache] size: byte budget of one cache */
   int default_level;   /* level of allocations that do not name one */
 } nh_cache_params;

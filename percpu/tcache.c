@@ -16,7 +16,6 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "api/options.h"
 #include "numa/os.h"
 #include "percpu/internal.h"
 

@@ -155,7 +155,7 @@ static void test_defaults(void **state UNUSED) {
   assert_int_equal(c->v[NH_OPT_TASK_SPILL].choice, NH_SPILL_PACKAGE);
   assert_int_equal(c->v[NH_OPT_APPDOMAIN_SPILL].choice, NH_SPILL_ANY);
   assert_int_equal(c->v[NH_OPT_PROCESS_SPILL].choice, NH_SPILL_ANY);
-  assert_int_equal(c->v[NH_OPT_CACHE_MODE].choice, NH_CACHE_PERCPU);
+  assert_int_equal(c->v[NH_OPT_CACHE_MODE].choice, NH_CHOICE_CACHE_PERCPU);
   assert_false(c->v[NH_OPT_CACHE_SIZE].size.is_pct);
   assert_int_equal(c->v[NH_OPT_CACHE_SIZE].size.bytes, 1024 * 1024);
   assert_int_equal(c->v[NH_OPT_NOTIFY_LOW].milli_pct, 90000);
@@ -241,14 +241,14 @@ static void test_criticality_keys(void **state UNUSED) {
 static void test_cache_notify_stats_keys(void **state UNUSED) {
   nh_config *c = parse_ok("[cache]\nmode = off\nsize = 1M\n[notify]\nlow = 95\nhigh = 95%\n"
                           "[stats]\nprint = json\n");
-  assert_int_equal(c->v[NH_OPT_CACHE_MODE].choice, NH_CACHE_OFF);
+  assert_int_equal(c->v[NH_OPT_CACHE_MODE].choice, NH_CHOICE_CACHE_OFF);
   assert_int_equal(c->v[NH_OPT_CACHE_SIZE].size.bytes, MiB);
   assert_int_equal(c->v[NH_OPT_NOTIFY_LOW].milli_pct, 95000);
   assert_int_equal(c->v[NH_OPT_NOTIFY_HIGH].milli_pct, 95000);
   assert_int_equal(c->v[NH_OPT_STATS_PRINT].choice, NH_STATS_JSON);
   free(c);
   c = parse_ok("[cache]\nmode = perthread\n[stats]\nprint = text\n[notify]\nhigh = 0\nlow = 0\n");
-  assert_int_equal(c->v[NH_OPT_CACHE_MODE].choice, NH_CACHE_PERTHREAD);
+  assert_int_equal(c->v[NH_OPT_CACHE_MODE].choice, NH_CHOICE_CACHE_PERTHREAD);
   assert_int_equal(c->v[NH_OPT_STATS_PRINT].choice, NH_STATS_TEXT);
   assert_int_equal(c->v[NH_OPT_NOTIFY_LOW].milli_pct, 0);
   free(c);
@@ -279,7 +279,7 @@ static void test_full_file(void **state UNUSED) {
   assert_int_equal(c->v[NH_OPT_HEAP_PURGE_DELAY].u, 250);
   assert_int_equal(c->v[NH_OPT_HEAP_DEFAULT_LEVEL].choice, 0);
   assert_int_equal(c->v[NH_OPT_PROCESS_SPILL].choice, NH_SPILL_NONE);
-  assert_int_equal(c->v[NH_OPT_CACHE_MODE].choice, NH_CACHE_PERTHREAD);
+  assert_int_equal(c->v[NH_OPT_CACHE_MODE].choice, NH_CHOICE_CACHE_PERTHREAD);
   assert_int_equal(c->v[NH_OPT_CACHE_SIZE].size.bytes, MiB);
   assert_int_equal(c->v[NH_OPT_NOTIFY_LOW].milli_pct, 85000);
   assert_int_equal(c->v[NH_OPT_STATS_PRINT].choice, NH_STATS_JSON);

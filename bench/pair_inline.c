@@ -1,8 +1,9 @@
 /*
- * percpu/bench_pair.c: cost of a small malloc+free pair, glibc against
+ * bench/pair_inline.c: cost of a small malloc+free pair, glibc against
  * numaheap's percpu and perthread caches, in one run (docs/percpu.md).
- * Usage: nh_percpu_pair [iterations]; prints the fastest chunk of 1024 pairs. Not a benchmark harness (bench/ is);
- * a quick check that the fast path costs no more than glibc's.
+ * Usage: nh_pair_inline [iterations]; prints the fastest chunk of 1024
+ * pairs. Linked with numaheap's internals (nh_core) to switch cache modes in
+ * one process; the side-by-side harness with the peers is nh_bench.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -63,7 +64,7 @@ static int start_mode(const char *mode) {
   nh_config_defaults(&cfg);
   if (nh_config_set(&cfg, "cache", "mode", mode, err, sizeof err) != 0 ||
       nh_reinit(&cfg, err, sizeof err) != 0) {
-    fprintf(stderr, "nh_percpu_pair: %s\n", err);
+    fprintf(stderr, "nh_pair_inline: %s\n", err);
     return -1;
   }
   return 0;
@@ -80,7 +81,7 @@ static void cache_free(void *p) { nh_cache_free(p, nh_size_class(cache_size), 0)
 int main(int argc, char **argv) {
   long iters = argc > 1 ? atol(argv[1]) : 5000000;
   if (iters < CHUNK) {
-    fprintf(stderr, "usage: nh_percpu_pair [iterations >= %d]\n", CHUNK);
+    fprintf(stderr, "usage: nh_pair_inline [iterations >= %d]\n", CHUNK);
     return 2;
   }
   static const size_t sizes[] = {8, 16, 32, 64, 128, 256, 512, 1024};
