@@ -285,11 +285,13 @@ static void steal(nh_pc_cpu *c, unsigned want, uint64_t need, uint64_t shrunk[2]
     c->seen[cls] = atomic_load_explicit(&c->events[cls], memory_order_relaxed);
 }
 
-/* Takes the blocks above their new capacity out of the shrunk classes of the
- * current CPU (normally c's: if the thread moved meanwhile, the new CPU's
- * classes give back only what is above their own capacity, as an overflow
- * would) and sends them home. */
-static void shed(nh_pc_cpu *c, const uint64_t shrunk[2]) {
+/* Takes the blocks above their new capacity out of the shrunk classes of
+ * cpu's cache (region c) and sends them home, with batch pops on the current
+ * CPU. A thread that has moved to another CPU leaves them (they go with the
+ * cache's next pops, or its next drain); one that moves during the pops
+ * takes a batch from the other CPU's class, which is only an early overflow. */
+static void shed(int cpu, nh_pc_cpu *c, const uint64_t shrunk[2]) {
+  if (slow_cpu() != cpu) return;
   for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) {
     if (!(shrunk[cls / 64] >> (cls % 64) & 1)) continue;
     uint64_t held = class_count(c, cls), hi = hi_of(c, cls);
@@ -308,7 +310,7 @@ static void shed(nh_pc_cpu *c, const uint64_t shrunk[2]) {
 
 /* Raises the capacity of (c, cls) to `to` slots if the budget allows,
  * taking capacity from other classes (steal) when it is spent. */
-static int grow(nh_pc_cpu *c, unsigned cls, uint16_t to) {
+static int grow(int cpu, nh_pc_cpu *c, unsigned cls, uint16_t to) {
   if (!nh_lock_try(&c->lock)) return 0;
   int ok = 0;
   uint64_t shrunk[2] = {0, 0};
@@ -324,7 +326,7 @@ static int grow(nh_pc_cpu *c, unsigned cls, uint16_t to) {
     }
   }
   nh_lock_release(&c->lock);
-  if (shrunk[0] | shrunk[1]) shed(c, shrunk);
+  if (shrunk[0] | shrunk[1]) shed(cpu, c, shrunk);
   return ok;
 }
 
@@ -384,7 +386,7 @@ void *nh_pc_alloc_slow(unsigned cls, int level) {
   stat_inc(&c->misses, 1);
   atomic_fetch_add_explicit(&c->events[cls], 1, memory_order_relaxed);
   uint16_t hi = hi_of(c, cls);
-  if (hi < batch[cls] && !grow(c, cls, batch[cls]))
+  if (hi < batch[cls] && !grow(cpu, c, cls, batch[cls]))
     return alloc_uncached(c->node, cls, level); /* nothing to take capacity from */
   void *b[MAX_BATCH];
   size_t n = nh_heap_refill(c->node, cls, level, b, batch[cls]);
@@ -444,7 +446,7 @@ void nh_pc_free_slow(void *p, unsigned cls, int node) {
     if (nh_rseq_push(p, cls, node)) return;
     atomic_fetch_add_explicit(&c->events[cls], 1, memory_order_relaxed);
     uint16_t hi = hi_of(c, cls);
-    if (hi < cap[cls] && grow(c, cls, next_capacity(cls, hi))) continue;
+    if (hi < cap[cls] && grow(cpu, c, cls, next_capacity(cls, hi))) continue;
     if (overflow(c, cls) == 0) break;
   }
   nh_heap_drain(node, cls, &p, 1, node != nh_cpu_home(nh_os_cpu_fast()));
