@@ -58,6 +58,9 @@
  * cache instead of going through the heap in batches. */
 #define MAX_SHARE 4
 #define REMOTE_CAP 64
+/* A class with no miss and no overflow for this long is idle: it gives its
+ * capacity first when another class needs room (steal). */
+#define STEAL_WINDOW_NS 50000000ull
 #define STOP_LO 0xffff
 
 typedef struct nh_pc_bounds {
@@ -84,6 +87,7 @@ typedef struct nh_pc_cpu {
   _Atomic uint32_t events[NH_CLASS_COUNT];
   uint32_t seen[NH_CLASS_COUNT]; /* Guarded by lock: events at steal()'s last look */
   uint32_t cursor;               /* Guarded by lock: where steal() starts looking */
+  uint64_t window_ns;            /* Guarded by lock: when the idleness window began */
 } nh_pc_cpu;
 
 _Static_assert(offsetof(nh_pc_cpu, node) == NH_RSEQ_NODE_OFF, "rseq layout: node");
@@ -241,10 +245,18 @@ static void drain_cpu(int cpu) {
 }
 
 
+/* Below one batch a class grows by a quarter batch at a time (at least one
+ * slot), so that a class used little holds little and the budget spreads
+ * over the classes in use (tcmalloc grows by one slot there). */
+static uint16_t ramp(unsigned cls, uint16_t hi) {
+  uint16_t step = (uint16_t)(batch[cls] / 4 ? batch[cls] / 4 : 1);
+  return (uint16_t)(hi + step < batch[cls] ? hi + step : batch[cls]);
+}
+
 /* The capacity a full class asks for: one batch, then its full capacity,
  * then twice what it has, up to its slots. */
 static uint16_t next_capacity(unsigned cls, uint16_t hi) {
-  if (hi < batch[cls]) return batch[cls];
+  if (hi < batch[cls]) return ramp(cls, hi);
   if (hi < full[cls]) return full[cls];
   return (uint16_t)(2u * hi < cap[cls] ? 2u * hi : cap[cls]);
 }
@@ -262,10 +274,12 @@ static void shrink(nh_pc_cpu *c, unsigned cls, uint16_t to) {
 }
 
 /* Makes room for `need` bytes of capacity for class want by taking it from
- * the other classes of c: first the idle ones (no miss or overflow since the
- * last look) give all they have, then the busy ones above one batch give
- * half. Every look starts a new idleness window. Caller holds c->lock.
- * Returns the classes it shrank as a bit set in out[]. */
+ * the other classes of c, no more than it needs: first from the idle ones
+ * (no miss and no overflow during the last idleness window, at least
+ * STEAL_WINDOW_NS long), down to nothing, then from the busy ones, down to
+ * half their capacity but never below one batch. The search starts one
+ * class further each window. Caller holds c->lock. Marks the classes it
+ * shrank in shrunk[]. */
 static void steal(nh_pc_cpu *c, unsigned want, uint64_t need, uint64_t shrunk[2]) {
   uint64_t freed = 0;
   for (int pass = 0; pass < 2 && freed < need; pass++)
@@ -274,12 +288,18 @@ static void steal(nh_pc_cpu *c, unsigned want, uint64_t need, uint64_t shrunk[2]
       uint16_t hi = hi_of(c, cls);
       if (cls == want || hi == 0) continue;
       bool idle = atomic_load_explicit(&c->events[cls], memory_order_relaxed) == c->seen[cls];
-      uint16_t to = idle ? 0 : (uint16_t)(hi / 2);
-      if ((pass == 0 && !idle) || (pass == 1 && hi <= batch[cls])) continue;
-      freed += (uint64_t)(hi - to) * nh_class_size(cls);
+      if (pass == 0 && !idle) continue;
+      uint16_t keep = pass == 0 ? 0 : (uint16_t)(hi / 2 > batch[cls] ? hi / 2 : batch[cls]);
+      if (hi <= keep) continue;
+      uint64_t size = nh_class_size(cls), slots = (need - freed + size - 1) / size;
+      uint16_t to = slots >= (uint64_t)(hi - keep) ? keep : (uint16_t)(hi - slots);
+      freed += (uint64_t)(hi - to) * size;
       shrink(c, cls, to);
       shrunk[cls / 64] |= 1ull << (cls % 64);
     }
+  uint64_t now = nh_os_clock_ns();
+  if (now - c->window_ns < STEAL_WINDOW_NS) return;
+  c->window_ns = now; /* a new idleness window */
   c->cursor = (c->cursor + 1) % (NH_CLASS_COUNT - 1);
   for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++)
     c->seen[cls] = atomic_load_explicit(&c->events[cls], memory_order_relaxed);
@@ -386,10 +406,12 @@ void *nh_pc_alloc_slow(unsigned cls, int level) {
   stat_inc(&c->misses, 1);
   atomic_fetch_add_explicit(&c->events[cls], 1, memory_order_relaxed);
   uint16_t hi = hi_of(c, cls);
-  if (hi < batch[cls] && !grow(cpu, c, cls, batch[cls]))
-    return alloc_uncached(c->node, cls, level); /* nothing to take capacity from */
+  if (hi < batch[cls] && grow(cpu, c, cls, ramp(cls, hi))) hi = hi_of(c, cls);
+  if (hi == 0) return alloc_uncached(c->node, cls, level); /* nothing to take capacity from */
   void *b[MAX_BATCH];
-  size_t n = nh_heap_refill(c->node, cls, level, b, batch[cls]);
+  /* one block to hand out and at most enough to fill the slab: a class
+   * still ramping up moves a few blocks, a grown one a batch */
+  size_t n = nh_heap_refill(c->node, cls, level, b, hi < batch[cls] ? (size_t)hi + 1 : batch[cls]);
   stat_inc(&c->refills, 1);
   if (n == 0) return alloc_uncached(c->node, cls, level);
   nh_block_handout(b[0]); /* the rest come marked, ready to cache (each pop checks its mark) */
