@@ -21,6 +21,8 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <hwloc.h>
@@ -178,10 +180,24 @@ static int load_failed(const nh_topo_source *src, int e, char *err, size_t errle
   return fail(src, err, errlen, "hwloc could not discover it (%s)", strerror(e ? e : EINVAL));
 }
 
+/* hwloc_topology_init loads every hwloc plugin installed (dlopen): I/O,
+ * OpenCL, OpenGL and libxml2 readers, the last pulling in ICU and libstdc++,
+ * about 1.1 MB of a small program's RSS. numaheap needs none of them except
+ * the libxml2 reader for an XML topology, so for the others hwloc is pointed
+ * at no plugin directory while it initialises (unless the user chose one). */
+static int init_without_plugins(hwloc_topology_t *topo, const nh_topo_source *src) {
+  bool hide = src->kind != NH_TOPO_XML && getenv("HWLOC_PLUGINS_PATH") == NULL &&
+              setenv("HWLOC_PLUGINS_PATH", "/nonexistent/numaheap-needs-no-hwloc-plugins", 0) == 0;
+  int rc = hwloc_topology_init(topo);
+  if (hide) unsetenv("HWLOC_PLUGINS_PATH");
+  return rc;
+}
+
 static int open_source(hwloc_topology_t *out, const nh_topo_source *src, char *err,
                        size_t errlen) {
   hwloc_topology_t topo;
-  if (hwloc_topology_init(&topo) != 0) return fail(src, err, errlen, "hwloc_topology_init failed");
+  if (init_without_plugins(&topo, src) != 0)
+    return fail(src, err, errlen, "hwloc_topology_init failed");
   hwloc_topology_set_flags(topo, HWLOC_TOPOLOGY_FLAG_INCLUDE_DISALLOWED);
   hwloc_topology_set_cache_types_filter(topo, HWLOC_TYPE_FILTER_KEEP_NONE);
   hwloc_topology_set_icache_types_filter(topo, HWLOC_TYPE_FILTER_KEEP_NONE);
