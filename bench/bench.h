@@ -85,6 +85,9 @@ void nhb_register_prodcons(void); /* wl_prodcons.c */
 void nhb_register_cache(void);    /* wl_cache.c */
 void nhb_register_realloc(void);  /* wl_realloc.c */
 void nhb_register_frag(void);     /* wl_frag.c */
+void nhb_register_larson_classic(void); /* wl_larson_classic.c */
+void nhb_register_glibc_thread(void);   /* wl_glibc_thread.c */
+void nhb_register_mpmc(void);           /* wl_mpmc.c */
 #ifdef NHB_HAVE_HOST
 void nhb_register_host(void);     /* wl_host.c, added by the hosting work */
 #endif

@@ -54,6 +54,9 @@ FAMILIES = {
     "realloc": r"^realloc_",
     "frag": r"^frag/",
     "host": r"^host/",  # numaheap's CLR host API, or the plain host on the others (wl_host.c)
+    "larson_classic": r"^larson_classic/",
+    "glibc_thread": r"^glibc_thread/",
+    "mpmc": r"^mpmc/",
 }
 
 MODES = {  # rounds, --benchmark_min_time (seconds)
@@ -67,6 +70,8 @@ THREAD_PLOTS = [
     "batch_fifo/n:1000/size:32/real_time", "batch_shuffled/n:50000/size:256/real_time",
     "larson/real_time", "prodcons/size:256/real_time",
     "cache_thrash/size:8/real_time", "cache_scratch/size:8/real_time",
+    "larson_classic/blocks:5000/real_time", "glibc_thread/ws:1024/real_time",
+    "glibc_thread/ws:262144/real_time", "mpmc/max:64/cap:256/real_time",
 ]
 
 RUN_TIMEOUT = 900  # seconds one nh_bench process may take

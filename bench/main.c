@@ -49,6 +49,9 @@ static void nhb_register_all(void) {
   nhb_register_cache();
   nhb_register_realloc();
   nhb_register_frag();
+  nhb_register_larson_classic();
+  nhb_register_glibc_thread();
+  nhb_register_mpmc();
 #ifdef NHB_HAVE_HOST
   nhb_register_host();
 #endif
