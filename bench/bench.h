@@ -88,6 +88,7 @@ void nhb_register_frag(void);     /* wl_frag.c */
 void nhb_register_larson_classic(void); /* wl_larson_classic.c */
 void nhb_register_glibc_thread(void);   /* wl_glibc_thread.c */
 void nhb_register_mpmc(void);           /* wl_mpmc.c */
+void nhb_register_server(void);         /* wl_server.cc (C++: new and sized delete) */
 #ifdef NHB_HAVE_HOST
 void nhb_register_host(void);     /* wl_host.c, added by the hosting work */
 #endif

@@ -57,6 +57,7 @@ FAMILIES = {
     "larson_classic": r"^larson_classic/",
     "glibc_thread": r"^glibc_thread/",
     "mpmc": r"^mpmc/",
+    "server": r"^server/",
 }
 
 MODES = {  # rounds, --benchmark_min_time (seconds)
@@ -72,6 +73,7 @@ THREAD_PLOTS = [
     "cache_thrash/size:8/real_time", "cache_scratch/size:8/real_time",
     "larson_classic/blocks:5000/real_time", "glibc_thread/ws:1024/real_time",
     "glibc_thread/ws:262144/real_time", "mpmc/max:64/cap:256/real_time",
+    "server/live:1000/real_time", "server/live:100000/real_time",
 ]
 
 RUN_TIMEOUT = 900  # seconds one nh_bench process may take

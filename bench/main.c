@@ -52,6 +52,7 @@ static void nhb_register_all(void) {
   nhb_register_larson_classic();
   nhb_register_glibc_thread();
   nhb_register_mpmc();
+  nhb_register_server();
 #ifdef NHB_HAVE_HOST
   nhb_register_host();
 #endif
