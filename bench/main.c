@@ -53,6 +53,10 @@ static void nhb_register_all(void) {
   nhb_register_glibc_thread();
   nhb_register_mpmc();
   nhb_register_server();
+  nhb_register_large();
+  nhb_register_chase();
+  nhb_register_cfrac();
+  nhb_register_threads();
 #ifdef NHB_HAVE_HOST
   nhb_register_host();
 #endif
