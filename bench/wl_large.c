@@ -40,6 +40,7 @@ static void nhb_large(nhb_state *st) {
     free(buf[k]);
     buf[k] = malloc(size);
     if (!buf[k]) nhb_out_of_memory("large", size);
+    nhb_escape(buf[k]); /* or the compiler makes malloc + memset a calloc */
     memset(buf[k], 0, size);
     nhb_escape(buf[k]);
   }
