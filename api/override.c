@@ -1,7 +1,8 @@
 /*
  * api/override.c: malloc and friends, so that linking -lnumaheap or
- * LD_PRELOAD=libnumaheap.so puts the whole process on numaheap (C++
- * operator new/delete and strdup reach malloc/free, and so land here too).
+ * LD_PRELOAD=libnumaheap.so puts the whole process on numaheap (strdup and
+ * the like reach malloc/free, and so land here too; C++ operator new and
+ * delete are api/cxx_new.c).
  *
  * Each entry names itself in error messages: a bad pointer handed to free()
  * stops the process with "numaheap: free(0x...): <reason>", as glibc does.

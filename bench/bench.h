@@ -85,6 +85,14 @@ void nhb_register_prodcons(void); /* wl_prodcons.c */
 void nhb_register_cache(void);    /* wl_cache.c */
 void nhb_register_realloc(void);  /* wl_realloc.c */
 void nhb_register_frag(void);     /* wl_frag.c */
+void nhb_register_larson_classic(void); /* wl_larson_classic.c */
+void nhb_register_glibc_thread(void);   /* wl_glibc_thread.c */
+void nhb_register_mpmc(void);           /* wl_mpmc.c */
+void nhb_register_server(void);         /* wl_server.cc (C++: new and sized delete) */
+void nhb_register_large(void);          /* wl_large.c */
+void nhb_register_chase(void);          /* wl_chase.c */
+void nhb_register_cfrac(void);          /* wl_cfrac.c */
+void nhb_register_threads(void);        /* wl_threads.c */
 #ifdef NHB_HAVE_HOST
 void nhb_register_host(void);     /* wl_host.c, added by the hosting work */
 #endif

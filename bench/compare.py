@@ -54,6 +54,14 @@ FAMILIES = {
     "realloc": r"^realloc_",
     "frag": r"^frag/",
     "host": r"^host/",  # numaheap's CLR host API, or the plain host on the others (wl_host.c)
+    "larson_classic": r"^larson_classic/",
+    "glibc_thread": r"^glibc_thread/",
+    "mpmc": r"^mpmc/",
+    "server": r"^server/",
+    "large": r"^large/",
+    "chase": r"^chase/",
+    "cfrac": r"^cfrac/",
+    "threads": r"^threads_",
 }
 
 MODES = {  # rounds, --benchmark_min_time (seconds)
@@ -67,6 +75,9 @@ THREAD_PLOTS = [
     "batch_fifo/n:1000/size:32/real_time", "batch_shuffled/n:50000/size:256/real_time",
     "larson/real_time", "prodcons/size:256/real_time",
     "cache_thrash/size:8/real_time", "cache_scratch/size:8/real_time",
+    "larson_classic/blocks:5000/real_time", "glibc_thread/ws:1024/real_time",
+    "glibc_thread/ws:262144/real_time", "mpmc/max:64/cap:256/real_time",
+    "server/live:1000/real_time", "server/live:100000/real_time",
 ]
 
 RUN_TIMEOUT = 900  # seconds one nh_bench process may take
@@ -312,7 +323,7 @@ def summarize(samples, rss, metric):
                  "threads": runs[0].get("threads", 1), "rounds": len(runs)}
             for key in runs[0]:
                 if key in ("items_per_second", "live_peak", "rss_at_peak", "rss_end",
-                           "rss_peak", "rss_base", "overhead"):
+                           "rss_peak", "rss_base", "overhead", "rss_hold"):
                     m[key] = median_of(runs, key)
             out[name][bname] = m
     peaks = {name: {fam: statistics.median(v) for fam, v in fams.items()}
@@ -396,6 +407,16 @@ def frag_table(medians, names):
                   "(RSS at peak - base) / live"], rows)
 
 
+def footprint_table(medians, names):
+    """The resident set workloads sample at their point of interest (rss_hold)."""
+    rows = []
+    for b in bench_order(medians):
+        vals = [medians[n].get(b, {}).get("rss_hold") for n in names]
+        if any(v is not None for v in vals):
+            rows.append([b.replace("/real_time", "")] + [fmt_mib(v) for v in vals])
+    return table(["benchmark"] + names, rows) if rows else "(no footprint benchmark ran)"
+
+
 def machine_line():
     nodes = len([d for d in os.listdir("/sys/devices/system/node")
                  if re.fullmatch(r"node\d+", d)]) if os.path.isdir("/sys/devices/system/node") else 1
@@ -426,6 +447,8 @@ def write_report(args, libs, base, note, medians, peaks, failures, families, rou
         rss_table(peaks, base, peers, families), "",
         "## Fragmentation workload", "",
         frag_table(medians, list(libs)), "",
+        "## Resident set sampled inside footprint workloads (rss_hold; lower is better)", "",
+        footprint_table(medians, list(libs)), "",
     ]
     if failures:
         parts += ["## FAILURES", ""]

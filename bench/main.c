@@ -49,6 +49,14 @@ static void nhb_register_all(void) {
   nhb_register_cache();
   nhb_register_realloc();
   nhb_register_frag();
+  nhb_register_larson_classic();
+  nhb_register_glibc_thread();
+  nhb_register_mpmc();
+  nhb_register_server();
+  nhb_register_large();
+  nhb_register_chase();
+  nhb_register_cfrac();
+  nhb_register_threads();
 #ifdef NHB_HAVE_HOST
   nhb_register_host();
 #endif

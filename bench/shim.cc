@@ -1,6 +1,6 @@
 // bench/shim.cc: the C API of shim.h on top of Google Benchmark.
 //
-// The only C++ in the repository. An nhb_state* is a benchmark::State*, an
+// The C++ side of bench/ (with wl_server.cc, the C++ workload). An nhb_state* is a benchmark::State*, an
 // nhb_bench* is a benchmark::internal::Benchmark*; both are opaque to C.
 
 #include "shim.h"
@@ -52,6 +52,7 @@ nhb_bench *nhb_arg_name(nhb_bench *b, const char *name0, const char *name1) {
 }
 
 nhb_bench *nhb_threads(nhb_bench *b, int n) { return C(B(b)->Threads(n)); }
+nhb_bench *nhb_fixed_iterations(nhb_bench *b, int64_t n) { return C(B(b)->Iterations(n)); }
 nhb_bench *nhb_unit_ms(nhb_bench *b) { return C(B(b)->Unit(benchmark::kMillisecond)); }
 nhb_bench *nhb_unit_us(nhb_bench *b) { return C(B(b)->Unit(benchmark::kMicrosecond)); }
 

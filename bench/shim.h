@@ -52,6 +52,9 @@ nhb_bench *nhb_args2(nhb_bench *b, int64_t a0, int64_t a1);
 nhb_bench *nhb_arg_name(nhb_bench *b, const char *name0, const char *name1);
 /** Adds a thread count; call once per count (1, 2, 4 ...). */
 nhb_bench *nhb_threads(nhb_bench *b, int n);
+/** Runs exactly @p n iterations per instance (a fixed amount of work, for
+ *  workloads whose footprint depends on how much they did). */
+nhb_bench *nhb_fixed_iterations(nhb_bench *b, int64_t n);
 /** Reports times in milliseconds instead of nanoseconds. */
 nhb_bench *nhb_unit_ms(nhb_bench *b);
 /** Reports times in microseconds instead of nanoseconds. */

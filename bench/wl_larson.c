@@ -1,5 +1,7 @@
 /*
- * bench/wl_larson.c: a server in the style of Larson and Krishnan's benchmark.
+ * bench/wl_larson.c: a server in the style of Larson and Krishnan's benchmark
+ * (our own variant, with long-lived threads that hand blocks to each other;
+ * their benchmark itself, with its parameters, is wl_larson_classic.c).
  *
  * Each thread keeps NHB_LARSON_SLOTS live blocks of random sizes. Every
  * iteration it replaces one random block (free, then malloc a new size).
