@@ -103,7 +103,7 @@ NH_API const char *nh_last_error(void);
 enum nh_level { NH_LEVEL_TASK = 0, NH_LEVEL_APPDOMAIN = 1, NH_LEVEL_PROCESS = 2, NH_LEVEL_COUNT = 3 };
 
 /** Version of nh_stats; a snapshot is refused when the caller's differs. */
-#define NH_STATS_VERSION 1
+#define NH_STATS_VERSION 2
 
 /** Per-node counters. Bytes are bytes; "count" fields are events. */
 typedef struct nh_node_stats {
@@ -126,6 +126,12 @@ typedef struct nh_node_stats {
   uint64_t failures[NH_LEVEL_COUNT]; /**< requests this node could not take, per level */
   uint64_t purged;              /**< bytes returned to the OS (madvise/munmap) */
   uint64_t segments;            /**< segments currently mapped */
+  uint64_t huge_kept;           /**< bytes of freed huge blocks' mappings kept for reuse */
+  uint64_t huge_reused;         /**< huge requests served from a kept mapping */
+  uint64_t thp_bytes;           /**< bytes mapped now with transparent huge pages asked for
+                                     (MADV_HUGEPAGE); the kernel backs them as it can */
+  uint64_t hugetlb_bytes;       /**< bytes mapped now with explicit 2 MiB huge pages */
+  uint64_t hugetlb_fallbacks;   /**< hugetlb mappings the node could not back (served by thp) */
 } nh_node_stats;
 
 /** Snapshot of all counters. Fill `size` and `version` before calling. */
@@ -134,6 +140,8 @@ typedef struct nh_stats {
   uint32_t version;             /**< NH_STATS_VERSION of the caller */
   int node_count;               /**< entries filled in `nodes` (at most NH_STATS_MAX_NODES) */
   nh_node_stats total;          /**< sums over all nodes (node = -1) */
+  int huge_pages;               /**< huge-page mode in force: 0 off, 1 thp, 2 hugetlb */
+  const char *huge_reason;      /**< why that mode (a static string) */
 #define NH_STATS_MAX_NODES 256
   nh_node_stats nodes[NH_STATS_MAX_NODES]; /**< per node, node_count entries */
 } nh_stats;
