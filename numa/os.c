@@ -195,6 +195,24 @@ void *nh_os_map_hugetlb(size_t size, size_t align, int os_node) {
   return p;
 }
 
+static int to_prot(int prot);
+
+int nh_os_remap_hugetlb(void *addr, size_t size, int prot, int os_node) {
+  if (size % ((size_t)2 << 20) != 0 || ((uintptr_t)addr & (((size_t)2 << 20) - 1)) != 0)
+    return EINVAL;
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, rc = 0;
+  if (fault_fires(&os_fail_maps)) return ENOMEM; /* before anything is replaced */
+  void *p = mmap(addr, size, to_prot(prot), flags | MAP_HUGETLB | (21 << MAP_HUGE_SHIFT), -1, 0);
+  if (p == MAP_FAILED) rc = errno;
+  if (rc == 0 && os_node >= 0) rc = mbind_range(addr, size, os_node);
+  if (rc == 0 && madvise(addr, size, MADV_POPULATE_WRITE) != 0) rc = errno;
+  if (rc == 0) return 0;
+  /* MAP_FIXED may have removed the old mapping already: put an ordinary one back */
+  p = mmap(addr, size, to_prot(prot), flags | MAP_NORESERVE, -1, 0);
+  if (p != MAP_FAILED && os_node >= 0) mbind_range(addr, size, os_node);
+  return rc;
+}
+
 int nh_os_unmap(void *addr, size_t size) {
   return munmap(addr, size) == 0 ? 0 : errno;
 }

@@ -60,6 +60,13 @@ uint64_t nh_os_node_free_hugepages(int os_node);
  * SIGBUS at first touch. NULL if any step fails. */
 void *nh_os_map_hugetlb(size_t size, size_t align, int os_node);
 
+/* Replaces the mapping at addr (size bytes, multiples of 2 MiB, which the
+ * caller owns) by explicit 2 MiB huge pages with protection prot
+ * (NH_OS_PROT_*), bound to os_node and faulted in. 0; or an errno value, the
+ * range then mapped again as ordinary anonymous memory with prot and the
+ * binding (its contents zero). */
+int nh_os_remap_hugetlb(void *addr, size_t size, int prot, int os_node);
+
 /* Unmaps a range returned by nh_os_map_aligned (or a page-aligned part of it). */
 int nh_os_unmap(void *addr, size_t size);
 
