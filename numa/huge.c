@@ -214,7 +214,7 @@ static void *fresh(nh_heap *h, size_t usable, size_t align, int level) {
   size_t map_align = align > NH_SEGMENT_SIZE ? align : NH_SEGMENT_SIZE;
   size_t guard = nh_g.paranoid ? nh_os_page_size() : 0; /* a PROT_NONE page after the block */
   size_t map_size = unit_round(offset + usable + guard);
-  nh_segment *seg = nh_segment_map_new(h, map_size, map_align, level);
+  nh_segment *seg = nh_segment_map_new(h, map_size, map_align, level, true);
   if (seg == NULL) return NULL;
   if (guard) nh_os_protect((uint8_t *)seg + offset + usable, guard, NH_OS_PROT_NONE);
   seg->huge = 1;

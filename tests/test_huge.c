@@ -268,15 +268,20 @@ static void test_kept_large_span_best_fit(void **state) {
 
 /* ---- hugepage-aware purge ------------------------------------------------------------------ */
 
-/* Pages 1-31 (unit 0 but the header) and 32-63 (unit 1) of a fresh
- * segment of node 3: x fills unit 0, y and z unit 1. x and z are freed; two
- * purge passes later (the decay) unit 0 goes back whole, and unit 1, where y
- * still lives, not at all under huge pages (in part without them). */
-static uint64_t purge_around_live_block(void) {
+/* Pages 1-31 (unit 0 but the header) and 32-63 (unit 1) of node 3's third
+ * segment (the first two are filled first: they use base pages): x fills
+ * unit 0, y and z unit 1. x and z are freed; two purge passes later (the
+ * decay) unit 0 goes back whole, and unit 1, where y still lives, not at all
+ * under huge pages (in part without them). */
+static uint64_t purge_around_live_block(bool thp) {
   const size_t page = NH_PAGE_SIZE;
+  void *fill[4];
+  for (int i = 0; i < 4; i++) fill[i] = nh_malloc_node((i % 2 ? 32 : 31) * page, 3);
   uint8_t *x = nh_malloc_node(31 * page, 3), *y = nh_malloc_node(5 * page, 3);
   uint8_t *z = nh_malloc_node(27 * page, 3);
   nh_segment *seg = nh_segment_of(x);
+  assert_int_equal(seg->advised != 0, thp);
+  assert_int_equal(nh_segment_of(fill[0])->advised, 0); /* a node's first segments: base pages */
   assert_ptr_equal(x, (uint8_t *)seg + page);
   assert_ptr_equal(y, (uint8_t *)seg + 32 * page);
   assert_ptr_equal(z, (uint8_t *)seg + 37 * page);
@@ -290,6 +295,7 @@ static uint64_t purge_around_live_block(void) {
   uint64_t now = nh_test_node_stats(3).purged - purged;
   for (size_t i = 0; i < 5 * page; i += 4096) assert_int_equal(y[i], 1);
   nh_free(y);
+  for (int i = 0; i < 4; i++) nh_free(fill[i]);
   nh_heaps_check();
   return now;
 }
@@ -297,13 +303,10 @@ static uint64_t purge_around_live_block(void) {
 static void test_purge_keeps_huge_pages_with_live_blocks(void **state) {
   (void)state;
   nh_test_start(FOUR_NODES, "heap", "huge_pages", "off", NULL);
-  assert_int_equal(purge_around_live_block(), 58 * NH_PAGE_SIZE); /* x and z */
+  assert_int_equal(purge_around_live_block(false), 58 * NH_PAGE_SIZE); /* x and z */
   nh_test_start(FOUR_NODES, "heap", "huge_pages", "thp", NULL);
   if (nh_g.huge_pages != NH_HUGE_THP) skip(); /* the kernel's THP is off: nothing to test */
-  void *other = nh_malloc_node(512 << 10, 2); /* node 2's segment is advised too */
-  assert_int_equal(nh_test_node_stats(2).thp_bytes, NH_SEGMENT_SIZE);
-  nh_free(other);
-  assert_int_equal(purge_around_live_block(), 31 * NH_PAGE_SIZE); /* x's unit only */
+  assert_int_equal(purge_around_live_block(true), 31 * NH_PAGE_SIZE); /* x's unit only */
 }
 
 /* The mode in force and why, for each kernel setting. */
