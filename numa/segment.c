@@ -1,6 +1,7 @@
 /*
- * numa/segment.c: segments, the page runs inside them (spans), purging, huge
- * blocks, and the segment map that finds a segment from any address.
+ * numa/segment.c: segments, the page runs inside them (spans), purging, and
+ * the segment map that finds a segment from any address. Huge blocks:
+ * numa/huge.c.
  *
  * Accounting. A page is "committed" (counted in nh_heap.st.committed) from
  * the moment a span first takes it until it is purged. Growing committed
@@ -19,6 +20,13 @@
  * every round; a segment emptied beyond that is unmapped at once, and a
  * purge pass unmaps the empty segments whose pages it has all returned, but
  * one per node. nh_trim() and memory pressure purge everything at once.
+ *
+ * Huge pages. Segments are mapped per [heap] huge_pages (map_backed): a
+ * node's first NH_THP_FIRST_SEGMENT on base pages, the others advised
+ * MADV_HUGEPAGE, or on explicit huge pages the node reserved. In a segment
+ * on huge pages a decay pass returns free pages only in whole 2 MiB units
+ * (whole_units), so that a huge page holding a live span is never broken up;
+ * explicit huge pages are never purged in part.
  */
 #include <string.h>
 
