@@ -141,8 +141,13 @@ static bool extend(nh_heap *h, nh_segment **segp, size_t size) {
   size_t old = seg->map_size;
   if (seg->hugetlb || !nh_node_has_room(h, size - old)) return false;
   if (nh_os_grow_in_place(seg, old, size) != 0) {
+    nh_track_open(seg, old); /* ASan: the next mapping at the old address starts clean */
     nh_segment *to = nh_os_move(seg, old, size, NH_SEGMENT_SIZE);
-    if (to == NULL) return false;
+    if (to == NULL) {
+      nh_track_close(seg->huge_block, seg->huge_charged); /* still kept */
+      return false;
+    }
+    nh_track_open(to, size); /* and so does this one: its block is handed out next */
     nh_segmap_set((uintptr_t)seg, old, NH_MAP_NONE);
     seg = to; /* the header moved with its page: only the cookie names the address */
     seg->cookie = (uintptr_t)seg ^ nh_secret[0];

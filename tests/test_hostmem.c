@@ -356,7 +356,7 @@ static void test_virtual_large_pages(void **state) {
   assert_int_equal(nh_test_node_stats(2).committed, node_before + 8 * MiB);
   long faults = minor_faults();
   memset(p, 1, 8 * MiB); /* faulted in at VirtualAlloc */
-  assert_true(minor_faults() - faults < 16);
+  if (!nh_reliab_under_valgrind()) assert_true(minor_faults() - faults < 16);
   nh_host_vm_stats vs;
   nh_host_vm_stats_get(&vs);
   assert_int_equal(vs.large, 8 * MiB);

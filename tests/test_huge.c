@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
+#include "nh_reliab.h"
 #include "nh_test.h"
 #include "numa/heap.h"
 #include "numa/os.h"
@@ -63,7 +64,8 @@ static void test_freed_16m_block_served_without_faults(void **state) {
   memset(q, 2, n);
   long faults = minor_faults() - before;
   assert_ptr_equal(q, p);
-  assert_true(faults < 16); /* a new mapping: 4096 base pages, or 8 huge ones */
+  if (!nh_reliab_under_valgrind()) /* Valgrind faults in shadow memory of its own */
+    assert_true(faults < 16);      /* a new mapping: 4096 base pages, or 8 huge ones */
   assert_int_equal(nh_test_node_stats(0).huge_reused, 1);
   nh_free(q);
 }
@@ -106,7 +108,7 @@ static void test_kept_mapping_grows_for_a_larger_request(void **state) {
   assert_non_null(q);
   assert_int_equal(nh_ptr_node(q), 2);
   memset(q, 8, 6 * MIB); /* the old pages: no fault */
-  assert_true(minor_faults() - before < 16);
+  if (!nh_reliab_under_valgrind()) assert_true(minor_faults() - before < 16);
   memset(q, 9, 14 * MIB);
   assert_int_equal(nh_test_node_stats(2).huge_reused, 1);
   assert_int_equal(nh_test_node_stats(2).huge_kept, 0);
