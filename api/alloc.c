@@ -70,8 +70,13 @@ NH_API void *nh_calloc(size_t count, size_t size) {
   void *p = alloc_named(total, NH_MIN_ALIGN, "nh_calloc");
   if (p && !nh_boot_owns(p)) {
     nh_block_info info;
-    /* huge blocks come straight from mmap: already zero (tools must see the write) */
-    if (!NH_TRACKING && nh_block_lookup(p, &info) == NH_LOOKUP_OK && info.span == NULL) return p;
+    /* a huge block reads as zero past its dirty prefix (pages never touched,
+     * numa/huge.c): only that prefix is cleared (tools must see the write) */
+    if (!NH_TRACKING && nh_block_lookup(p, &info) == NH_LOOKUP_OK && info.span == NULL) {
+      size_t dirty = info.seg->huge_dirty; /* the caller's own block: no one else changes it */
+      memset(p, 0, dirty < total ? dirty : total);
+      return p;
+    }
   }
   if (p) memset(p, 0, total);
   return p;
@@ -135,7 +140,7 @@ nh_lookup_status nh_free_slow(void *p, nh_lookup_status st, nh_block_info *info)
   if (st != NH_LOOKUP_OK) return st;
   if (nh_g.paranoid && info->cls) nh_block_fill_freed(p, info->size);
   if (info->span) nh_track_free(p, info->size);
-  else nh_track_unmapped(p); /* huge: unmapped below */
+  else nh_track_unmapped(p); /* huge: unmapped or kept (numa/huge.c) below */
   if (info->cls) nh_cache_free(p, info->cls, info->node);
   else nh_heap_free_large(info, p);
   return NH_LOOKUP_OK;
@@ -177,6 +182,10 @@ void *nh_realloc_named(void *p, size_t size, const char *call) {
     old = info.size;
     node = info.node;
     if (size <= old && size >= old / 2) return p; /* fits without wasting half */
+    if (size < old && nh_heap_shrink_large(&info, size)) { /* large and huge shrink in place */
+      nh_track_alloc(p, info.size);
+      return p;
+    }
     if (size > old && nh_heap_grow_large(&info, size)) { /* large and huge grow in place */
       nh_track_alloc(p, info.size);
       return p;

@@ -68,6 +68,8 @@ typedef struct nh_host_vm_stats {
   uint64_t committed;      /* bytes committed (charged to the nodes' budgets) */
   uint64_t spills;         /* commits bound to a node other than the caller's */
   uint64_t failures;       /* commits refused for lack of budget */
+  uint64_t large;          /* bytes live with MEM_LARGE_PAGES */
+  uint64_t large_hugetlb;  /* of them, on explicit 2 MiB huge pages (hugetlb mode) */
 } nh_host_vm_stats;
 void nh_host_vm_stats_get(nh_host_vm_stats *out);
 /* Bytes committed through VirtualAlloc on node (tests). */

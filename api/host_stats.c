@@ -18,9 +18,10 @@ void nh_host_stats_print(FILE *out) {
   nh_host_notify_stats_get(&ns);
   fprintf(out,
           "host: reservations %" PRIu64 " reserved %" PRIu64 " committed %" PRIu64
-          " spills %" PRIu64 " failures %" PRIu64 "; views %" PRIu32 " view_bytes %" PRIu64 "\n",
-          vm.reservations, vm.reserved, vm.committed, vm.spills, vm.failures, nh_host_vas_views(),
-          nh_host_vas_bytes());
+          " spills %" PRIu64 " failures %" PRIu64 " large %" PRIu64 " large_hugetlb %" PRIu64
+          "; views %" PRIu32 " view_bytes %" PRIu64 "\n",
+          vm.reservations, vm.reserved, vm.committed, vm.spills, vm.failures, vm.large,
+          vm.large_hugetlb, nh_host_vas_views(), nh_host_vas_bytes());
   fprintf(out,
           "host: pressure task %" PRIu64 " appdomain %" PRIu64 " process %" PRIu64
           "; sent low %" PRIu64 " neutral %" PRIu64 " high %" PRIu64 "%s\n",

@@ -56,6 +56,8 @@ typedef struct vm_res {
   _Atomic uint32_t alloc_protect;
   _Atomic(_Atomic uint32_t *) pages; /* one state word per OS page */
   size_t cap;                        /* Guarded by vm_lock: words in pages */
+  uint8_t large; /* Guarded by vm_lock: MEM_LARGE_PAGES (never decommitted): 1 on transparent
+                    or base pages, 2 on explicit huge pages; 0 not large */
 } vm_res;
 
 static nh_lock vm_lock;
@@ -66,6 +68,8 @@ static _Atomic int vm_used;
 
 /* Counters. Synchronization: atomic, relaxed. */
 static _Atomic uint64_t st_reservations, st_reserved, st_committed, st_spills, st_failures;
+static _Atomic uint64_t st_large, st_large_hugetlb; /* bytes live with MEM_LARGE_PAGES (of them
+                                                       on explicit huge pages) */
 static _Atomic uint64_t st_node_committed[VM_STAT_NODES];
 
 static void stat_add(_Atomic uint64_t *c, int64_t v) {
@@ -78,6 +82,8 @@ void nh_host_vm_stats_get(nh_host_vm_stats *out) {
   out->committed = atomic_load_explicit(&st_committed, memory_order_relaxed);
   out->spills = atomic_load_explicit(&st_spills, memory_order_relaxed);
   out->failures = atomic_load_explicit(&st_failures, memory_order_relaxed);
+  out->large = atomic_load_explicit(&st_large, memory_order_relaxed);
+  out->large_hugetlb = atomic_load_explicit(&st_large_hugetlb, memory_order_relaxed);
 }
 
 uint64_t nh_host_vm_node_committed(int node) {
@@ -365,14 +371,41 @@ static HRESULT commit_range(vm_res *r, uintptr_t a, uintptr_t e, DWORD protect, 
 
 /* ---- VirtualAlloc ------------------------------------------------------------------------------ */
 
-#define ALLOC_KNOWN (MEM_COMMIT | MEM_RESERVE | MEM_RESET | MEM_TOP_DOWN | MEM_WRITE_WATCH)
+#define ALLOC_KNOWN \
+  (MEM_COMMIT | MEM_RESERVE | MEM_RESET | MEM_TOP_DOWN | MEM_WRITE_WATCH | MEM_LARGE_PAGES)
+#define LARGE_PAGE ((uintptr_t)2 << 20) /* GetLargePageMinimum() on x86-64 */
 
-static HRESULT check_alloc(SIZE_T size, DWORD type, DWORD protect, EMemoryCriticalLevel level) {
+static HRESULT check_alloc(uintptr_t a, SIZE_T size, DWORD type, DWORD protect,
+                           EMemoryCriticalLevel level) {
   if (!nh_host_level_ok(level) || size == 0 || (type & ~(DWORD)ALLOC_KNOWN)) return E_INVALIDARG;
+  if ((type & MEM_LARGE_PAGES) && ((type & (MEM_RESERVE | MEM_COMMIT)) != (MEM_RESERVE | MEM_COMMIT) ||
+                                   (type & MEM_WRITE_WATCH) || size % LARGE_PAGE || a % LARGE_PAGE))
+    return E_INVALIDARG; /* reserved and committed at once, in whole large pages */
   if (type & MEM_RESET) return type == MEM_RESET ? S_OK : E_INVALIDARG;
   if (!(type & (MEM_COMMIT | MEM_RESERVE))) return E_INVALIDARG;
   if ((type & MEM_WRITE_WATCH) && !(type & MEM_RESERVE)) return E_INVALIDARG;
   return os_prot(protect) < 0 ? E_INVALIDARG : S_OK;
+}
+
+/* A MEM_LARGE_PAGES region [p, p + size), just committed on node: on
+ * explicit huge pages of the node in hugetlb mode when it has enough free
+ * (else the fall back is counted), on transparent ones asked for in thp
+ * mode; faulted in whole either way, as Windows' large pages are. */
+static void back_large(vm_res *r, uintptr_t p, size_t size, DWORD protect, int node) {
+  nh_heap *h = &nh_g.heap[node];
+  r->large = 1;
+  stat_add(&st_large, (int64_t)size);
+  if (nh_g.huge_pages == NH_HUGE_HUGETLB) {
+    if (h->os_node >= 0 && nh_os_node_free_hugepages(h->os_node) >= size / LARGE_PAGE &&
+        nh_os_remap_hugetlb((void *)p, size, os_prot(protect), h->os_node) == 0) {
+      stat_add(&st_large_hugetlb, (int64_t)size);
+      r->large = 2;
+      return;
+    }
+    atomic_fetch_add_explicit(&h->st.hugetlb_fallbacks, 1, memory_order_relaxed);
+  }
+  if (nh_g.huge_pages != NH_HUGE_OFF && nh_g.thp_ok) nh_os_advise_huge((void *)p, size);
+  if (os_prot(protect) & NH_OS_PROT_WRITE) nh_os_populate((void *)p, size);
 }
 
 /* MEM_RESERVE (with MEM_COMMIT or not), or MEM_COMMIT at a NULL address. */
@@ -381,7 +414,8 @@ static HRESULT do_reserve(uintptr_t a, SIZE_T size, DWORD type, DWORD protect, i
   uintptr_t base = a ? down(a, VM_GRANULE) : 0, e = end_up(a, size);
   if (e == 0) return E_OUTOFMEMORY;
   size_t span = e - base;
-  void *p = nh_os_reserve((void *)base, span, VM_GRANULE, a != 0);
+  uintptr_t align = (type & MEM_LARGE_PAGES) ? LARGE_PAGE : VM_GRANULE;
+  void *p = nh_os_reserve((void *)base, span, align, a != 0);
   if (p == NULL) return a ? HRESULT_FROM_WIN32(ERROR_INVALID_ADDRESS) : E_OUTOFMEMORY;
   vm_res *r = res_publish((uintptr_t)p, span, protect);
   if (r == NULL) {
@@ -396,6 +430,7 @@ static HRESULT do_reserve(uintptr_t a, SIZE_T size, DWORD type, DWORD protect, i
       nh_os_unmap(p, span);
       return hr;
     }
+    if (type & MEM_LARGE_PAGES) back_large(r, (uintptr_t)p, span, protect, ps_node(page_get(r, 0)));
   }
   *out = p;
   return S_OK;
@@ -424,7 +459,7 @@ HRESULT nh_host_virtual_alloc(void *addr, SIZE_T size, DWORD type, DWORD protect
                               EMemoryCriticalLevel level, void **out) {
   if (out == NULL) return E_POINTER;
   *out = NULL;
-  HRESULT hr = check_alloc(size, type, protect, level);
+  HRESULT hr = check_alloc((uintptr_t)addr, size, type, protect, level);
   if (hr != S_OK) return hr;
   uintptr_t a = (uintptr_t)addr;
   nh_lock_acquire(&vm_lock);
@@ -441,6 +476,11 @@ static HRESULT do_release(vm_res *r, uintptr_t a) {
   uintptr_t base = atomic_load_explicit(&r->base, memory_order_relaxed);
   size_t size = atomic_load_explicit(&r->size, memory_order_relaxed);
   if (a != base) return HOST_E_INVALIDOPERATION; /* Win32: only the whole reservation */
+  if (r->large) {
+    stat_add(&st_large, -(int64_t)size);
+    if (r->large == 2) stat_add(&st_large_hugetlb, -(int64_t)size);
+    r->large = 0;
+  }
   pages_drop(r, 0, size / pg(), false);
   res_unpublish(r);
   nh_os_unmap((void *)base, size);
@@ -452,6 +492,7 @@ static HRESULT do_decommit(vm_res *r, uintptr_t a, SIZE_T size) {
   size_t rsize = atomic_load_explicit(&r->size, memory_order_relaxed);
   uintptr_t s = down(a, pg()), e = size ? end_up(a, size) : base + rsize;
   if (size == 0 && a != base) return E_INVALIDARG; /* size 0 means "the whole region from its base" */
+  if (r->large) return HOST_E_INVALIDOPERATION;     /* large pages: released whole only */
   if (e == 0 || e > base + rsize) return HOST_E_INVALIDOPERATION;
   pages_drop(r, (s - base) / pg(), (e - s) / pg(), true);
   return S_OK;

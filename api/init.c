@@ -97,6 +97,8 @@ static void fill_params(const nh_config *cfg, nh_heap_params *hp, nh_cache_param
   hp->spill[1] = cfg->v[NH_OPT_APPDOMAIN_SPILL].choice;
   hp->spill[2] = cfg->v[NH_OPT_PROCESS_SPILL].choice;
   hp->purge_delay_ms = cfg->v[NH_OPT_HEAP_PURGE_DELAY].u;
+  hp->huge_pages = cfg->v[NH_OPT_HEAP_HUGE_PAGES].choice;
+  hp->huge_keep = cfg->v[NH_OPT_HEAP_HUGE_KEEP].size.bytes;
   hp->paranoid = cfg->v[NH_OPT_SAFETY_MODE].choice == NH_SAFETY_PARANOID;
   hp->xfer_bytes = cfg->v[NH_OPT_CACHE_TRANSFER_SIZE].size.bytes;
   hp->xfer_decay_ms = cfg->v[NH_OPT_CACHE_TRANSFER_DECAY].u;

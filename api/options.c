@@ -24,6 +24,7 @@ static const char *const level_words[] = {"task", "appdomain", "process", NULL};
 static const char *const cache_words[] = {"percpu", "perthread", "off", NULL};
 static const char *const stats_words[] = {"no", "text", "json", NULL};
 static const char *const safety_words[] = {"normal", "paranoid", NULL};
+static const char *const huge_words[] = {"off", "thp", "hugetlb", NULL}; /* NH_HUGE_* order */
 
 #define ROW(sec, k, envname, t, def, ch, mx, d) \
   {.section = sec, .key = k, .env = envname, .type = t, .default_text = def, \
@@ -48,6 +49,13 @@ const nh_opt_desc nh_options[NH_OPT_COUNT] = {
   [NH_OPT_HEAP_DEFAULT_LEVEL] = ROW("heap", "default_level", "NUMAHEAP_HEAP_DEFAULT_LEVEL",
       NH_T_ENUM, "appdomain", level_words, 0,
       "criticality of plain malloc and nh_malloc: task, appdomain or process"),
+  [NH_OPT_HEAP_HUGE_PAGES] = ROW("heap", "huge_pages", "NUMAHEAP_HEAP_HUGE_PAGES",
+      NH_T_ENUM, "thp", huge_words, 0,
+      "2 MiB pages: thp (advise MADV_HUGEPAGE where the kernel allows), off, or hugetlb "
+      "(reserved pages per node, else thp)"),
+  [NH_OPT_HEAP_HUGE_KEEP] = ROW("heap", "huge_keep", "NUMAHEAP_HEAP_HUGE_KEEP",
+      NH_T_SIZE, "64M", NULL, 0,
+      "per node: bytes of freed huge blocks (over 2 MiB) kept mapped for reuse until purge_delay"),
   [NH_OPT_TASK_LIMIT] = ROW("criticality", "task.limit", "NUMAHEAP_CRITICALITY_TASK_LIMIT",
       NH_T_PCT, "90%", NULL, 0,
       "share of (budget - reserve) that task-critical memory may fill on a node"),

@@ -24,6 +24,8 @@ typedef enum nh_opt {
   NH_OPT_HEAP_RESERVE,       /* [heap] reserve: bytes or % of node memory */
   NH_OPT_HEAP_PURGE_DELAY,   /* [heap] purge_delay: ms before free pages go back to the OS */
   NH_OPT_HEAP_DEFAULT_LEVEL, /* [heap] default_level: level of malloc/nh_malloc */
+  NH_OPT_HEAP_HUGE_PAGES,    /* [heap] huge_pages: off|thp|hugetlb */
+  NH_OPT_HEAP_HUGE_KEEP,     /* [heap] huge_keep: bytes of freed huge mappings kept a node */
   NH_OPT_TASK_LIMIT,         /* [criticality] task.limit: % of (budget-reserve) */
   NH_OPT_TASK_SPILL,         /* [criticality] task.spill: none|package|any */
   NH_OPT_APPDOMAIN_SPILL,    /* [criticality] appdomain.spill */

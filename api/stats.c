@@ -42,6 +42,11 @@ static void node_snapshot(int i, nh_node_stats *s) {
   s->xfer_misses = rd(&h->st.xfer_misses);
   s->xfer_released = rd(&h->st.xfer_released);
   s->xfer_bytes = rd(&h->st.xfer_bytes);
+  s->huge_kept = rd(&h->st.huge_kept);
+  s->huge_reused = rd(&h->st.huge_reused);
+  s->thp_bytes = rd(&h->st.thp_bytes);
+  s->hugetlb_bytes = rd(&h->st.hugetlb_bytes);
+  s->hugetlb_fallbacks = rd(&h->st.hugetlb_fallbacks);
 }
 
 static void add_into(nh_node_stats *t, const nh_node_stats *s) {
@@ -66,6 +71,11 @@ static void add_into(nh_node_stats *t, const nh_node_stats *s) {
   t->xfer_misses += s->xfer_misses;
   t->xfer_released += s->xfer_released;
   t->xfer_bytes += s->xfer_bytes;
+  t->huge_kept += s->huge_kept;
+  t->huge_reused += s->huge_reused;
+  t->thp_bytes += s->thp_bytes;
+  t->hugetlb_bytes += s->hugetlb_bytes;
+  t->hugetlb_fallbacks += s->hugetlb_fallbacks;
 }
 
 NH_API int nh_stats_get(nh_stats *st) {
@@ -85,6 +95,8 @@ NH_API int nh_stats_get(nh_stats *st) {
   st->version = version;
   st->node_count = nh_g.nnodes < NH_STATS_MAX_NODES ? nh_g.nnodes : NH_STATS_MAX_NODES;
   st->total.node = st->total.os_node = -1;
+  st->huge_pages = nh_g.huge_pages;
+  st->huge_reason = nh_g.huge_reason;
   for (int i = 0; i < nh_g.nnodes; i++) {
     nh_node_stats s;
     node_snapshot(i, &s);
@@ -112,6 +124,10 @@ static void print_node_text(FILE *out, const nh_node_stats *s) {
           "        transfer cache: hits %" PRIu64 " misses %" PRIu64 " released %" PRIu64
           " held %" PRIu64 "\n",
           s->xfer_hits, s->xfer_misses, s->xfer_released, s->xfer_bytes);
+  fprintf(out,
+          "        huge_kept %" PRIu64 " huge_reused %" PRIu64 " thp_bytes %" PRIu64
+          " hugetlb_bytes %" PRIu64 " hugetlb_fallbacks %" PRIu64 "\n",
+          s->huge_kept, s->huge_reused, s->thp_bytes, s->hugetlb_bytes, s->hugetlb_fallbacks);
   fprintf(out, "        ");
   for (int l = 0; l < NH_LEVEL_COUNT; l++)
     fprintf(out, "%s: committed %" PRIu64 " failures %" PRIu64 "%s", level_names[l],
@@ -126,11 +142,14 @@ static void print_node_json(FILE *out, const nh_node_stats *s) {
           ",\"allocs\":%" PRIu64 ",\"frees\":%" PRIu64 ",\"remote_frees\":%" PRIu64
           ",\"fallback_out\":%" PRIu64 ",\"fallback_in\":%" PRIu64 ",\"purged\":%" PRIu64
           ",\"segments\":%" PRIu64 ",\"xfer_hits\":%" PRIu64 ",\"xfer_misses\":%" PRIu64
-          ",\"xfer_released\":%" PRIu64 ",\"xfer_bytes\":%" PRIu64,
+          ",\"xfer_released\":%" PRIu64 ",\"xfer_bytes\":%" PRIu64
+          ",\"huge_kept\":%" PRIu64 ",\"huge_reused\":%" PRIu64
+          ",\"thp_bytes\":%" PRIu64 ",\"hugetlb_bytes\":%" PRIu64 ",\"hugetlb_fallbacks\":%" PRIu64,
           s->node, s->os_node, s->budget, s->reserve, s->reserve_ready, s->committed,
           s->peak_committed, s->in_use,
           s->allocs, s->frees, s->remote_frees, s->fallback_out, s->fallback_in, s->purged,
-          s->segments, s->xfer_hits, s->xfer_misses, s->xfer_released, s->xfer_bytes);
+          s->segments, s->xfer_hits, s->xfer_misses, s->xfer_released, s->xfer_bytes,
+          s->huge_kept, s->huge_reused, s->thp_bytes, s->hugetlb_bytes, s->hugetlb_fallbacks);
   for (int l = 0; l < NH_LEVEL_COUNT; l++)
     fprintf(out, ",\"%s_committed\":%" PRIu64 ",\"%s_failures\":%" PRIu64, level_names[l],
             s->level_committed[l], level_names[l], s->failures[l]);
@@ -138,6 +157,7 @@ static void print_node_json(FILE *out, const nh_node_stats *s) {
 }
 
 static const char *const mode_names[] = {"percpu", "perthread", "off"};
+static const char *const huge_names[] = {"off", "thp", "hugetlb"}; /* NH_HUGE_* */
 
 /* One line (or JSON object) per CPU cache that saw any traffic. */
 static void print_cpus(FILE *out, int json) {
@@ -186,6 +206,8 @@ NH_API int nh_stats_print(FILE *out, int json) {
     }
     fprintf(out, "],\"total\":");
     print_node_json(out, &st.total);
+    fprintf(out, ",\"huge_pages\":\"%s\",\"huge_pages_why\":\"%s\"", huge_names[st.huge_pages],
+            st.huge_reason);
     fprintf(out,
             ",\"cache\":{\"mode\":\"%s\",\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
             ",\"refills\":%" PRIu64 ",\"drains\":%" PRIu64 ",\"remote_sent\":%" PRIu64 "}",
@@ -194,8 +216,8 @@ NH_API int nh_stats_print(FILE *out, int json) {
     print_cpus(out, 1);
     fprintf(out, "}\n");
   } else {
-    fprintf(out, "numaheap statistics (%d nodes, cache %s)\n", nh_g.nnodes,
-            mode_names[nh_cache_mode()]);
+    fprintf(out, "numaheap statistics (%d nodes, cache %s)\nhuge pages: %s\n", nh_g.nnodes,
+            mode_names[nh_cache_mode()], st.huge_reason);
     for (int i = 0; i < st.node_count; i++) print_node_text(out, &st.nodes[i]);
     print_node_text(out, &st.total);
     fprintf(out,

@@ -34,7 +34,37 @@ void nh_heaps_set_limits(const nh_heap_params *p) {
   for (int l = 0; l < NH_LEVELS; l++) nh_g.spill[l] = p->spill[l];
   nh_g.task_limit_milli_pct = p->task_limit_milli_pct;
   nh_g.purge_delay_ms = p->purge_delay_ms;
+  nh_g.huge_keep = p->huge_keep;
+  nh_g.huge_pages = nh_huge_mode_resolve(p->huge_pages, nh_os_thp_mode(), &nh_g.thp_ok,
+                                         &nh_g.huge_reason);
   nh_g.paranoid = p->paranoid;
+}
+
+int nh_huge_mode_resolve(int asked, int thp, bool *thp_ok, const char **why) {
+  *thp_ok = thp == NH_OS_THP_MADVISE || thp == NH_OS_THP_ALWAYS;
+  if (asked == NH_HUGE_OFF) {
+    *why = "off: [heap] huge_pages = off";
+    return NH_HUGE_OFF;
+  }
+  if (asked == NH_HUGE_HUGETLB) {
+    *why = *thp_ok ? "hugetlb: nodes with free reserved 2 MiB pages use them, the others fall "
+                     "back to thp (counted)"
+                   : "hugetlb: nodes with free reserved 2 MiB pages use them, the others get base "
+                     "pages (the kernel's THP is unavailable)";
+    return NH_HUGE_HUGETLB;
+  }
+  if (thp == NH_OS_THP_NONE) {
+    *why = "off: the kernel has no transparent huge pages";
+    return NH_HUGE_OFF;
+  }
+  if (thp == NH_OS_THP_NEVER) {
+    *why = "off: the kernel's transparent huge pages are disabled (enabled = never)";
+    return NH_HUGE_OFF;
+  }
+  *why = thp == NH_OS_THP_ALWAYS ? "thp: the kernel's THP is 'always'; segments are advised too"
+                                 : "thp: the kernel's THP is 'madvise'; segments and huge blocks "
+                                   "are advised MADV_HUGEPAGE before their first touch";
+  return NH_HUGE_THP;
 }
 
 /* A node's CPUs are served by the node itself, or by the nearest node with
@@ -297,23 +327,28 @@ void nh_heaps_trim(void) {
 
 /* ---- any size on one node --------------------------------------------------- */
 
-/* A kept large span of npages (nh_heap.large_cache), taken over at level:
- * its block is live again. NULL if none. Caller holds the page lock. */
+/* A kept large span (nh_heap.large_cache) for npages, taken over at level:
+ * the smallest of at least npages, cut to npages (the pages past them go
+ * back to their segment, dirty); its block is live again. NULL if none.
+ * Caller holds the page lock. */
 static nh_span *large_cache_take(nh_heap *h, unsigned npages, int level) {
+  unsigned best = h->large_cached;
   for (unsigned i = h->large_cached; i-- > 0;) {
-    nh_span *span = h->large_cache[i];
-    if (span->npages != npages || span->block_size != (size_t)npages * NH_PAGE_SIZE) continue;
-    h->large_cache[i] = h->large_cache[--h->large_cached];
-    if (span->level != level) { /* its pages change level: no growth, no budget check */
-      uint64_t bytes = (uint64_t)npages * NH_PAGE_SIZE;
-      atomic_fetch_sub_explicit(&h->st.level_committed[span->level], bytes, memory_order_relaxed);
-      atomic_fetch_add_explicit(&h->st.level_committed[level], bytes, memory_order_relaxed);
-      span->level = (uint8_t)level;
-    }
-    nh_block_clear_mark(span->start);
-    return span;
+    unsigned n = h->large_cache[i]->npages;
+    if (n >= npages && (best == h->large_cached || n < h->large_cache[best]->npages)) best = i;
   }
-  return NULL;
+  if (best == h->large_cached) return NULL;
+  nh_span *span = h->large_cache[best];
+  h->large_cache[best] = h->large_cache[--h->large_cached];
+  nh_pages_shrink(h, nh_span_segment(span), span, npages);
+  if (span->level != level) { /* its pages change level: no growth, no budget check */
+    uint64_t bytes = (uint64_t)npages * NH_PAGE_SIZE;
+    atomic_fetch_sub_explicit(&h->st.level_committed[span->level], bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->st.level_committed[level], bytes, memory_order_relaxed);
+    span->level = (uint8_t)level;
+  }
+  nh_block_clear_mark(span->start);
+  return span;
 }
 
 static void *large_alloc(nh_heap *h, size_t size, int level) {
@@ -375,6 +410,22 @@ void nh_heap_free_large(const nh_block_info *info, void *p) {
   nh_lock_release(&h->page_lock);
   stat_add(&h->st.frees, 1);
   stat_sub(&h->st.in_use, info->size);
+}
+
+bool nh_heap_shrink_large(nh_block_info *info, size_t size) {
+  if (info->cls != 0 || size <= (info->span ? NH_SMALL_MAX : NH_LARGE_MAX)) return false;
+  nh_heap *h = &nh_g.heap[info->node];
+  nh_lock_acquire(&h->page_lock);
+  size_t before = info->span ? info->span->block_size : info->seg->huge_size;
+  if (info->span)
+    nh_pages_shrink(h, info->seg, info->span, (unsigned)((size + NH_PAGE_SIZE - 1) >> NH_PAGE_SHIFT));
+  else
+    nh_huge_shrink(h, info->seg, size);
+  size_t after = info->span ? info->span->block_size : info->seg->huge_size;
+  nh_lock_release(&h->page_lock);
+  stat_sub(&h->st.in_use, before - after);
+  info->size = after;
+  return true;
 }
 
 bool nh_heap_grow_large(nh_block_info *info, size_t size) {

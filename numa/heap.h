@@ -41,6 +41,9 @@
 
 #define NH_LEVELS 3 /* task, appdomain, process: the CLR's EMemoryCriticalLevel */
 #define NH_LARGE_CACHE 8 /* freed large spans a node keeps for reuse */
+/* [heap] huge_pages: how segments and huge blocks ask for 2 MiB pages. */
+enum { NH_HUGE_OFF = 0, NH_HUGE_THP = 1, NH_HUGE_HUGETLB = 2 };
+#define NH_HUGE_PAGE ((size_t)2 << 20)
 
 /* ---- sizeclass.c: size classes ---------------------------------------------
  * Class 0 is "no class" (large or huge). Classes 1..8 are 16..128 bytes in
@@ -137,12 +140,22 @@ typedef struct nh_segment {
   int node;            /* logical node; constant */
   uint8_t huge;        /* 1: a segment holding one huge block */
   uint8_t reserve;     /* 1: part of the node's pre-committed emergency reserve */
-  size_t map_size;     /* bytes mapped; constant */
-  /* huge only (constant while live): */
+  uint8_t hugetlb;     /* 1: mapped with explicit 2 MiB huge pages (never purged in part) */
+  size_t map_size;     /* bytes mapped; constant but for huge mappings (page lock) */
+  size_t advised;      /* bytes from the start backed by huge pages (MADV_HUGEPAGE given,
+                          or hugetlb): counted in thp_bytes / hugetlb_bytes. Page lock */
+  /* huge only (constant while live; changed under the page lock of the
+   * node while kept, or by the block's owner through realloc): */
   uint8_t *huge_block;
   size_t huge_size;    /* usable bytes */
   uint8_t huge_level;
-  _Atomic int huge_live; /* 1 live, 0 freed. acq_rel exchange on free */
+  _Atomic int huge_live; /* 1 live, 0 freed or kept. Stored under the page lock:
+                            release on free, acquire in nh_block_lookup_huge */
+  size_t huge_charged; /* bytes from huge_block counted in committed (>= huge_size
+                          while live; the rest of the mapping is untouched) */
+  size_t huge_dirty;   /* bytes from huge_block that may be nonzero (<= huge_charged);
+                          past them the block reads as zero (calloc) */
+  uint64_t kept_ns;    /* kept: when it was freed (nh_os_clock_ns), for the decay */
   /* Guarded by the page lock of the node: */
   uint64_t free_pages;      /* bit i: page i is in no span */
   uint64_t committed_pages; /* bit i: page i counted in committed bytes */
@@ -201,9 +214,18 @@ void nh_pages_release(struct nh_heap *h, nh_segment *seg, nh_span *span);
  * policy in docs/architecture.md), after releasing the large spans kept for
  * reuse. Caller holds h->page_lock. */
 void nh_pages_purge(struct nh_heap *h, bool force);
-/* Huge blocks: one segment each. Caller holds the page lock of the node. */
-void *nh_huge_alloc(struct nh_heap *h, size_t size, size_t align, int level);
-void nh_huge_free(nh_segment *seg);
+/* Helpers of the page layer shared with huge.c. Caller holds the page lock. */
+#define NH_HEADER_BYTES ((sizeof(nh_segment) + 4095) & ~(size_t)4095) /* charged per segment */
+bool nh_charge(struct nh_heap *h, uint64_t bytes, int level);
+void nh_uncharge(struct nh_heap *h, uint64_t bytes);
+bool nh_node_has_room(struct nh_heap *h, size_t size);
+/* Maps a segment of size bytes aligned to align on h's node (header charged),
+ * backed per [heap] huge_pages (for an ordinary segment, only from the
+ * node's third on; a huge block's mapping always); NULL if the budget or the
+ * OS say no. */
+nh_segment *nh_segment_map_new(struct nh_heap *h, size_t size, size_t align, int level, bool huge);
+/* Unmaps seg, uncharging committed bytes and its header (counted as purged). */
+void nh_segment_unmap(struct nh_heap *h, nh_segment *seg, uint64_t committed);
 /* Maps and populates (pre-faults) the node's emergency reserve, bound to its
  * node, so that process-level requests succeed from it even when the OS has
  * no memory left. Done once; 0, or -1 if the OS refused (the reserve then
@@ -218,9 +240,29 @@ void nh_heap_uncharge(int node, uint64_t bytes, int level);
  * the free pages after it in its segment (budget checked at the span's
  * level). Caller holds h->page_lock. */
 bool nh_pages_grow(struct nh_heap *h, nh_segment *seg, nh_span *span, size_t size);
-/* Grows a huge block in place (the mapping is extended where the address
- * space after it is free). Caller holds h->page_lock. */
+
+/* ---- huge.c: huge blocks, one mapping each, kept per node after free -------
+ * Every function: caller holds the page lock of the node. */
+/* A huge block of size bytes aligned to align, from a kept mapping that fits
+ * (best fit, split, or grown by mremap) or a new one. NULL if the budget or
+ * the OS say no (kept memory was given back first). */
+void *nh_huge_alloc(struct nh_heap *h, size_t size, size_t align, int level);
+/* Frees a live huge block: its mapping is kept for reuse (within [heap]
+ * huge_keep, for purge_delay ms), or unmapped. A second free stops the process. */
+void nh_huge_free(nh_segment *seg);
+/* Grows a huge block in place: within its mapping, into a kept mapping just
+ * after it, or by extending the mapping where the address space after it is free. */
 bool nh_huge_grow(struct nh_heap *h, nh_segment *seg, size_t size);
+/* Shrinks a huge block in place to size bytes (> NH_LARGE_MAX): the whole
+ * 4 MiB units past it become a kept mapping of their own. */
+void nh_huge_shrink(struct nh_heap *h, nh_segment *seg, size_t size);
+/* Unmaps the kept mappings freed purge_delay ms ago or more (all when force). */
+void nh_huge_decay(struct nh_heap *h, bool force);
+/* Unmaps every huge mapping of h, live and kept (tests, shutdown). */
+void nh_huge_destroy(struct nh_heap *h);
+/* Cuts a large block's span (class 0) to npages: the pages past them go
+ * back to the segment, dirty. Caller holds h->page_lock. */
+void nh_pages_shrink(struct nh_heap *h, nh_segment *seg, nh_span *span, unsigned npages);
 /* Unmaps every segment of h (tests, shutdown). */
 void nh_segments_destroy(struct nh_heap *h);
 
@@ -384,6 +426,11 @@ typedef struct nh_heap_counters {
    * the spans (misses), blocks given back to the spans by decay or trim,
    * and the bytes they hold now */
   _Atomic uint64_t xfer_hits, xfer_misses, xfer_released, xfer_bytes;
+  _Atomic uint64_t huge_kept;    /* bytes of freed huge mappings kept for reuse */
+  _Atomic uint64_t huge_reused;  /* huge requests served from a kept mapping */
+  _Atomic uint64_t thp_bytes;    /* bytes of mappings advised MADV_HUGEPAGE, mapped now */
+  _Atomic uint64_t hugetlb_bytes; /* bytes of mappings of explicit huge pages, mapped now */
+  _Atomic uint64_t hugetlb_fallbacks; /* hugetlb mappings refused, served by thp instead */
 } nh_heap_counters;
 
 typedef struct nh_heap {
@@ -407,6 +454,8 @@ typedef struct nh_heap {
    * the same size; every purge pass gives them back (segment.c). */
   nh_span *large_cache[NH_LARGE_CACHE];
   unsigned large_cached;
+  nh_segment *huge_kept;    /* Guarded by page_lock: freed huge mappings, newest first */
+  uint64_t huge_kept_bytes; /* Guarded by page_lock: their mapped bytes */
   nh_heap_counters st;
   nh_bin bins[NH_CLASS_COUNT];
   nh_xfer xfer[NH_CLASS_COUNT]; /* [0] unused */
@@ -437,6 +486,8 @@ typedef struct nh_heap_params {
   uint32_t task_limit_milli_pct; /* share of (budget - reserve) for task level */
   int spill[NH_LEVELS];          /* NH_SPILL_* of api/options.h: 0 none, 1 package, 2 any */
   uint64_t purge_delay_ms;
+  uint64_t huge_keep;            /* [heap] huge_keep: bytes of freed huge mappings kept a node */
+  int huge_pages;                /* NH_HUGE_*: the mode asked for ([heap] huge_pages) */
   int paranoid;                  /* [safety] mode = paranoid */
   uint64_t xfer_bytes;           /* [cache] transfer_size: per node and class, 0: none */
   uint64_t xfer_decay_ms;        /* [cache] transfer_decay */
@@ -451,6 +502,10 @@ typedef struct nh_heaps {
   int spill[NH_LEVELS];        /* Synchronization: atomic via relaxed int stores (set at init/reconfig) */
   uint32_t task_limit_milli_pct;
   uint64_t purge_delay_ms;
+  uint64_t huge_keep;          /* bytes of freed huge mappings a node keeps */
+  int huge_pages;              /* NH_HUGE_OFF, NH_HUGE_THP or NH_HUGE_HUGETLB (in force) */
+  const char *huge_reason;     /* why that mode (a static string, for topo and stats) */
+  bool thp_ok;                 /* the kernel's THP is madvise or always */
   int paranoid;                /* [safety] mode = paranoid: fill and check freed blocks,
                                   guard pages after huge blocks (constant while running) */
   void (*reclaim_hook)(void);  /* called before failing a request (percpu drains caches) */
@@ -460,6 +515,10 @@ typedef struct nh_heaps {
 extern nh_heaps nh_g; /* the process's heaps; constant after nh_heaps_init */
 
 int nh_heaps_init(const nh_heap_params *p, char *err, size_t errlen);
+/* The huge-page mode in force (NH_HUGE_*) for asked given the kernel's THP
+ * setting thp (NH_OS_THP_*); *thp_ok: transparent huge pages can be asked
+ * for; *why: a static sentence naming the mode and the reason. */
+int nh_huge_mode_resolve(int asked, int thp, bool *thp_ok, const char **why);
 void nh_heaps_set_limits(const nh_heap_params *p);
 void nh_heaps_destroy(void);
 void nh_heaps_trim(void);
@@ -586,6 +645,11 @@ void nh_heap_free_large(const nh_block_info *info, void *p);
 /* Grows a large or huge block in place to at least size bytes: true (and
  * info->size updated) when it could, false when the block must move. */
 bool nh_heap_grow_large(nh_block_info *info, size_t size);
+/* Shrinks a large or huge block in place to size bytes (what lies past it
+ * goes back to the heap): true (info->size updated), or false when size is
+ * below the block's kind (a large block to a classed size, a huge one to a
+ * large size): it must move. */
+bool nh_heap_shrink_large(nh_block_info *info, size_t size);
 
 /* ---- check.c: invariants (docs/architecture.md) ----------------------------------
  * Both stop the process naming what is broken. nh_span_check: caller holds

@@ -29,6 +29,9 @@
 #ifndef MADV_FREE
 #define MADV_FREE 8
 #endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 /* ---- fault injection (tests) -------------------------------------------- */
 
@@ -122,6 +125,94 @@ int nh_os_grow_in_place(void *addr, size_t old_size, size_t new_size) {
   return p == MAP_FAILED ? errno : 0;
 }
 
+void *nh_os_move(void *addr, size_t old_size, size_t new_size, size_t align) {
+  if (fault_fires(&os_fail_maps)) return NULL;
+  void *to = map_aligned(NULL, new_size, align, PROT_NONE); /* an aligned place to land */
+  if (to == NULL) return NULL;
+  void *p = mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  if (p == MAP_FAILED) {
+    munmap(to, new_size);
+    return NULL;
+  }
+  return p;
+}
+
+/* ---- huge pages -------------------------------------------------------------- */
+
+#ifndef MADV_HUGEPAGE
+#define MADV_HUGEPAGE 14
+#endif
+#ifndef MAP_HUGETLB
+#define MAP_HUGETLB 0x40000
+#endif
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT 26
+#endif
+
+static int read_small_file(const char *path, char *buf, size_t cap);
+
+int nh_os_thp_mode(void) {
+  char buf[128];
+  if (read_small_file("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf) <= 0)
+    return NH_OS_THP_NONE;
+  if (strstr(buf, "[always]")) return NH_OS_THP_ALWAYS;
+  if (strstr(buf, "[madvise]")) return NH_OS_THP_MADVISE;
+  return NH_OS_THP_NEVER;
+}
+
+int nh_os_advise_huge(void *addr, size_t size) {
+  return madvise(addr, size, MADV_HUGEPAGE) == 0 ? 0 : errno;
+}
+
+uint64_t nh_os_node_free_hugepages(int os_node) {
+  char path[128], buf[64];
+  snprintf(path, sizeof path,
+           "/sys/devices/system/node/node%d/hugepages/hugepages-2048kB/free_hugepages", os_node);
+  if (read_small_file(path, buf, sizeof buf) <= 0) return 0;
+  uint64_t v = 0;
+  for (const char *p = buf; *p >= '0' && *p <= '9'; p++) v = v * 10 + (uint64_t)(*p - '0');
+  return v;
+}
+
+void *nh_os_map_hugetlb(size_t size, size_t align, int os_node) {
+  if (fault_fires(&os_fail_maps)) return NULL;
+  const size_t huge = (size_t)2 << 20;
+  if (size % huge != 0 || align < huge) return NULL;
+  /* reserve an aligned range, then place the huge page mapping over it */
+  void *at = map_aligned(NULL, size, align, PROT_NONE);
+  if (at == NULL) return NULL;
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_HUGETLB | (21 << MAP_HUGE_SHIFT);
+  void *p = mmap(at, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+  if (p == MAP_FAILED) {
+    munmap(at, size);
+    return NULL;
+  }
+  if ((os_node >= 0 && mbind_range(p, size, os_node) != 0) ||
+      madvise(p, size, MADV_POPULATE_WRITE) != 0) {
+    munmap(p, size);
+    return NULL;
+  }
+  return p;
+}
+
+static int to_prot(int prot);
+
+int nh_os_remap_hugetlb(void *addr, size_t size, int prot, int os_node) {
+  if (size % ((size_t)2 << 20) != 0 || ((uintptr_t)addr & (((size_t)2 << 20) - 1)) != 0)
+    return EINVAL;
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, rc = 0;
+  if (fault_fires(&os_fail_maps)) return ENOMEM; /* before anything is replaced */
+  void *p = mmap(addr, size, to_prot(prot), flags | MAP_HUGETLB | (21 << MAP_HUGE_SHIFT), -1, 0);
+  if (p == MAP_FAILED) rc = errno;
+  if (rc == 0 && os_node >= 0) rc = mbind_range(addr, size, os_node);
+  if (rc == 0 && madvise(addr, size, MADV_POPULATE_WRITE) != 0) rc = errno;
+  if (rc == 0) return 0;
+  /* MAP_FIXED may have removed the old mapping already: put an ordinary one back */
+  p = mmap(addr, size, to_prot(prot), flags | MAP_NORESERVE, -1, 0);
+  if (p != MAP_FAILED && os_node >= 0) mbind_range(addr, size, os_node);
+  return rc;
+}
+
 int nh_os_unmap(void *addr, size_t size) {
   return munmap(addr, size) == 0 ? 0 : errno;
 }
@@ -151,10 +242,6 @@ int nh_os_commit(void *addr, size_t size, int prot, int os_node) {
   if (os_node >= 0) return mbind_range(addr, size, os_node);
   return 0;
 }
-
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
 
 int nh_os_populate(void *addr, size_t size) {
   if (madvise(addr, size, MADV_POPULATE_WRITE) == 0) return 0;
@@ -334,7 +421,16 @@ void nh_os_meta_free(void *p, size_t size) {
 
 /* ---- time, randomness, stderr ---------------------------------------------- */
 
+/* Synchronization: atomic, relaxed (set by tests between phases). */
+static _Atomic(uint64_t (*)(void)) os_clock;
+
+void nh_os_set_clock(uint64_t (*fn)(void)) {
+  atomic_store_explicit(&os_clock, fn, memory_order_relaxed);
+}
+
 uint64_t nh_os_clock_ns(void) {
+  uint64_t (*fake)(void) = atomic_load_explicit(&os_clock, memory_order_relaxed);
+  if (fake) return fake();
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;

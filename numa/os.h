@@ -35,6 +35,38 @@ void *nh_os_map_aligned(size_t size, size_t align, int os_node);
  * (ENOMEM when the address space after it is taken). */
 int nh_os_grow_in_place(void *addr, size_t old_size, size_t new_size);
 
+/* Moves a mapping of old_size bytes to a new address aligned to align,
+ * extended to new_size bytes (mremap: the pages move, nothing is copied;
+ * the moved and the new pages keep the mapping's binding and advice). The
+ * new address, or NULL (the mapping is then left where it was). */
+void *nh_os_move(void *addr, size_t old_size, size_t new_size, size_t align);
+
+/* Huge pages. nh_os_thp_mode: the kernel's transparent huge page setting
+ * (/sys/kernel/mm/transparent_hugepage/enabled): NH_OS_THP_NEVER, _MADVISE,
+ * _ALWAYS, or NH_OS_THP_NONE when the kernel has no THP. */
+enum { NH_OS_THP_NONE = -1, NH_OS_THP_NEVER = 0, NH_OS_THP_MADVISE = 1, NH_OS_THP_ALWAYS = 2 };
+int nh_os_thp_mode(void);
+/* Asks for transparent huge pages on a range before its first touch
+ * (MADV_HUGEPAGE). addr and size multiples of 2 MiB for the whole range to
+ * qualify. */
+int nh_os_advise_huge(void *addr, size_t size);
+/* Free explicit 2 MiB huge pages the administrator reserved on a real node
+ * (/sys/devices/system/node/nodeN/hugepages/hugepages-2048kB/free_hugepages);
+ * 0 when none or unknown. */
+uint64_t nh_os_node_free_hugepages(int os_node);
+/* Maps size bytes (a multiple of 2 MiB) of explicit 2 MiB huge pages
+ * (MAP_HUGETLB) aligned to align, bound to os_node and faulted in at once,
+ * so that a node without free huge pages is an error here rather than a
+ * SIGBUS at first touch. NULL if any step fails. */
+void *nh_os_map_hugetlb(size_t size, size_t align, int os_node);
+
+/* Replaces the mapping at addr (size bytes, multiples of 2 MiB, which the
+ * caller owns) by explicit 2 MiB huge pages with protection prot
+ * (NH_OS_PROT_*), bound to os_node and faulted in. 0; or an errno value, the
+ * range then mapped again as ordinary anonymous memory with prot and the
+ * binding (its contents zero). */
+int nh_os_remap_hugetlb(void *addr, size_t size, int prot, int os_node);
+
 /* Unmaps a range returned by nh_os_map_aligned (or a page-aligned part of it). */
 int nh_os_unmap(void *addr, size_t size);
 
@@ -118,8 +150,12 @@ int nh_os_real_node_has_memory(int os_node);
  * no stdio, no malloc (safe while numaheap starts as the process's malloc). */
 long nh_os_read_file(const char *path, char *buf, size_t cap, int *err);
 
-/* Monotonic clock in nanoseconds (CLOCK_MONOTONIC_COARSE: cheap, ms-grained). */
+/* Monotonic clock in nanoseconds (CLOCK_MONOTONIC_COARSE: cheap, ms-grained),
+ * or the test's clock while one is installed. */
 uint64_t nh_os_clock_ns(void);
+/* Tests: replaces the clock (the purge and decay timers read it) with fn;
+ * NULL puts the real one back. */
+void nh_os_set_clock(uint64_t (*fn)(void));
 
 /* Fills buf with random bytes (getrandom; falls back to time and address
  * entropy where it is unavailable). Never blocks for long, never allocates. */

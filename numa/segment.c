@@ -1,6 +1,7 @@
 /*
- * numa/segment.c: segments, the page runs inside them (spans), purging, huge
- * blocks, and the segment map that finds a segment from any address.
+ * numa/segment.c: segments, the page runs inside them (spans), purging, and
+ * the segment map that finds a segment from any address. Huge blocks:
+ * numa/huge.c.
  *
  * Accounting. A page is "committed" (counted in nh_heap.st.committed) from
  * the moment a span first takes it until it is purged. Growing committed
@@ -19,6 +20,13 @@
  * every round; a segment emptied beyond that is unmapped at once, and a
  * purge pass unmaps the empty segments whose pages it has all returned, but
  * one per node. nh_trim() and memory pressure purge everything at once.
+ *
+ * Huge pages. Segments are mapped per [heap] huge_pages (map_backed): a
+ * node's first NH_THP_FIRST_SEGMENT on base pages, the others advised
+ * MADV_HUGEPAGE, or on explicit huge pages the node reserved. In a segment
+ * on huge pages a decay pass returns free pages only in whole 2 MiB units
+ * (whole_units), so that a huge page holding a live span is never broken up;
+ * explicit huge pages are never purged in part.
  */
 #include <string.h>
 
@@ -73,7 +81,7 @@ void nh_bad_link(const void *block, const void *next, const char *where) {
 
 /* ---- budget ----------------------------------------------------------------- */
 
-static bool charge(nh_heap *h, uint64_t bytes, int level) {
+bool nh_charge(nh_heap *h, uint64_t bytes, int level) {
   uint64_t limit = atomic_load_explicit(&h->limit[level], memory_order_relaxed);
   uint64_t cur = atomic_load_explicit(&h->st.committed, memory_order_relaxed);
   do {
@@ -88,7 +96,7 @@ static bool charge(nh_heap *h, uint64_t bytes, int level) {
   return true;
 }
 
-static void uncharge(nh_heap *h, uint64_t bytes) {
+void nh_uncharge(nh_heap *h, uint64_t bytes) {
   atomic_fetch_sub_explicit(&h->st.committed, bytes, memory_order_relaxed);
 }
 
@@ -97,27 +105,26 @@ bool nh_heap_charge(int node, uint64_t bytes, int level) {
   /* A pre-committed reserve is kept for process-level heap blocks: memory
    * committed outside the heaps stops where the other levels stop. */
   int grow = (level == NH_LEVELS - 1 && h->reserve_segs != NULL) ? NH_LEVELS - 2 : level;
-  if (!charge(h, bytes, grow)) return false;
+  if (!nh_charge(h, bytes, grow)) return false;
   atomic_fetch_add_explicit(&h->st.level_committed[level], bytes, memory_order_relaxed);
   return true;
 }
 
 void nh_heap_uncharge(int node, uint64_t bytes, int level) {
   nh_heap *h = &nh_g.heap[node];
-  uncharge(h, bytes);
+  nh_uncharge(h, bytes);
   atomic_fetch_sub_explicit(&h->st.level_committed[level], bytes, memory_order_relaxed);
 }
 
 /* ---- segments ----------------------------------------------------------------- */
 
-static const size_t header_bytes = (sizeof(nh_segment) + 4095) & ~(size_t)4095;
 
 /* Whether the node's real memory can still take size more bytes, keeping a
  * low watermark free (1/64 of the node, at least 16 MiB). Memory is bound
  * with MPOL_BIND, so growing into a node the OS has exhausted would end in
  * the OOM killer rather than in a fallback: treat a short node as full. The
  * OS figure is re-read at most every 10 ms. Caller holds the page lock. */
-static bool node_has_room(nh_heap *h, size_t size) {
+bool nh_node_has_room(nh_heap *h, size_t size) {
   uint64_t now = nh_os_clock_ns();
   if (h->avail_at == 0 || now - h->avail_at > 10000000u) {
     h->avail = nh_os_node_available(h->os_node);
@@ -129,32 +136,77 @@ static bool node_has_room(nh_heap *h, size_t size) {
   return true;
 }
 
-static nh_segment *segment_map_new(nh_heap *h, size_t size, size_t align, int level) {
-  if (!node_has_room(h, size)) return NULL;
-  if (!charge(h, header_bytes, level)) return NULL;
-  nh_segment *seg = nh_os_map_aligned(size, align, h->os_node);
+/* Explicit huge pages for a new mapping, in hugetlb mode, when the node has
+ * enough of them free; NULL otherwise (the fall back to thp counted). */
+static void *map_hugetlb(nh_heap *h, size_t size, size_t align) {
+  if (h->os_node < 0 || size % NH_HUGE_PAGE != 0 ||
+      nh_os_node_free_hugepages(h->os_node) < size / NH_HUGE_PAGE)
+    return NULL;
+  return nh_os_map_hugetlb(size, align, h->os_node);
+}
+
+/* Maps size bytes on h's node, backed per [heap] huge_pages: explicit huge
+ * pages (hugetlb mode, when the node has them), else transparent ones asked
+ * for before the first touch (thp mode, and hugetlb's fall back), else base
+ * pages. *hugetlb says which. */
+static void *map_backed(nh_heap *h, size_t size, size_t align, bool huge_ok, uint8_t *hugetlb) {
+  int mode = huge_ok ? nh_g.huge_pages : NH_HUGE_OFF;
+  *hugetlb = 0;
+  if (mode == NH_HUGE_HUGETLB) {
+    void *p = map_hugetlb(h, size, align);
+    if (p) {
+      *hugetlb = 1;
+      atomic_fetch_add_explicit(&h->st.hugetlb_bytes, size, memory_order_relaxed);
+      return p;
+    }
+    atomic_fetch_add_explicit(&h->st.hugetlb_fallbacks, 1, memory_order_relaxed);
+  }
+  void *p = nh_os_map_aligned(size, align, h->os_node); /* bound before any touch */
+  if (p && mode != NH_HUGE_OFF && nh_g.thp_ok && nh_os_advise_huge(p, size) == 0) {
+    atomic_fetch_add_explicit(&h->st.thp_bytes, size, memory_order_relaxed);
+    *hugetlb = 2; /* advised */
+  }
+  return p;
+}
+
+/* Ordinary segments of a node mapped before this many others use base pages:
+ * a program that allocates little pays for no 2 MiB page around a header and
+ * a few small blocks (bench: a small program's peak RSS +0.5 MiB otherwise). */
+#define NH_THP_FIRST_SEGMENT 2
+
+nh_segment *nh_segment_map_new(nh_heap *h, size_t size, size_t align, int level, bool huge) {
+  if (!nh_node_has_room(h, size)) return NULL;
+  if (!nh_charge(h, NH_HEADER_BYTES, level)) return NULL;
+  uint8_t backing;
+  bool huge_ok = huge || atomic_load_explicit(&h->st.segments, memory_order_relaxed) >=
+                             NH_THP_FIRST_SEGMENT;
+  nh_segment *seg = map_backed(h, size, align, huge_ok, &backing);
   if (seg == NULL) {
-    uncharge(h, header_bytes);
+    nh_uncharge(h, NH_HEADER_BYTES);
     return NULL;
   }
   seg->cookie = (uintptr_t)seg ^ nh_secret[0];
   seg->node = h->node;
   seg->map_size = size;
+  seg->hugetlb = backing == 1;
+  seg->advised = backing ? size : 0;
   atomic_fetch_add_explicit(&h->st.segments, 1, memory_order_relaxed);
   return seg;
 }
 
-static void segment_unmap(nh_heap *h, nh_segment *seg, uint64_t committed) {
+void nh_segment_unmap(nh_heap *h, nh_segment *seg, uint64_t committed) {
+  atomic_fetch_sub_explicit(seg->hugetlb ? &h->st.hugetlb_bytes : &h->st.thp_bytes, seg->advised,
+                            memory_order_relaxed);
   nh_segmap_set((uintptr_t)seg, seg->map_size, NH_MAP_NONE);
-  uncharge(h, committed + header_bytes);
-  atomic_fetch_add_explicit(&h->st.purged, committed + header_bytes, memory_order_relaxed);
+  nh_uncharge(h, committed + NH_HEADER_BYTES);
+  atomic_fetch_add_explicit(&h->st.purged, committed + NH_HEADER_BYTES, memory_order_relaxed);
   atomic_fetch_sub_explicit(&h->st.segments, 1, memory_order_relaxed);
   nh_track_open(seg, seg->map_size); /* ASan: the next mapping here starts clean */
   nh_os_unmap(seg, seg->map_size);
 }
 
 static nh_segment *segment_new(nh_heap *h, int level) {
-  nh_segment *seg = segment_map_new(h, NH_SEGMENT_SIZE, NH_SEGMENT_SIZE, level);
+  nh_segment *seg = nh_segment_map_new(h, NH_SEGMENT_SIZE, NH_SEGMENT_SIZE, level, false);
   if (seg == NULL) return NULL;
   seg->free_pages = NH_SEGMENT_USABLE_MASK;
   seg->committed_pages = 0;
@@ -243,8 +295,8 @@ static nh_span *take_ordinary(nh_heap *h, unsigned npages, int level, int grow_l
   /* pages never touched (or purged) fault in on first use, bound to the
    * node: on a node the OS has nearly exhausted that is the OOM killer, so
    * such a node counts as full for them too, as it does for new segments */
-  if (fresh && !mapped_now && !node_has_room(h, pages_bytes(fresh))) return NULL;
-  if (fresh && !charge(h, pages_bytes(fresh), grow_level)) return NULL;
+  if (fresh && !mapped_now && !nh_node_has_room(h, pages_bytes(fresh))) return NULL;
+  if (fresh && !nh_charge(h, pages_bytes(fresh), grow_level)) return NULL;
   return span_claim(h, seg, (unsigned)first, npages, level);
 }
 
@@ -253,7 +305,7 @@ static nh_span *take_reserve(nh_heap *h, unsigned npages) {
   for (nh_segment *seg = h->reserve_segs; seg; seg = seg->next) {
     int first = find_run(seg->free_pages, npages);
     if (first < 0) continue;
-    if (!charge(h, (uint64_t)npages * NH_PAGE_SIZE, NH_LEVELS - 1)) return NULL;
+    if (!nh_charge(h, (uint64_t)npages * NH_PAGE_SIZE, NH_LEVELS - 1)) return NULL;
     return span_claim(h, seg, (unsigned)first, npages, NH_LEVELS - 1);
   }
   return NULL;
@@ -275,7 +327,7 @@ nh_span *nh_pages_take(nh_heap *h, unsigned npages, int level) {
    * memory only as far as the other levels may, then draw on the reserve. */
   bool reserved = h->reserve_segs != NULL && level == NH_LEVELS - 1;
   nh_span *span = take_ordinary(h, npages, level, reserved ? NH_LEVELS - 2 : level);
-  if (span == NULL && (h->large_cached > 0 || h->dirty_bytes > 0)) {
+  if (span == NULL && (h->large_cached > 0 || h->dirty_bytes > 0 || h->huge_kept != NULL)) {
     /* the node's free pages and kept large spans go back to the OS before
      * the request is refused: a node spills only when it really is full */
     nh_pages_purge(h, true);
@@ -331,14 +383,14 @@ static void release_span(nh_heap *h, nh_segment *seg, nh_span *span) {
   seg->free_pages |= run;
   if (seg->reserve) { /* reserve pages stay populated; they count only while in use */
     seg->committed_pages &= ~run;
-    uncharge(h, pages_bytes(run));
+    nh_uncharge(h, pages_bytes(run));
     return;
   }
   h->dirty_bytes += pages_bytes(run);
   if (seg->free_pages == NH_SEGMENT_USABLE_MASK && empty_segments(h) > NH_KEEP_EMPTY) {
     h->dirty_bytes -= pages_bytes(seg->committed_pages);
     segment_unlink(h, seg);
-    segment_unmap(h, seg, pages_bytes(seg->committed_pages));
+    nh_segment_unmap(h, seg, pages_bytes(seg->committed_pages));
   }
 }
 
@@ -357,7 +409,7 @@ static void purge_mask(nh_heap *h, nh_segment *seg, uint64_t mask) {
     nh_os_purge((uint8_t *)seg + (size_t)i * NH_PAGE_SIZE, (size_t)n * NH_PAGE_SIZE);
     seg->committed_pages &= ~run;
     h->dirty_bytes -= pages_bytes(run);
-    uncharge(h, pages_bytes(run));
+    nh_uncharge(h, pages_bytes(run));
     atomic_fetch_add_explicit(&h->st.purged, pages_bytes(run), memory_order_relaxed);
     mask &= ~run;
   }
@@ -369,13 +421,39 @@ static uint64_t *old_dirty(nh_segment *seg) {
   return (uint64_t *)(void *)&seg->spans[0].start;
 }
 
+/* The 2 MiB units of a segment, as page masks (unit 0 without the header page). */
+static const uint64_t unit_masks[2] = {0x00000000fffffffeull, 0xffffffff00000000ull};
+
+/* Of the victims of a decay pass, those a huge-page backed segment can give
+ * back: a 2 MiB unit goes back whole or not at all, so that a purge never
+ * breaks up a huge page that still holds a span (hugepage-aware purge, as
+ * tcmalloc's Temeraire does). Explicit huge pages are never purged in part:
+ * a fault on them after the pool ran dry would be a SIGBUS. */
+static uint64_t whole_units(const nh_segment *seg, uint64_t dirty, uint64_t victims) {
+  if (seg->hugetlb) return 0;
+  if (seg->advised == 0) return victims;
+  uint64_t out = 0;
+  for (int u = 0; u < 2; u++) {
+    uint64_t m = unit_masks[u];
+    if ((seg->free_pages & m) == m && (victims & m) == (dirty & m)) out |= victims & m;
+  }
+  return out;
+}
+
 void nh_pages_purge(nh_heap *h, bool force) {
   release_kept(h); /* freed large spans kept for reuse go back first */
+  nh_huge_decay(h, force);
   bool kept_empty = false;
   for (nh_segment *seg = h->segments, *next; seg; seg = next) {
     next = seg->next;
     uint64_t dirty = seg->free_pages & seg->committed_pages;
-    uint64_t victims = force ? dirty : (dirty & *old_dirty(seg));
+    if (seg->hugetlb && seg->free_pages == NH_SEGMENT_USABLE_MASK) { /* unmapped, never purged */
+      h->dirty_bytes -= pages_bytes(dirty);
+      segment_unlink(h, seg);
+      nh_segment_unmap(h, seg, pages_bytes(seg->committed_pages));
+      continue;
+    }
+    uint64_t victims = force && !seg->hugetlb ? dirty : whole_units(seg, dirty, dirty & *old_dirty(seg));
     purge_mask(h, seg, victims);
     *old_dirty(seg) = seg->free_pages & seg->committed_pages;
     if (seg->free_pages != NH_SEGMENT_USABLE_MASK || seg->committed_pages != 0) continue;
@@ -384,13 +462,13 @@ void nh_pages_purge(nh_heap *h, bool force) {
       continue;
     }
     segment_unlink(h, seg);
-    segment_unmap(h, seg, 0);
+    nh_segment_unmap(h, seg, 0);
   }
   h->last_purge_ns = nh_os_clock_ns();
 }
 
 static void maybe_purge(nh_heap *h) {
-  if (h->dirty_bytes == 0 && h->large_cached == 0) return;
+  if (h->dirty_bytes == 0 && h->large_cached == 0 && h->huge_kept == NULL) return;
   uint64_t delay = nh_g.purge_delay_ms * 1000000u;
   if (delay == 0) {
     nh_pages_purge(h, true);
@@ -401,11 +479,11 @@ static void maybe_purge(nh_heap *h) {
 
 void nh_segments_destroy(nh_heap *h) {
   h->large_cached = 0; /* their segments go below */
-  while (h->huge) nh_huge_free(h->huge);
+  nh_huge_destroy(h);
   while (h->reserve_segs) {
     nh_segment *seg = h->reserve_segs;
     h->reserve_segs = seg->next;
-    uncharge(h, pages_bytes(seg->committed_pages));
+    nh_uncharge(h, pages_bytes(seg->committed_pages));
     nh_segmap_set((uintptr_t)seg, seg->map_size, NH_MAP_NONE);
     nh_track_open(seg, seg->map_size);
     nh_os_unmap(seg, seg->map_size);
@@ -414,45 +492,30 @@ void nh_segments_destroy(nh_heap *h) {
   while (h->segments) {
     nh_segment *seg = h->segments;
     segment_unlink(h, seg);
-    segment_unmap(h, seg, pages_bytes(seg->committed_pages));
+    nh_segment_unmap(h, seg, pages_bytes(seg->committed_pages));
   }
   h->dirty_bytes = 0;
 }
 
-/* ---- huge blocks -------------------------------------------------------------- */
-
-void *nh_huge_alloc(nh_heap *h, size_t size, size_t align, int level) {
-  size_t offset = align > NH_PAGE_SIZE ? align : NH_PAGE_SIZE;
-  size_t map_align = align > NH_SEGMENT_SIZE ? align : NH_SEGMENT_SIZE;
-  if (size > ((size_t)1 << 46) || offset > ((size_t)1 << 40)) return NULL;
-  /* Fix by the reliability task (fuzz_alloc found it): a zero-byte request
-   * had usable == 0, so the block sat one past the end of the mapping and,
-   * with align >= 4 MiB, outside the segment map (nh_aligned_alloc(4 MiB, 0)
-   * crashed in huge_alloc on nh_segment_of(p) == NULL). Give it one page. */
-  size_t usable = size == 0 ? NH_PAGE_SIZE : (size + NH_PAGE_SIZE - 1) & ~(NH_PAGE_SIZE - 1);
-  size_t guard = nh_g.paranoid ? nh_os_page_size() : 0; /* a PROT_NONE page after the block */
-  size_t map_size = offset + usable + guard;
-  if (!charge(h, usable, level)) return NULL;
-  nh_segment *seg = segment_map_new(h, map_size, map_align, level);
-  if (seg == NULL) {
-    uncharge(h, usable);
-    return NULL;
-  }
-  if (guard) nh_os_protect((uint8_t *)seg + offset + usable, guard, NH_OS_PROT_NONE);
-  seg->huge = 1;
-  seg->huge_block = (uint8_t *)seg + offset;
-  seg->huge_size = usable;
-  seg->huge_level = (uint8_t)level;
-  atomic_store_explicit(&seg->huge_live, 1, memory_order_relaxed);
-  seg->next = h->huge;
-  if (h->huge) h->huge->prev = seg;
-  h->huge = seg;
-  atomic_fetch_add_explicit(&h->st.level_committed[level], usable, memory_order_relaxed);
-  nh_segmap_set((uintptr_t)seg, map_size, NH_MAP_HUGE);
-  return seg->huge_block;
-}
-
 /* ---- growing in place ----------------------------------------------------------- */
+
+void nh_pages_shrink(nh_heap *h, nh_segment *seg, nh_span *span, unsigned npages) {
+  unsigned first = (unsigned)(span - seg->spans), n = span->npages;
+  if (npages >= n) return;
+  uint64_t cut = run_mask(first + npages, n - npages);
+  atomic_fetch_sub_explicit(&h->st.level_committed[span->level], pages_bytes(cut),
+                            memory_order_relaxed);
+  for (unsigned i = npages; i < n; i++) memset(&seg->spans[first + i], 0, sizeof(nh_span));
+  seg->free_pages |= cut;
+  if (seg->reserve) { /* reserve pages count only while in use */
+    seg->committed_pages &= ~cut;
+    nh_uncharge(h, pages_bytes(cut));
+  } else {
+    h->dirty_bytes += pages_bytes(cut);
+  }
+  span->npages = (uint8_t)npages;
+  span->block_size = (uint32_t)(npages * NH_PAGE_SIZE);
+}
 
 bool nh_pages_grow(nh_heap *h, nh_segment *seg, nh_span *span, size_t size) {
   unsigned first = (unsigned)(span - seg->spans), n = span->npages;
@@ -462,7 +525,7 @@ bool nh_pages_grow(nh_heap *h, nh_segment *seg, nh_span *span, size_t size) {
   uint64_t more = run_mask(first + n, (unsigned)want - n);
   if ((seg->free_pages & more) != more) return false;
   uint64_t fresh = more & ~seg->committed_pages;
-  if (fresh && !charge(h, pages_bytes(fresh), span->level)) return false;
+  if (fresh && !nh_charge(h, pages_bytes(fresh), span->level)) return false;
   h->dirty_bytes -= pages_bytes(more & seg->committed_pages);
   seg->free_pages &= ~more;
   seg->committed_pages |= more;
@@ -475,33 +538,4 @@ bool nh_pages_grow(nh_heap *h, nh_segment *seg, nh_span *span, size_t size) {
   span->npages = (uint8_t)want;
   span->block_size = (uint32_t)(want * NH_PAGE_SIZE);
   return true;
-}
-
-bool nh_huge_grow(nh_heap *h, nh_segment *seg, size_t size) {
-  size_t usable = (size + NH_PAGE_SIZE - 1) & ~(NH_PAGE_SIZE - 1);
-  if (usable <= seg->huge_size) return true;
-  if (nh_g.paranoid) return false; /* the guard page sits after the block: move instead */
-  size_t extra = usable - seg->huge_size;
-  size_t new_map = seg->map_size + extra;
-  if (!node_has_room(h, extra)) return false;
-  if (!charge(h, extra, seg->huge_level)) return false;
-  if (nh_os_grow_in_place(seg, seg->map_size, new_map) != 0) {
-    uncharge(h, extra);
-    return false;
-  }
-  nh_segmap_set((uintptr_t)seg, new_map, NH_MAP_HUGE);
-  seg->map_size = new_map;
-  seg->huge_size = usable;
-  atomic_fetch_add_explicit(&h->st.level_committed[seg->huge_level], extra, memory_order_relaxed);
-  return true;
-}
-
-void nh_huge_free(nh_segment *seg) {
-  nh_heap *h = &nh_g.heap[seg->node];
-  if (seg->prev) seg->prev->next = seg->next;
-  else h->huge = seg->next;
-  if (seg->next) seg->next->prev = seg->prev;
-  atomic_fetch_sub_explicit(&h->st.level_committed[seg->huge_level], seg->huge_size,
-                            memory_order_relaxed);
-  segment_unmap(h, seg, seg->huge_size);
 }

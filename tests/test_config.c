@@ -191,14 +191,16 @@ static void test_topology_keys(void **state UNUSED) {
 
 static void test_heap_keys(void **state UNUSED) {
   nh_config *c = parse_ok("[heap]\nbudget = 512M\nreserve = 12.5%\npurge_delay = 3600000\n"
-                          "default_level = process\n");
+                          "default_level = process\nhuge_pages = hugetlb\nhuge_keep = 32M\n");
   assert_false(c->v[NH_OPT_HEAP_BUDGET].size.is_pct);
   assert_int_equal(c->v[NH_OPT_HEAP_BUDGET].size.bytes, 512 * MiB);
   assert_true(c->v[NH_OPT_HEAP_RESERVE].size.is_pct);
   assert_int_equal(c->v[NH_OPT_HEAP_RESERVE].size.milli_pct, 12500);
   assert_int_equal(c->v[NH_OPT_HEAP_PURGE_DELAY].u, 3600000);
   assert_int_equal(c->v[NH_OPT_HEAP_DEFAULT_LEVEL].choice, 2);
-  for (int i = NH_OPT_HEAP_BUDGET; i <= NH_OPT_HEAP_DEFAULT_LEVEL; i++) assert_int_equal(c->set[i], 1);
+  assert_int_equal(c->v[NH_OPT_HEAP_HUGE_PAGES].choice, 2); /* hugetlb */
+  assert_int_equal(c->v[NH_OPT_HEAP_HUGE_KEEP].size.bytes, 32 * MiB);
+  for (int i = NH_OPT_HEAP_BUDGET; i <= NH_OPT_HEAP_HUGE_KEEP; i++) assert_int_equal(c->set[i], 1);
   assert_int_equal(c->set[NH_OPT_CACHE_SIZE], 0);
   free(c);
   c = parse_ok("[heap]\nbudget = 100%\nreserve = 0\npurge_delay = 0\ndefault_level = task\n");
@@ -206,6 +208,8 @@ static void test_heap_keys(void **state UNUSED) {
   assert_int_equal(c->v[NH_OPT_HEAP_RESERVE].size.bytes, 0);
   assert_int_equal(c->v[NH_OPT_HEAP_PURGE_DELAY].u, 0);
   assert_int_equal(c->v[NH_OPT_HEAP_DEFAULT_LEVEL].choice, 0);
+  assert_int_equal(c->v[NH_OPT_HEAP_HUGE_PAGES].choice, 1); /* the default: thp */
+  assert_int_equal(c->v[NH_OPT_HEAP_HUGE_KEEP].size.bytes, 64 * MiB);
   free(c);
 }
 
@@ -278,6 +282,8 @@ static void test_full_file(void **state UNUSED) {
   assert_int_equal(c->v[NH_OPT_HEAP_BUDGET].size.milli_pct, 80000);
   assert_int_equal(c->v[NH_OPT_HEAP_PURGE_DELAY].u, 250);
   assert_int_equal(c->v[NH_OPT_HEAP_DEFAULT_LEVEL].choice, 0);
+  assert_int_equal(c->v[NH_OPT_HEAP_HUGE_PAGES].choice, 2); /* hugetlb */
+  assert_int_equal(c->v[NH_OPT_HEAP_HUGE_KEEP].size.bytes, 32 * MiB);
   assert_int_equal(c->v[NH_OPT_PROCESS_SPILL].choice, NH_SPILL_NONE);
   assert_int_equal(c->v[NH_OPT_CACHE_MODE].choice, NH_CHOICE_CACHE_PERTHREAD);
   assert_int_equal(c->v[NH_OPT_CACHE_SIZE].size.bytes, MiB);
@@ -352,6 +358,8 @@ static void test_value_errors(void **state UNUSED) {
                                                          "\"12.3456%\" is not a percentage between 0 and 100");
   expect_error("[criticality]\n\n\n\n\n\n\n\n\n\n\ntask.spill = far\n",
                "cfg.ini:12: [criticality] task.spill: \"far\" is not one of none, package, any");
+  expect_error("[heap]\nhuge_pages = always\n",
+               "cfg.ini:2: [heap] huge_pages: \"always\" is not one of off, thp, hugetlb");
   expect_error("[cache]\nmode = PerCPU\n",
                "cfg.ini:2: [cache] mode: \"PerCPU\" is not one of percpu, perthread, off");
   expect_error("[heap]\ndefault_level = high\n", "cfg.ini:2: [heap] default_level: \"high\" is not "
@@ -575,6 +583,7 @@ static void test_env_every_option(void **state UNUSED) {
       [NH_OPT_TOPOLOGY_SYNTHETIC] = "numa:4 pu:2", [NH_OPT_TOPOLOGY_XML] = "",
       [NH_OPT_HEAP_BUDGET] = "1G", [NH_OPT_HEAP_RESERVE] = "2%",
       [NH_OPT_HEAP_PURGE_DELAY] = "5", [NH_OPT_HEAP_DEFAULT_LEVEL] = "task",
+      [NH_OPT_HEAP_HUGE_PAGES] = "off", [NH_OPT_HEAP_HUGE_KEEP] = "0",
       [NH_OPT_TASK_LIMIT] = "90%", [NH_OPT_TASK_SPILL] = "any",
       [NH_OPT_APPDOMAIN_SPILL] = "none", [NH_OPT_PROCESS_SPILL] = "package",
       [NH_OPT_CACHE_MODE] = "off", [NH_OPT_CACHE_SIZE] = "32K", [NH_OPT_NOTIFY_LOW] = "80",

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -328,6 +329,61 @@ static void test_virtual_reserve_commit_query(void **state) {
                    HRESULT_FROM_WIN32(ERROR_INVALID_ADDRESS));
   assert_null(taken);
   assert_int_equal(IHostMemoryManager_VirtualFree(m, again, 0, MEM_RELEASE), S_OK);
+}
+
+/* MEM_LARGE_PAGES (the GC's large-pages mode): reserved and committed at
+ * once in whole 2 MiB pages, on the caller's node, faulted in already,
+ * charged to its budget like any commit; released whole, never decommitted. */
+static long minor_faults(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_minflt;
+}
+
+static void test_virtual_large_pages(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, "heap", "budget", "64M", "heap", "reserve", "0",
+                "criticality", "appdomain.spill", "none", NULL);
+  nh_cache_set_cpu_override(2);
+  IHostMemoryManager *m = manager();
+  const DWORD large = MEM_RESERVE | MEM_COMMIT | MEM_LARGE_PAGES;
+  uint64_t before = nh_host_vm_node_committed(2), node_before = nh_test_node_stats(2).committed;
+  char *p = NULL;
+  assert_int_equal(IHostMemoryManager_VirtualAlloc(m, NULL, 8 * MiB, large, PAGE_READWRITE,
+                                                   eAppDomainCritical, (void **)&p), S_OK);
+  assert_int_equal((uintptr_t)p % (2 * MiB), 0);
+  assert_int_equal(nh_host_vm_node_committed(2), before + 8 * MiB); /* the caller's node */
+  assert_int_equal(nh_test_node_stats(2).committed, node_before + 8 * MiB);
+  long faults = minor_faults();
+  memset(p, 1, 8 * MiB); /* faulted in at VirtualAlloc */
+  if (!nh_reliab_under_valgrind()) assert_true(minor_faults() - faults < 16);
+  nh_host_vm_stats vs;
+  nh_host_vm_stats_get(&vs);
+  assert_int_equal(vs.large, 8 * MiB);
+  MEMORY_BASIC_INFORMATION q = query(p + 3 * MiB);
+  assert_int_equal(q.State, MEM_COMMIT);
+  assert_int_equal(q.RegionSize, 5 * MiB);
+  /* not decommitted in part; the budget holds; bad shapes are refused */
+  assert_int_equal(IHostMemoryManager_VirtualFree(m, p, 2 * MiB, MEM_DECOMMIT),
+                   HOST_E_INVALIDOPERATION);
+  char *big = NULL;
+  assert_int_equal(IHostMemoryManager_VirtualAlloc(m, NULL, 64 * MiB, large, PAGE_READWRITE,
+                                                   eAppDomainCritical, (void **)&big),
+                   E_OUTOFMEMORY);
+  assert_null(big);
+  assert_int_equal(IHostMemoryManager_VirtualAlloc(m, NULL, 3 * MiB, large, PAGE_READWRITE,
+                                                   eAppDomainCritical, (void **)&big),
+                   E_INVALIDARG); /* not whole large pages */
+  assert_int_equal(IHostMemoryManager_VirtualAlloc(m, NULL, 2 * MiB, MEM_COMMIT | MEM_LARGE_PAGES,
+                                                   PAGE_READWRITE, eAppDomainCritical,
+                                                   (void **)&big),
+                   E_INVALIDARG); /* reserve and commit at once */
+  assert_int_equal(IHostMemoryManager_VirtualFree(m, p, 0, MEM_RELEASE), S_OK);
+  assert_int_equal(nh_host_vm_node_committed(2), before);
+  assert_int_equal(nh_test_node_stats(2).committed, node_before);
+  nh_host_vm_stats_get(&vs);
+  assert_int_equal(vs.large, 0);
+  nh_cache_set_cpu_override(-1);
 }
 
 static void test_virtual_alloc_arguments(void **state) {
@@ -838,6 +894,7 @@ int main(void) {
       cmocka_unit_test(test_fallback_two_nodes_no_spill),
       cmocka_unit_test(test_fallback_with_caches),
       cmocka_unit_test(test_virtual_commit_placement),
+      cmocka_unit_test(test_virtual_large_pages),
       cmocka_unit_test(test_notifications_edge_triggered),
       cmocka_unit_test(test_threads_alloc_and_query),
   };

@@ -9,6 +9,7 @@
 
 #include "api/cli/cli.h"
 #include "numa/heap.h"
+#include "numa/os.h"
 
 static int topo_main(int argc, char **argv);
 
@@ -18,7 +19,9 @@ const nh_cli_command nh_cli_topo = {
     "configuration's [topology] section names): nodes, their CPUs and memory,\n"
     "the distance matrix; then, per node, the budget, reserve and limit of each\n"
     "criticality level, and the order of nodes a request of each level made on\n"
-    "that node would try (its spill setting decides how far it may fall back).\n"
+    "that node would try (its spill setting decides how far it may fall back);\n"
+    "last, the huge-page mode [heap] huge_pages puts in force on this kernel,\n"
+    "and why, with the free 2 MiB pages reserved on each node.\n"
     "\n"
     "  --config FILE   read FILE (default: $NUMAHEAP_CONFIG, if set), then the\n"
     "                  NUMAHEAP_* variables, as the allocator does\n"
@@ -64,6 +67,25 @@ static void print_order(FILE *out, const nh_topo *t, const nh_config *cfg, int n
   }
 }
 
+/* The huge-page mode the allocator would put in force (numa/heap.c), and why. */
+static int huge_mode(const nh_config *cfg, const char **why) {
+  bool thp_ok;
+  return nh_huge_mode_resolve(cfg->v[NH_OPT_HEAP_HUGE_PAGES].choice, nh_os_thp_mode(), &thp_ok, why);
+}
+
+static uint64_t free_hugepages(const nh_topo *t, int n) {
+  int os = t->nodes[n].bind_os_node;
+  return os >= 0 ? nh_os_node_free_hugepages(os) : 0;
+}
+
+static void print_huge_text(FILE *out, const nh_topo *t, const nh_config *cfg) {
+  const char *why;
+  huge_mode(cfg, &why);
+  fprintf(out, "\nhuge pages: %s\n", why);
+  for (int n = 0; n < t->nnodes; n++)
+    fprintf(out, "node %d: %" PRIu64 " free reserved 2 MiB pages\n", n, free_hugepages(t, n));
+}
+
 static void print_text(FILE *out, const nh_topo *t, const nh_config *cfg) {
   nh_topo_print(t, out, 0);
   fprintf(out, "\nbudgets and fallback (criticality: task.limit %.1f%%; spill task=%s appdomain=%s process=%s)\n",
@@ -82,6 +104,7 @@ static void print_text(FILE *out, const nh_topo *t, const nh_config *cfg) {
       fprintf(out, "\n");
     }
   }
+  print_huge_text(out, t, cfg);
 }
 
 static void print_json(FILE *out, const nh_topo *t, const nh_config *cfg) {
@@ -90,8 +113,9 @@ static void print_json(FILE *out, const nh_topo *t, const nh_config *cfg) {
   fprintf(out, ",\"nodes\":[");
   for (int n = 0; n < t->nnodes; n++) {
     limits l = node_limits(t, cfg, n);
-    fprintf(out, "%s{\"node\":%d,\"budget\":%" PRIu64 ",\"reserve\":%" PRIu64, n ? "," : "", n,
-            l.budget, l.reserve);
+    fprintf(out, "%s{\"node\":%d,\"budget\":%" PRIu64 ",\"reserve\":%" PRIu64
+                 ",\"free_hugepages\":%" PRIu64, n ? "," : "", n, l.budget, l.reserve,
+            free_hugepages(t, n));
     for (int lv = 0; lv < 3; lv++) {
       fprintf(out, ",\"%s\":{\"limit\":%" PRIu64 ",\"order\":[", level_names[lv], l.limit[lv]);
       print_order(out, t, cfg, n, lv, ",");
@@ -99,7 +123,10 @@ static void print_json(FILE *out, const nh_topo *t, const nh_config *cfg) {
     }
     fprintf(out, "}");
   }
-  fprintf(out, "]}\n");
+  const char *why;
+  int mode = huge_mode(cfg, &why);
+  fprintf(out, "],\"huge_pages\":{\"mode\":\"%s\",\"why\":\"%s\"}}\n",
+          nh_options[NH_OPT_HEAP_HUGE_PAGES].choices[mode], why);
 }
 
 static int topo_main(int argc, char **argv) {

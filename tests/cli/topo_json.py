@@ -26,4 +26,6 @@ for n in nodes:
     assert n["task"]["limit"] <= n["appdomain"]["limit"] <= n["process"]["limit"] == n["budget"], n
 assert nodes[1]["budget"] == 512 << 20 and nodes[1]["reserve"] == 16 << 20, nodes[1]
 assert nodes[1]["appdomain"]["limit"] == (512 - 16) << 20, nodes[1]
+assert doc["huge_pages"]["mode"] == "hugetlb" and doc["huge_pages"]["why"], doc["huge_pages"]
+assert all(n["free_hugepages"] >= 0 for n in nodes), nodes
 print("topo --json: 4 nodes, fallback orders and limits as configured")

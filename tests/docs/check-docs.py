@@ -16,7 +16,9 @@ The commands run from SOURCE_DIR (default: two levels above this script),
 since the examples name their XML files relative to it, with every
 NUMAHEAP_* variable removed from the environment. One thing differs between
 machines: "bind N" (the real node a simulated node is bound to, node i mod
-the real node count), so it is compared as "bind *".
+the real node count), so it is compared as "bind *"; and so does the kernel's
+huge-page setting, so the "huge pages: ..." line and the count of free
+reserved 2 MiB pages per node are compared as "huge pages: *" and "* free".
 
 Exit status 0 when everything holds; 1 with one line per problem otherwise.
 """
@@ -28,6 +30,15 @@ import sys
 
 MARKER = re.compile(r"^<!-- (topo|file): (\S+) -->\s*$")
 BIND = re.compile(r"\bbind \d+\b")
+HUGE = re.compile(r"^huge pages: .*$", re.M)
+HUGE_FREE = re.compile(r"\b\d+ free reserved 2 MiB pages$", re.M)
+
+
+def machine_free(text):
+    """text with the machine-dependent parts of `numaheap topo` masked."""
+    text = BIND.sub("bind *", text)
+    text = HUGE.sub("huge pages: *", text)
+    return HUGE_FREE.sub("* free reserved 2 MiB pages", text)
 
 
 def run(cmd, cwd, env):
@@ -117,7 +128,7 @@ def check_examples(numaheap, src, env):
             problems.append("%s: numaheap topo --config fails (exit %d): %s" % (ex, rc, err.strip()))
             continue
         line, want = blocks[ex]
-        want, got = BIND.sub("bind *", want), BIND.sub("bind *", out)
+        want, got = machine_free(want), machine_free(out)
         if want != got:
             k, a, b = first_difference(want, got)
             problems.append("docs/tuning.md:%d: the topo block of %s differs from "

@@ -187,6 +187,13 @@ typedef GUID IID;
 #ifndef MEM_WRITE_WATCH
 #define MEM_WRITE_WATCH 0x00200000
 #endif
+/* With MEM_RESERVE | MEM_COMMIT: memory on 2 MiB pages of the caller's node
+ * (the GC's large-pages mode). Size and address are multiples of 2 MiB (the
+ * large-page minimum on x86-64); the region is committed and faulted in
+ * whole, and can be released but not decommitted (docs/hosting.md). */
+#ifndef MEM_LARGE_PAGES
+#define MEM_LARGE_PAGES 0x20000000
+#endif
 
 #if !defined(_WINNT_) && !defined(NH_HOSTMEM_HAVE_WINNT)
 typedef struct _MEMORY_BASIC_INFORMATION {

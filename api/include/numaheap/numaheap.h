@@ -130,6 +130,12 @@ typedef struct nh_node_stats {
   uint64_t xfer_misses;         /**< blocks a cache refill took from spans (transfer cache empty) */
   uint64_t xfer_released;       /**< blocks the transfer cache gave back to spans (decay, trim) */
   uint64_t xfer_bytes;          /**< bytes of free blocks the transfer cache holds now */
+  uint64_t huge_kept;           /**< bytes of freed huge blocks' mappings kept for reuse */
+  uint64_t huge_reused;         /**< huge requests served from a kept mapping */
+  uint64_t thp_bytes;           /**< bytes mapped now with transparent huge pages asked for
+                                     (MADV_HUGEPAGE); the kernel backs them as it can */
+  uint64_t hugetlb_bytes;       /**< bytes mapped now with explicit 2 MiB huge pages */
+  uint64_t hugetlb_fallbacks;   /**< hugetlb mappings the node could not back (served by thp) */
 } nh_node_stats;
 
 /** Snapshot of all counters. Fill `size` and `version` before calling. */
@@ -138,6 +144,8 @@ typedef struct nh_stats {
   uint32_t version;             /**< NH_STATS_VERSION of the caller */
   int node_count;               /**< entries filled in `nodes` (at most NH_STATS_MAX_NODES) */
   nh_node_stats total;          /**< sums over all nodes (node = -1) */
+  int huge_pages;               /**< huge-page mode in force: 0 off, 1 thp, 2 hugetlb */
+  const char *huge_reason;      /**< why that mode (a static string) */
 #define NH_STATS_MAX_NODES 256
   nh_node_stats nodes[NH_STATS_MAX_NODES]; /**< per node, node_count entries */
 } nh_stats;
