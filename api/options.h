@@ -24,14 +24,19 @@ typedef enum nh_opt {
   NH_OPT_HEAP_RESERVE,       /* [heap] reserve: bytes or % of node memory */
   NH_OPT_HEAP_PURGE_DELAY,   /* [heap] purge_delay: ms before free pages go back to the OS */
   NH_OPT_HEAP_DEFAULT_LEVEL, /* [heap] default_level: level of malloc/nh_malloc */
+  NH_OPT_HEAP_BIND,          /* [heap] bind: preferred|strict (mbind policy of segments) */
   NH_OPT_TASK_LIMIT,         /* [criticality] task.limit: % of (budget-reserve) */
   NH_OPT_TASK_SPILL,         /* [criticality] task.spill: none|package|any */
   NH_OPT_APPDOMAIN_SPILL,    /* [criticality] appdomain.spill */
   NH_OPT_PROCESS_SPILL,      /* [criticality] process.spill */
   NH_OPT_CACHE_MODE,         /* [cache] mode: percpu|perthread|off */
   NH_OPT_CACHE_SIZE,         /* [cache] size: bytes per CPU (or per thread) */
+  NH_OPT_CGROUP_SPLIT,       /* [cgroup] split: proportional|equal|off */
+  NH_OPT_CGROUP_SHARE,       /* [cgroup] share: % of the cgroup's limit the budgets may sum to */
+  NH_OPT_CGROUP_REREAD,      /* [cgroup] reread: ms between re-reads while memory is tight */
   NH_OPT_NOTIFY_LOW,         /* [notify] low: load % that raises Low */
   NH_OPT_NOTIFY_HIGH,        /* [notify] high: load % under which High is raised */
+  NH_OPT_NOTIFY_PSI,         /* [notify] psi: ms of memory stall per 2 s that is pressure */
   NH_OPT_STATS_PRINT,        /* [stats] print: no|text|json, at exit */
   NH_OPT_SAFETY_MODE,        /* [safety] mode: normal|paranoid */
   NH_OPT_COUNT
@@ -50,6 +55,8 @@ typedef enum nh_opt_type {
 enum { NH_SPILL_NONE = 0, NH_SPILL_PACKAGE = 1, NH_SPILL_ANY = 2 };
 /* Cache modes ([cache] mode). */
 enum { NH_CACHE_PERCPU = 0, NH_CACHE_PERTHREAD = 1, NH_CACHE_OFF = 2 };
+/* Binding of segments ([heap] bind). */
+enum { NH_BIND_PREFERRED = 0, NH_BIND_STRICT = 1 };
 /* Safety modes ([safety] mode). */
 enum { NH_SAFETY_NORMAL = 0, NH_SAFETY_PARANOID = 1 };
 /* Stats at exit ([stats] print). */

@@ -113,9 +113,11 @@ void nh_heap_uncharge(int node, uint64_t bytes, int level) {
 static const size_t header_bytes = (sizeof(nh_segment) + 4095) & ~(size_t)4095;
 
 /* Whether the node's real memory can still take size more bytes, keeping a
- * low watermark free (1/64 of the node, at least 16 MiB). Memory is bound
- * with MPOL_BIND, so growing into a node the OS has exhausted would end in
- * the OOM killer rather than in a fallback: treat a short node as full. The
+ * low watermark free (1/64 of the node, at least 16 MiB). Growing into a
+ * node the OS has exhausted would, under MPOL_BIND ([heap] bind = strict),
+ * end in the OOM killer, and under the default preferred binding put the
+ * pages on a node the level's spill scope may not allow: treat a short node
+ * as full, so that the heap's own fallback decides. The
  * OS figure is re-read at most every 10 ms. Caller holds the page lock. */
 static bool node_has_room(nh_heap *h, size_t size) {
   uint64_t now = nh_os_clock_ns();
