@@ -33,17 +33,21 @@ static const char *cgroup_root(void) {
   return r ? r : "";
 }
 
-static void publish(const nh_cgroup *cg) {
+/* Publishes what the load needs and starts (or stops) the heaps' room
+ * check; split off: the cgroup bounds nothing. Caller holds cg_lock. */
+static void publish(const nh_cgroup *cg, const nh_config *cfg) {
+  int on = cfg->v[NH_OPT_CGROUP_SPLIT].choice != NH_CGROUP_SPLIT_OFF;
+  nh_cgroup_room_set(on ? cg : NULL);
   atomic_store_explicit(&cg_version, cg->version, memory_order_relaxed);
   atomic_store_explicit(&cg_limit, nh_cgroup_limit(cg), memory_order_relaxed);
   atomic_store_explicit(&cg_usage, cg->usage, memory_order_relaxed);
 }
 
-int nh_container_read(char *err, size_t errlen) {
+int nh_container_read(const nh_config *cfg, char *err, size_t errlen) {
   nh_lock_acquire(&cg_lock);
   int rc = nh_cgroup_read(&g_cg, cgroup_root(), err, errlen);
   g_cg_read_ns = nh_os_clock_ns();
-  publish(&g_cg);
+  publish(&g_cg, cfg);
   nh_lock_release(&cg_lock);
   return rc;
 }
@@ -76,7 +80,8 @@ void nh_container_tight(void) {
   if (nh_cgroup_read(&fresh, cgroup_root(), err, sizeof err) == 0 && fresh.version != 0) {
     changed = budgets_differ(&fresh, &g_cg);
     memcpy(&g_cg, &fresh, sizeof g_cg);
-    publish(&g_cg);
+    if (changed) publish(&g_cg, nh_cfg);
+    else atomic_store_explicit(&cg_usage, g_cg.usage, memory_order_relaxed);
     atomic_fetch_add_explicit(&cg_rereads, 1, memory_order_relaxed);
   }
   nh_lock_release(&cg_lock);
@@ -96,7 +101,8 @@ bool nh_container_load(uint64_t *usage, uint64_t *limit) {
   uint64_t lim = atomic_load_explicit(&cg_limit, memory_order_relaxed);
   if (lim == NH_CGROUP_NO_LIMIT || lim == 0) return false;
   if (nh_lock_try(&cg_lock)) { /* a fresh figure when nobody is reading one */
-    if (nh_cgroup_read_usage(&g_cg) == 0) publish(&g_cg);
+    if (nh_cgroup_read_usage(&g_cg) == 0)
+      atomic_store_explicit(&cg_usage, g_cg.usage, memory_order_relaxed);
     nh_lock_release(&cg_lock);
   }
   *usage = atomic_load_explicit(&cg_usage, memory_order_relaxed);

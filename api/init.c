@@ -188,9 +188,9 @@ static bool reserve_configured(const nh_config *cfg) {
 /* Reads the process's cgroup; a problem is reported on stderr (the
  * allocator then runs as if in no cgroup: it is not the configuration's
  * fault). */
-static void read_cgroup(void) {
+static void read_cgroup(const nh_config *cfg) {
   char err[600], msg[700];
-  if (nh_container_read(err, sizeof err) == 0) return;
+  if (nh_container_read(cfg, err, sizeof err) == 0) return;
   int n = snprintf(msg, sizeof msg, "numaheap: %s; the cgroup's limits are not applied\n", err);
   nh_os_write_stderr(msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
 }
@@ -198,7 +198,7 @@ static void read_cgroup(void) {
 /* Builds topology, heaps and caches from cfg. 0, or -1 with err. */
 static int build(const nh_config *cfg, char *err, size_t errlen) {
   if (load_topology(cfg, err, errlen) != 0) return -1;
-  read_cgroup();
+  read_cgroup(cfg);
   g_limits_n = g_topo.nnodes;
   g_limits = nh_os_meta_alloc(sizeof(nh_node_limits) * (size_t)g_limits_n);
   nh_heap_params hp;
@@ -311,6 +311,7 @@ static int reconfigure(const nh_config *cfg) {
   nh_heap_params hp;
   nh_cache_params cp;
   nh_lock_acquire(&limits_lock);
+  read_cgroup(cfg); /* [cgroup] may have changed */
   fill_params(cfg, &hp, &cp);
   nh_heaps_set_limits(&hp);
   nh_os_set_bind(cfg->v[NH_OPT_HEAP_BIND].choice == NH_BIND_STRICT); /* binds from now on */

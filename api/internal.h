@@ -58,9 +58,11 @@ void nh_limits_refresh(void);
 /* ---- container.c: the process's cgroup ------------------------------------------- */
 #include "numa/cgroup.h"
 #include "numaheap/numaheap.h"
-/* Reads it (start-up; NUMAHEAP_TEST_CGROUP_ROOT names a fake tree). 0, or
- * -1 with err (the allocator then runs as if in no cgroup). */
-int nh_container_read(char *err, size_t errlen);
+/* Reads it (start-up, on the configuration cfg about to be in force;
+ * NUMAHEAP_TEST_CGROUP_ROOT names a fake tree) and, unless [cgroup] split is
+ * off, makes the heaps check the room left under its limit before growing
+ * (nh_cgroup_room_set). 0, or -1 with err (then: as if in no cgroup). */
+int nh_container_read(const nh_config *cfg, char *err, size_t errlen);
 /* A copy of what was last read. */
 void nh_container_get(nh_cgroup *out);
 /* Memory is tight: re-reads the cgroup when [cgroup] reread ms have passed

@@ -346,6 +346,38 @@ void nh_cgroup_cap_budgets(const nh_cgroup *cg, const nh_topo *t, int split,
   }
 }
 
+/* ---- room ---------------------------------------------------------------------------- */
+
+static char room_path[2][NH_CGROUP_PATH_MAX + 32];
+static _Atomic int room_idx = -1;        /* release on set, acquire on read */
+static _Atomic uint64_t room_limit;      /* relaxed: read after room_idx */
+
+void nh_cgroup_room_set(const nh_cgroup *cg) {
+  uint64_t limit = cg ? nh_cgroup_limit(cg) : NH_CGROUP_NO_LIMIT;
+  if (cg == NULL || cg->version == 0 || limit == NH_CGROUP_NO_LIMIT) {
+    atomic_store_explicit(&room_idx, -1, memory_order_release);
+    return;
+  }
+  int next = atomic_load_explicit(&room_idx, memory_order_relaxed) == 0 ? 1 : 0;
+  const char *name = cg->version == 2 ? "/memory.current" : "/memory.usage_in_bytes";
+  if (join(room_path[next], sizeof room_path[next], cg->limit_dir, name, "") != 0) return;
+  atomic_store_explicit(&room_limit, limit, memory_order_relaxed);
+  atomic_store_explicit(&room_idx, next, memory_order_release);
+}
+
+uint64_t nh_cgroup_room(void) {
+  int i = atomic_load_explicit(&room_idx, memory_order_acquire);
+  if (i < 0) return UINT64_MAX;
+  uint64_t limit = atomic_load_explicit(&room_limit, memory_order_relaxed), usage;
+  char text[64];
+  if (slurp(room_path[i], text, sizeof text) < 0 || parse_limit(text, &usage) != 0)
+    return UINT64_MAX; /* unreadable now: the node's own figure decides */
+  uint64_t slack = limit / 16;
+  if (slack < ((uint64_t)4 << 20)) slack = (uint64_t)4 << 20;
+  if (slack > ((uint64_t)256 << 20)) slack = (uint64_t)256 << 20;
+  return usage + slack >= limit ? 0 : limit - usage - slack;
+}
+
 /* ---- printing ----------------------------------------------------------------------- */
 
 static void print_limit(FILE *out, const char *name, uint64_t v, int json) {

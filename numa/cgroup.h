@@ -77,6 +77,21 @@ struct nh_node_limits;
 void nh_cgroup_cap_budgets(const nh_cgroup *cg, const nh_topo *t, int split,
                            uint32_t share_milli_pct, struct nh_node_limits *limits);
 
+/* ---- the room left under the limit, for the heaps ------------------------------
+ * The node budgets count committed 64 KiB pages; the cgroup counts every
+ * page the process holds, and more of them than numaheap commits when the
+ * kernel backs a segment with transparent huge pages, plus stacks, libc and
+ * file pages. So before growing, the heaps also ask how much the cgroup has
+ * left (numa/segment.c's node_has_room, re-read every 10 ms per node):
+ * limit - memory.current - slack (slack: 1/16 of the limit, 4 MiB to
+ * 256 MiB). nh_cgroup_room_set(cg) starts it (NULL, version 0 or no limit:
+ * stops it); UINT64_MAX while stopped. Synchronization: the path lives in
+ * one of two buffers, published by a release store of its index (acquire
+ * load); a set reuses the buffer of the set before last, and sets happen
+ * only at start-up and when the limit changes. */
+void nh_cgroup_room_set(const nh_cgroup *cg);
+uint64_t nh_cgroup_room(void);
+
 /* Writes what was found, as text (lines ending in newlines) or as one JSON
  * object (no newline). */
 #include <stdio.h>

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "numa/heap.h"
+#include "numa/cgroup.h"
 #include "numa/os.h"
 
 /* ---- the segment map -------------------------------------------------------- */
@@ -121,11 +122,13 @@ static const size_t header_bytes = (sizeof(nh_segment) + 4095) & ~(size_t)4095;
  * OS figure is re-read at most every 10 ms. Caller holds the page lock. */
 static bool node_has_room(nh_heap *h, size_t size) {
   uint64_t now = nh_os_clock_ns();
+  uint64_t watermark = h->mem_bytes / 64 > (16u << 20) ? h->mem_bytes / 64 : (16u << 20);
   if (h->avail_at == 0 || now - h->avail_at > 10000000u) {
     h->avail = nh_os_node_available(h->os_node);
+    uint64_t room = nh_cgroup_room(); /* a container's limit bounds every node (cgroup.h) */
+    if (room != UINT64_MAX && room + watermark < h->avail) h->avail = room + watermark;
     h->avail_at = now;
   }
-  uint64_t watermark = h->mem_bytes / 64 > (16u << 20) ? h->mem_bytes / 64 : (16u << 20);
   if (h->avail < size + watermark) return false;
   h->avail -= size;
   return true;
