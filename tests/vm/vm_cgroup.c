@@ -4,7 +4,7 @@
  *
  *   vm_cgroup --layout NAME --expect SPEC [CHECK...]
  *
- * CHECK (default: fill, then limit):
+ * CHECK (default: fill, split, then limit):
  *   fill   numaheap runs on node 0 and holds 1 MiB blocks whose pages it has
  *          not touched yet; a second process (MPOL_BIND to node 0) fills node
  *          0 until under 24 MiB is free (FILL_FREE). numaheap then touches its blocks: it
@@ -12,6 +12,10 @@
  *          not give come from the nearest node by the kernel's distances;
  *          new blocks spill to the nearest node too (the heap's own
  *          fallback), and the filler was killed by us, not by the OOM killer;
+ *   split  in a child with budgets of 32 MiB (reserve 1 MiB), a thread on
+ *          node 0 commits 48 MiB with one VirtualAlloc: the first pages (in
+ *          address order) are on node 0, the rest on the nearest node, none
+ *          elsewhere, and nh_stats counts each part on its node;
  *   limit  mounts cgroup2, makes /sys/fs/cgroup/nhjob with memory.max 96 MiB
  *          and cpuset.mems 0, joins it, and runs limit-child in it:
  *            budgets   the statistics show the group; node 0's budget is 90%
@@ -61,12 +65,15 @@ static void write_file(const char *check, const char *path, const char *text) {
   close(fd);
 }
 
+/* A number from a file (after key, or the first): open/read into a stack
+ * buffer, since at the limit malloc (stdio's FILE) fails by design. */
 static long long read_number(const char *path, const char *key) {
   char buf[4096];
-  FILE *f = fopen(path, "r");
-  if (f == NULL) return -1;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n < 0) return -1;
   buf[n] = '\0';
   if (key == NULL) return strtoll(buf, NULL, 10);
   const char *p = strstr(buf, key);
@@ -182,6 +189,42 @@ static void check_fill(void) {
   for (int i = 0; i < FILL_BLOCKS; i++) nh_free(blocks[i]);
   close(pfd[0]);
 
+}
+
+/* ---- split -------------------------------------------------------------------------- */
+
+static const char split_ini[] = "[heap]\nbudget = 32M\nreserve = 1M\n[cache]\nmode = off\n";
+
+static void check_split_child(void) {
+  int near = nearest_to_0();
+  if (vm_pin_cpu(vm_first_cpu(&topo, 0)) != 0) vm_fail("split", "cannot pin to node 0");
+  IHostMemoryManager *m = NULL;
+  if (NhCreateHostMemoryManager(&m) != S_OK) vm_fail("split", "NhCreateHostMemoryManager failed");
+  void *p = NULL;
+  HRESULT hr = IHostMemoryManager_VirtualAlloc(m, NULL, 48 * MIB, MEM_RESERVE | MEM_COMMIT,
+                                               PAGE_READWRITE, eAppDomainCritical, &p);
+  if (hr != S_OK) vm_fail("split", "VirtualAlloc of 48 MiB over 31 MiB nodes: 0x%08x", (unsigned)hr);
+  memset(p, 0x77, 48 * MIB);
+  size_t npages = 48 * MIB / VM_PAGE, boundary = npages;
+  for (size_t i = 0; i < npages; i++) {
+    int e = vm_entry_of_os_node(&topo, vm_page_node((char *)p + i * VM_PAGE));
+    if (boundary == npages && e != 0) boundary = i;
+    if (boundary != npages && e != near)
+      vm_fail("split", "page %zu is on entry %d; after node 0's part every page must be on the "
+              "nearest node %d", i, e, near);
+  }
+  if (boundary == npages || boundary * VM_PAGE < 24 * MIB)
+    vm_fail("split", "node 0 took %zu MiB of 48 (its room is 31)", boundary * VM_PAGE / MIB);
+  static nh_stats st;
+  st.size = sizeof st;
+  st.version = NH_STATS_VERSION;
+  nh_stats_get(&st);
+  if (st.nodes[near].committed < (48 * MIB - boundary * VM_PAGE))
+    vm_fail("split", "node %d counts %llu bytes committed, less than its part", near,
+            (unsigned long long)st.nodes[near].committed);
+  vm_ok("split", "%zu MiB on node 0, then %zu MiB on the nearest node %d, in address order",
+        boundary * VM_PAGE / MIB, 48 - boundary * VM_PAGE / MIB, near);
+  IHostMemoryManager_VirtualFree(m, p, 0, MEM_RELEASE);
 }
 
 /* ---- limit ------------------------------------------------------------------------ */
@@ -333,15 +376,19 @@ int main(int argc, char **argv) {
     check_limit_child();
     return 0;
   }
-  int all = a.argc == 0;
-  for (int i = 0; i < a.argc; i++)
-    if (strcmp(a.argv[i], "fill") != 0 && strcmp(a.argv[i], "limit") != 0)
-      vm_fail("usage", "unknown check \"%s\" (fill, limit)", a.argv[i]);
-  for (int i = 0; all || i < a.argc; i++) {
-    const char *c = all ? (i == 0 ? "fill" : "limit") : a.argv[i];
-    if (strcmp(c, "fill") == 0) check_fill();
-    else check_limit();
-    if (all && i == 1) break;
+  if (a.argc == 1 && strcmp(a.argv[0], "split-child") == 0) {
+    check_split_child();
+    return 0;
+  }
+  static const char *const all[] = {"fill", "split", "limit"}; /* limit last: it joins a cgroup */
+  const char *const *checks = a.argc ? (const char *const *)a.argv : all;
+  int n = a.argc ? a.argc : 3;
+  for (int i = 0; i < n; i++) {
+    if (strcmp(checks[i], "fill") == 0) check_fill();
+    else if (strcmp(checks[i], "split") == 0)
+      vm_run_config_child("split", "/tmp/vm_split.ini", split_ini, me, args, "split-child");
+    else if (strcmp(checks[i], "limit") == 0) check_limit();
+    else vm_fail("usage", "unknown check \"%s\" (fill, split, limit)", checks[i]);
   }
   return 0;
 }
