@@ -77,7 +77,8 @@ void nh_container_tight(void) {
   char err[256];
   g_cg_read_ns = now;
   int changed = 0;
-  if (nh_cgroup_read(&fresh, cgroup_root(), err, sizeof err) == 0 && fresh.version != 0) {
+  memcpy(&fresh, &g_cg, sizeof fresh);
+  if (nh_cgroup_refresh(&fresh, err, sizeof err) == 0) {
     changed = budgets_differ(&fresh, &g_cg);
     memcpy(&g_cg, &fresh, sizeof g_cg);
     if (changed) publish(&g_cg, nh_cfg);

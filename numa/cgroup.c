@@ -295,8 +295,22 @@ int nh_cgroup_read(nh_cgroup *cg, const char *root, char *err, size_t errlen) {
     reset(cg);
     return -1;
   }
+  cg->top_len = top_len;
   if (cg->version && cg->limit_dir[0] == '\0') strcpy(cg->limit_dir, cg->dir);
   if (cg->version) nh_cgroup_read_usage(cg);
+  return 0;
+}
+
+int nh_cgroup_refresh(nh_cgroup *cg, char *err, size_t errlen) {
+  if (cg->version == 0) return 0;
+  reader r = {"", err, errlen};
+  cg->max = cg->high = NH_CGROUP_NO_LIMIT;
+  cg->limit_dir[0] = '\0';
+  cg->has_mems = cg->has_cpus = 0;
+  memset(cg->mems, 0, sizeof cg->mems);
+  if (read_limits(&r, cg, cg->top_len) != 0 || read_cpusets(&r, cg, cg->top_len) != 0) return -1;
+  if (cg->limit_dir[0] == '\0') strcpy(cg->limit_dir, cg->dir);
+  nh_cgroup_read_usage(cg);
   return 0;
 }
 

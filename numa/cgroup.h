@@ -42,6 +42,7 @@ typedef struct nh_cgroup {
   int has_mems, has_cpus;       /* 1 when the cpuset files were found */
   uint64_t mems[NH_CGROUP_NODE_WORDS]; /* OS nodes the group may use */
   char mems_text[128], cpus_text[256]; /* the files' text, for reports */
+  size_t top_len;               /* length of the mount's directory in dir */
 } nh_cgroup;
 
 /* Reads the process's cgroup under root ("" or NULL: the real machine).
@@ -50,6 +51,12 @@ typedef struct nh_cgroup {
  * problem when a file the kernel always writes is unreadable or malformed
  * (then *cg says no cgroup). */
 int nh_cgroup_read(nh_cgroup *cg, const char *root, char *err, size_t errlen);
+
+/* Reads the limits, cpusets and usage of the group cg names again, in
+ * place (not /proc: the group is taken to be the same), with small stack
+ * buffers only (it runs on allocating threads). 0, or -1 with err (*cg then
+ * half updated: callers refresh a copy). */
+int nh_cgroup_refresh(nh_cgroup *cg, char *err, size_t errlen);
 
 /* Re-reads cg->usage from limit_dir. 0, or -1 (usage unchanged). */
 int nh_cgroup_read_usage(nh_cgroup *cg);

@@ -126,6 +126,26 @@ static void test_v2_nested_takes_the_tightest(void **state) {
   assert_true(cg.usage == 200 * MiB);
 }
 
+static void test_refresh_follows_a_resize(void **state) {
+  (void)state;
+  v2_tree();
+  static nh_cgroup cg;
+  read_ok(&cg);
+  put(V2 "/a/memory.max", "268435456\n"); /* 256 MiB: now b's high binds alone */
+  put(V2 "/a/b/memory.high", "max\n");
+  put(V2 "/a/b/c/memory.max", "134217728\n"); /* and c's max, tighter */
+  put(V2 "/a/b/c/cpuset.mems.effective", "0\n");
+  assert_int_equal(nh_cgroup_refresh(&cg, err, sizeof err), 0);
+  assert_true(nh_cgroup_limit(&cg) == 128 * MiB);
+  assert_non_null(strstr(cg.limit_dir, "/a/b/c"));
+  assert_true(cg.usage == 1 * MiB); /* c's memory.current */
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 0), 1);
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 1), 0);
+  put(V2 "/a/b/c/memory.max", "lots\n");
+  assert_int_equal(nh_cgroup_refresh(&cg, err, sizeof err), -1);
+  assert_non_null(strstr(err, "/a/b/c/memory.max"));
+}
+
 static void test_v2_no_limit(void **state) {
   (void)state;
   put("proc/self/cgroup", "0::/svc\n");
@@ -285,14 +305,40 @@ static void test_print(void **state) {
 
 #define TWO_NODES "package:2 numa:1 core:1 pu:1"
 
-static void start_in_group(const char *split) {
+static void start_in_group_reread(const char *split, const char *reread) {
   put("proc/self/cgroup", "0::/job\n");
   put("proc/self/mountinfo", V2_MOUNT);
   put(V2 "/job/memory.max", "67108864\n"); /* 64 MiB */
   put(V2 "/job/memory.current", "16777216\n");
   setenv("NUMAHEAP_TEST_CGROUP_ROOT", root, 1);
-  nh_test_start(TWO_NODES, "cgroup", "split", split, "cache", "mode", "off", NULL);
+  nh_test_start(TWO_NODES, "cgroup", "split", split, "cache", "mode", "off", "cgroup", "reread",
+                reread, NULL);
   unsetenv("NUMAHEAP_TEST_CGROUP_ROOT");
+}
+
+static void start_in_group(const char *split) { start_in_group_reread(split, "1000"); }
+
+/* A container resized while the allocator runs: memory gets tight, the
+ * cgroup is read again, the budgets follow. */
+static void test_allocator_follows_a_resize(void **state) {
+  (void)state;
+  start_in_group_reread("equal", "1");
+  assert_true(nh_test_node_stats(0).budget == (uint64_t)(64 * MiB * 0.9) / 2);
+  put(V2 "/job/memory.max", "33554432\n"); /* 32 MiB */
+  usleep(2000);
+  nh_container_tight();
+  assert_true(nh_test_node_stats(0).budget == (uint64_t)(32 * MiB * 0.9) / 2);
+  assert_true(nh_test_node_stats(1).budget == (uint64_t)(32 * MiB * 0.9) / 2);
+  static nh_stats st;
+  st.size = sizeof st;
+  st.version = NH_STATS_VERSION;
+  assert_int_equal(nh_stats_get(&st), 0);
+  assert_true(st.cgroup.limit == 32 * MiB && st.cgroup.rereads >= 1);
+  /* reread = 0: read at start only */
+  start_in_group_reread("equal", "0");
+  put(V2 "/job/memory.max", "16777216\n");
+  nh_container_tight();
+  assert_true(nh_test_node_stats(0).budget == (uint64_t)(64 * MiB * 0.9) / 2);
 }
 
 static void test_allocator_budgets_follow_the_limit(void **state) {
@@ -398,7 +444,9 @@ static void test_segments_bound_preferred_or_strict(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_v2_nested_takes_the_tightest, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_refresh_follows_a_resize, setup, teardown),
       cmocka_unit_test_setup_teardown(test_v2_no_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_allocator_follows_a_resize, setup, teardown),
       cmocka_unit_test_setup_teardown(test_v2_namespace_mount_root, setup, teardown),
       cmocka_unit_test_setup_teardown(test_v1_memory_controller, setup, teardown),
       cmocka_unit_test_setup_teardown(test_no_cgroup, setup, teardown),
