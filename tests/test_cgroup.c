@@ -325,7 +325,7 @@ static void test_allocator_follows_a_resize(void **state) {
   start_in_group_reread("equal", "1");
   assert_true(nh_test_node_stats(0).budget == (uint64_t)(64 * MiB * 0.9) / 2);
   put(V2 "/job/memory.max", "33554432\n"); /* 32 MiB */
-  usleep(2000);
+  usleep(20000); /* past [cgroup] reread on the coarse (jiffy) clock */
   nh_container_tight();
   assert_true(nh_test_node_stats(0).budget == (uint64_t)(32 * MiB * 0.9) / 2);
   assert_true(nh_test_node_stats(1).budget == (uint64_t)(32 * MiB * 0.9) / 2);
