@@ -9,7 +9,8 @@
  * group and of each group above it up to the mount, the tightest winning;
  * the cpuset files of the nearest group that has them.
  *
- * No malloc: paths and file texts live in fixed buffers on the stack.
+ * No malloc: paths and file texts live in fixed buffers on the stack (a few
+ * KiB), mountinfo in pages from the OS layer.
  */
 #include "numa/cgroup.h"
 
@@ -130,24 +131,32 @@ static int match_mount(const char *s, const char *e, int version, char *mnt, cha
   return copy_span(mnt, NH_CGROUP_PATH_MAX, point, point + ml) == 0;
 }
 
+#define MOUNTINFO_MAX ((size_t)256 << 10) /* beyond it, the default mount points */
+
 /* Where the hierarchy is mounted (mnt) and which group is its root (mroot). */
 static void find_mount(reader *r, int version, char *mnt, char *mroot) {
   strcpy(mnt, version == 2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory");
   strcpy(mroot, "/");
-  char path[NH_CGROUP_PATH_MAX], text[32768];
+  char path[NH_CGROUP_PATH_MAX];
   if (join(path, sizeof path, r->root, "/proc/self/mountinfo", "") != 0) return;
-  if (slurp(path, text, sizeof text) <= 0) return;
-  char m[NH_CGROUP_PATH_MAX], mr[NH_CGROUP_PATH_MAX];
-  for (const char *line = text; *line;) {
-    const char *eol = strchr(line, '\n');
-    if (eol == NULL) eol = line + strlen(line);
-    if (match_mount(line, eol, version, m, mr)) {
-      strcpy(mnt, m);
-      strcpy(mroot, mr);
-      return;
+  /* mountinfo runs to tens of KiB on container hosts: pages from the OS
+   * layer, not the starting thread's stack (nor malloc) */
+  char *text = nh_os_meta_alloc(MOUNTINFO_MAX);
+  if (text == NULL) return;
+  if (slurp(path, text, MOUNTINFO_MAX) > 0) {
+    char m[NH_CGROUP_PATH_MAX], mr[NH_CGROUP_PATH_MAX];
+    for (const char *line = text; *line;) {
+      const char *eol = strchr(line, '\n');
+      if (eol == NULL) eol = line + strlen(line);
+      if (match_mount(line, eol, version, m, mr)) {
+        strcpy(mnt, m);
+        strcpy(mroot, mr);
+        break;
+      }
+      line = *eol ? eol + 1 : eol;
     }
-    line = *eol ? eol + 1 : eol;
   }
+  nh_os_meta_free(text, MOUNTINFO_MAX);
 }
 
 /* ---- limit files ------------------------------------------------------------------ */

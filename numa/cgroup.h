@@ -10,7 +10,8 @@
  * node budgets with nh_cgroup_cap_budgets() and reads the usage for the
  * memory load.
  *
- * Files are read with nh_os_read_file into stack buffers: no malloc, so
+ * Files are read with nh_os_read_file into stack buffers (mountinfo into
+ * pages from nh_os_meta_alloc): no malloc, so
  * this runs while numaheap starts as the process's malloc. Every path is
  * taken under a root prefix ("" for the real machine); tests pass a fake
  * tree (tests/data/cgroup/...) that holds proc/self/cgroup,
