@@ -11,7 +11,7 @@
  *
  * Concurrency: g_cg is guarded by cg_lock (taken with trylock from the
  * pressure hook, which runs on allocating threads, so that they never wait
- * for each other's file reads). The figures the load needs lock-free are
+ * for each other's file reads; GetMemoryLoad and the notifier wait for it). The figures the load needs lock-free are
  * copied into relaxed atomics (each is one number; no ordering between them
  * is promised).
  */
@@ -101,11 +101,13 @@ bool nh_container_load(uint64_t *usage, uint64_t *limit) {
   if (nh_cfg == NULL || nh_cfg->v[NH_OPT_CGROUP_SPLIT].choice == NH_CGROUP_SPLIT_OFF) return false;
   uint64_t lim = atomic_load_explicit(&cg_limit, memory_order_relaxed);
   if (lim == NH_CGROUP_NO_LIMIT || lim == 0) return false;
-  if (nh_lock_try(&cg_lock)) { /* a fresh figure when nobody is reading one */
-    if (nh_cgroup_read_usage(&g_cg) == 0)
-      atomic_store_explicit(&cg_usage, g_cg.usage, memory_order_relaxed);
-    nh_lock_release(&cg_lock);
-  }
+  /* a fresh figure each time (callers: GetMemoryLoad, the notifier; never
+   * an allocation); a trylock here returned a stale one to a caller that
+   * met the notifier's read */
+  nh_lock_acquire(&cg_lock);
+  if (nh_cgroup_read_usage(&g_cg) == 0)
+    atomic_store_explicit(&cg_usage, g_cg.usage, memory_order_relaxed);
+  nh_lock_release(&cg_lock);
   *usage = atomic_load_explicit(&cg_usage, memory_order_relaxed);
   *limit = lim;
   return true;

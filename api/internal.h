@@ -71,8 +71,8 @@ void nh_container_get(nh_cgroup *out);
 void nh_container_tight(void);
 /* Caps the budgets of limits[] (one per node of t) by the cgroup. */
 void nh_container_cap(const nh_topo *t, const nh_config *cfg, nh_node_limits *limits);
-/* The cgroup's usage and limit (usage re-read now when no other thread is
- * reading it): false when there is no limit, or [cgroup] split is off. */
+/* The cgroup's usage (read now) and limit: false when there is no limit,
+ * or [cgroup] split is off. Waits for cg_lock: not for allocating paths. */
 bool nh_container_load(uint64_t *usage, uint64_t *limit);
 /* Counts a trim done on entering low memory (host_notify.c). */
 void nh_container_count_trim(void);
