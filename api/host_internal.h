@@ -89,6 +89,7 @@ typedef struct nh_host_notify_stats {
   uint64_t pressure_events[3]; /* per level: failed or spilled requests */
   uint64_t sent[4];            /* notifications sent, by EMemoryAvailable (1..3) */
   int low_mode;                /* 1 while the last notification sent was Low */
+  uint64_t psi_events;         /* PSI trigger events seen by the notifier */
 } nh_host_notify_stats;
 void nh_host_notify_stats_get(nh_host_notify_stats *out);
 

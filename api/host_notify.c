@@ -5,7 +5,18 @@
  *
  * Load = committed bytes of all nodes (heaps and VirtualAlloc commits) over
  * the sum of the nodes' budgets. Available = sum over nodes of
- * budget - committed (0 for a node over its budget).
+ * budget - committed (0 for a node over its budget). In a cgroup with a
+ * limit (api/container.c), GetMemoryLoad reports the cgroup's usage over
+ * its limit instead (available: the lower of limit - usage and the
+ * budgets' room), and the notifier takes the higher of the two loads.
+ *
+ * Pressure comes from the heaps (a request spilled or failed: the hook
+ * below) and from PSI: a trigger on the cgroup's memory.pressure (or
+ * /proc/pressure/memory) of [notify] psi ms of stall per 2 s window, which
+ * the notifier thread polls instead of sleeping on nt_cond. On entering
+ * LOW the notifier trims (every cache flushed, free pages purged: nh_trim)
+ * and counts it (nh_cgroup_stats.low_trims); while the load is at [notify]
+ * high or above it lets api/container.c re-read the cgroup's limits.
  *
  * States of the notifier (guarded by nt_mutex), edge-triggered with
  * hysteresis between [notify] high and [notify] low:
@@ -27,10 +38,12 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "api/host_internal.h"
 #include "api/internal.h"
+#include "numa/os.h"
 
 #define POLL_MS 100
 #define NEUTRAL_POLLS 10 /* ~1 s without pressure */
@@ -40,6 +53,7 @@ static pthread_cond_t nt_cond;                   /* Initialised with nt_thread (
 static ICLRMemoryNotificationCallback *nt_cb;    /* Guarded by nt_mutex */
 static bool nt_thread;                           /* Guarded by nt_mutex: started */
 static bool nt_low, nt_low_by_load;              /* Guarded by nt_mutex */
+static bool nt_trim;                             /* Guarded by nt_mutex: trim after sending Low */
 static int nt_quiet;                             /* Guarded by nt_mutex: polls without pressure */
 /* Synchronization: atomic. nt_pressure: set with release by the hook,
  * exchanged with acquire by the notifier. nt_active: relaxed hint
@@ -48,6 +62,9 @@ static _Atomic int nt_pressure, nt_active;
 /* Counters. Synchronization: atomic, relaxed. */
 static _Atomic uint64_t nt_events[3], nt_sent[4];
 static _Atomic int nt_low_shown;
+static int nt_psi_fd = -1;   /* Guarded by nt_mutex: the PSI trigger, -1 none */
+static bool nt_psi_tried;    /* Guarded by nt_mutex */
+static _Atomic uint64_t nt_psi_events; /* relaxed counter */
 
 /* ---- load ----------------------------------------------------------------------------- */
 
@@ -67,9 +84,31 @@ static uint64_t load_milli(uint64_t *available) {
   return m > 100000 ? 100000 : m;
 }
 
+/* The cgroup's load in thousandths of a percent (usage over limit), with
+ * *room the bytes left under the limit: false without a limit. */
+static bool cgroup_load_milli(uint64_t *load, uint64_t *room) {
+  uint64_t usage, limit;
+  if (!nh_container_load(&usage, &limit)) return false;
+  uint64_t m = (uint64_t)((unsigned __int128)usage * 100000u / limit);
+  *load = m > 100000 ? 100000 : m;
+  *room = usage < limit ? limit - usage : 0;
+  return true;
+}
+
+/* What the notifier judges by: the higher of the two loads. */
+static uint64_t notify_load_milli(void) {
+  uint64_t avail, load = load_milli(&avail), cg, room;
+  if (cgroup_load_milli(&cg, &room) && cg > load) load = cg;
+  return load;
+}
+
 void nh_host_load(DWORD *percent, SIZE_T *available) {
-  uint64_t avail;
-  *percent = (DWORD)(load_milli(&avail) / 1000);
+  uint64_t avail, load = load_milli(&avail), cg, room;
+  if (cgroup_load_milli(&cg, &room)) {
+    load = cg;
+    if (room < avail) avail = room;
+  }
+  *percent = (DWORD)(load / 1000);
   *available = (SIZE_T)avail;
 }
 
@@ -106,6 +145,7 @@ void nh_host_notify_install(void) {
 
 static EMemoryAvailable enter_low(bool by_load) {
   nt_low = true;
+  nt_trim = true;
   nt_low_by_load = by_load;
   nt_quiet = 0;
   return eMemoryAvailableLow;
@@ -118,9 +158,10 @@ static EMemoryAvailable leave_low(EMemoryAvailable what) {
 
 /* What to send now (0: nothing). Caller holds nt_mutex. */
 static EMemoryAvailable evaluate(void) {
-  uint64_t avail, load = load_milli(&avail);
+  uint64_t load = notify_load_milli();
   bool pressure = atomic_exchange_explicit(&nt_pressure, 0, memory_order_acquire) != 0;
   uint32_t low = nh_cfg->v[NH_OPT_NOTIFY_LOW].milli_pct, high = nh_cfg->v[NH_OPT_NOTIFY_HIGH].milli_pct;
+  if (load >= high || pressure) nh_container_tight();
   if (!nt_low) return (load >= low || pressure) ? enter_low(load >= low) : 0;
   if (pressure) { /* requests still spill or fail: stay low */
     nt_quiet = 0;
@@ -132,7 +173,45 @@ static EMemoryAvailable evaluate(void) {
   return leave_low(load < high ? eMemoryAvailableHigh : eMemoryAvailableNeutral);
 }
 
+/* Opens the PSI trigger once ([notify] psi ms per 2 s; the cgroup's
+ * memory.pressure, else the machine's). Caller holds nt_mutex. */
+static void psi_open(void) {
+  if (nt_psi_tried) return;
+  nt_psi_tried = true;
+  uint64_t ms = nh_cfg->v[NH_OPT_NOTIFY_PSI].u;
+  if (ms == 0) return;
+  static nh_cgroup cg; /* Guarded by nt_mutex */
+  char path[NH_CGROUP_PATH_MAX + 32] = "/proc/pressure/memory";
+  nh_container_get(&cg);
+  if (cg.version == 2) snprintf(path, sizeof path, "%s/memory.pressure", cg.dir);
+  int err;
+  nt_psi_fd = nh_os_psi_open(path, (uint32_t)ms * 1000u, 2000000u, &err);
+  if (nt_psi_fd < 0 && cg.version == 2)
+    nt_psi_fd = nh_os_psi_open("/proc/pressure/memory", (uint32_t)ms * 1000u, 2000000u, &err);
+}
+
+/* Waits POLL_MS on the PSI trigger (nt_mutex released meanwhile): an event
+ * is pressure. Caller holds nt_mutex. */
+static void wait_psi(void) {
+  int fd = nt_psi_fd;
+  pthread_mutex_unlock(&nt_mutex);
+  int r = nh_os_psi_wait(fd, POLL_MS);
+  pthread_mutex_lock(&nt_mutex);
+  if (r > 0) {
+    atomic_fetch_add_explicit(&nt_psi_events, 1, memory_order_relaxed);
+    atomic_store_explicit(&nt_pressure, 1, memory_order_release); /* pairs with evaluate's exchange */
+  } else if (r < 0 && nt_psi_fd == fd) {
+    nh_os_psi_close(fd);
+    nt_psi_fd = -1;
+  }
+}
+
 static void wait_poll(void) {
+  psi_open();
+  if (nt_psi_fd >= 0) {
+    wait_psi();
+    return;
+  }
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   ts.tv_nsec += POLL_MS * 1000000L;
@@ -156,6 +235,13 @@ static void *notifier_main(void *arg) {
     while (nt_cb == NULL) pthread_cond_wait(&nt_cond, &nt_mutex);
     EMemoryAvailable what = evaluate();
     if (what) notify_send(nt_cb, what);
+    if (nt_trim) { /* entering low: give back what the caches and free pages hold */
+      nt_trim = false;
+      pthread_mutex_unlock(&nt_mutex);
+      nh_trim();
+      nh_container_count_trim();
+      pthread_mutex_lock(&nt_mutex);
+    }
     if (nt_cb) wait_poll();
   }
   return NULL;
@@ -200,4 +286,5 @@ void nh_host_notify_stats_get(nh_host_notify_stats *out) {
     out->pressure_events[l] = atomic_load_explicit(&nt_events[l], memory_order_relaxed);
   for (int k = 0; k < 4; k++) out->sent[k] = atomic_load_explicit(&nt_sent[k], memory_order_relaxed);
   out->low_mode = atomic_load_explicit(&nt_low_shown, memory_order_relaxed);
+  out->psi_events = atomic_load_explicit(&nt_psi_events, memory_order_relaxed);
 }

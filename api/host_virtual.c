@@ -13,8 +13,10 @@
  * Committing charges the new pages against the budget of the caller's node
  * at the request's level (nh_heap_charge), or, when that node cannot take
  * them, of the nearest node the level's spill scope allows (the topology's
- * fallback order), after one reclaim-and-retry; the pages are bound to the
- * node charged. Decommit and release uncharge each page from the node and
+ * fallback order); when no one node can take them all, they are split in
+ * address order over the caller's node and then those nodes by distance,
+ * each part as large as its node's room at the level (issue 15); after one
+ * reclaim-and-retry it fails. Each page is bound to the node charged for it. Decommit and release uncharge each page from the node and
  * level its state word names.
  *
  * Concurrency. Writers (VirtualAlloc, VirtualFree, VirtualProtect) hold
@@ -237,27 +239,74 @@ static int charge_near(int home, uint64_t bytes, int level) {
   return -1;
 }
 
-/* Charges bytes at level for the calling thread: its node, then by distance
- * within the spill scope, then after a reclaim once more. Counts spills and
- * failures the way the heaps do and raises memory pressure for both. */
-static int charge(uint64_t bytes, int level) {
-  int home = nh_cache_home_node();
-  int node = charge_near(home, bytes, level);
-  if (node < 0) {
-    if (nh_g.reclaim_hook) nh_g.reclaim_hook();
-    nh_heaps_trim();
-    node = charge_near(home, bytes, level);
+/* A commit's pages charged to one node. */
+typedef struct vm_part {
+  int node;
+  size_t pages;
+} vm_part;
+#define VM_MAX_PARTS 64
+
+/* Bytes node may still take at level: its level limit less what it has committed. */
+static uint64_t node_room(int node, int level) {
+  nh_heap *h = &nh_g.heap[node];
+  uint64_t lim = atomic_load_explicit(&h->limit[level], memory_order_relaxed);
+  uint64_t c = atomic_load_explicit(&h->st.committed, memory_order_relaxed);
+  return c < lim ? lim - c : 0;
+}
+
+/* Splits pages over home and then the nodes by distance that the level's
+ * spill scope allows, each taking what its limit leaves (whole pages). The
+ * number of parts (each charged), or 0 when together they cannot hold them
+ * (nothing stays charged). */
+static int charge_split(int home, size_t pages, int level, vm_part *parts) {
+  int np = 0;
+  size_t left = pages;
+  for (int i = -1; i < nh_g.nnodes - 1 && left > 0 && np < VM_MAX_PARTS; i++) {
+    int m = i < 0 ? home : nh_g.topo->nodes[home].fallback[i];
+    if (i >= 0 && !nh_heap_may_spill(home, m, level)) continue;
+    size_t take = (size_t)(node_room(m, level) / pg());
+    if (take > left) take = left;
+    if (take == 0 || !nh_heap_charge(m, (uint64_t)take * pg(), level)) continue;
+    parts[np++] = (vm_part){m, take};
+    left -= take;
   }
-  if (node < 0) {
+  if (left == 0) return np;
+  while (np > 0) --np, nh_heap_uncharge(parts[np].node, (uint64_t)parts[np].pages * pg(), level);
+  return 0;
+}
+
+/* Charges pages at level for the calling thread: all on its node, else on
+ * the nearest node that can take them all, else split over the nodes by
+ * distance (each part on one node); then after a reclaim once more. Counts
+ * spills and failures the way the heaps do and raises memory pressure for
+ * both. The number of parts, 0 on failure. */
+static int charge(size_t pages, int level, vm_part *parts) {
+  int home = nh_cache_home_node();
+  uint64_t bytes = (uint64_t)pages * pg();
+  int np = 0;
+  for (int round = 0; round < 2 && np == 0; round++) {
+    if (round) { /* reclaim what the caches hold, purge, and try once more */
+      if (nh_g.reclaim_hook) nh_g.reclaim_hook();
+      nh_heaps_trim();
+    }
+    int node = charge_near(home, bytes, level);
+    if (node >= 0) parts[0] = (vm_part){node, pages}, np = 1;
+    else np = charge_split(home, pages, level, parts);
+  }
+  if (np == 0) {
     atomic_fetch_add_explicit(&nh_g.heap[home].st.failures[level], 1, memory_order_relaxed);
     stat_add(&st_failures, 1);
-  } else if (node != home) {
+    nh_host_pressure(home, level);
+    return 0;
+  }
+  for (int k = 0; k < np; k++) {
+    if (parts[k].node == home) continue;
     atomic_fetch_add_explicit(&nh_g.heap[home].st.fallback_out, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&nh_g.heap[node].st.fallback_in, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&nh_g.heap[parts[k].node].st.fallback_in, 1, memory_order_relaxed);
     stat_add(&st_spills, 1);
   }
-  if (node != home) nh_host_pressure(home, level);
-  return node;
+  if (np > 1 || parts[0].node != home) nh_host_pressure(home, level);
+  return np;
 }
 
 /* Counts bytes (negative: released) committed through VirtualAlloc on node. */
@@ -309,16 +358,49 @@ static int for_runs(vm_res *r, size_t first, size_t n, bool committed, run_fn fn
   return 0;
 }
 
+/* Calls fn on each run of the uncommitted pages of [first, first+n) that
+ * one part covers: the parts take the uncommitted pages in address order.
+ * Stops at the first error (returned). */
+typedef int (*part_fn)(vm_res *r, size_t i, size_t j, int node, void *arg);
+static int walk_parts(vm_res *r, size_t first, size_t n, const vm_part *parts, part_fn fn,
+                      void *arg) {
+  int k = 0;
+  size_t used = 0; /* pages of parts[k] walked */
+  for (size_t i = first, end = first + n; i < end;) {
+    if (page_get(r, i) & PS_COMMITTED) {
+      i++;
+      continue;
+    }
+    if (used == parts[k].pages) k++, used = 0;
+    size_t j = i + 1;
+    while (j < end && !(page_get(r, j) & PS_COMMITTED) && used + (j - i) < parts[k].pages) j++;
+    int rc = fn(r, i, j, parts[k].node, arg);
+    if (rc) return rc;
+    used += j - i;
+    i = j;
+  }
+  return 0;
+}
+
 typedef struct commit_arg {
-  int prot, os_node;
+  int prot;
+  DWORD protect;
+  int level;
   uintptr_t failed_at; /* start of the run that failed */
 } commit_arg;
 
-static int run_commit(void *addr, size_t len, void *arg) {
+static int run_commit(vm_res *r, size_t i, size_t j, int node, void *arg) {
   commit_arg *c = arg;
-  int rc = nh_os_commit(addr, len, c->prot, c->os_node);
-  if (rc) c->failed_at = (uintptr_t)addr;
+  uintptr_t a = atomic_load_explicit(&r->base, memory_order_relaxed) + i * pg();
+  int rc = nh_os_commit((void *)a, (j - i) * pg(), c->prot, nh_g.heap[node].os_node);
+  if (rc) c->failed_at = a;
   return rc;
+}
+static int run_mark(vm_res *r, size_t i, size_t j, int node, void *arg) {
+  commit_arg *c = arg;
+  for (size_t q = i; q < j; q++) page_set(r, q, ps_make(c->protect, c->level, node));
+  account(node, (int64_t)((j - i) * pg()));
+  return 0;
 }
 static int run_uncommit_until(void *addr, size_t len, void *arg) {
   commit_arg *c = arg;
@@ -348,21 +430,22 @@ static HRESULT commit_range(vm_res *r, uintptr_t a, uintptr_t e, DWORD protect, 
   int prot = os_prot(protect);
   if (bytes == 0) /* all committed already: Win32 just applies the protection */
     return for_runs(r, first, n, true, run_protect, &prot) ? E_OUTOFMEMORY : S_OK;
-  int node = charge(bytes, level);
-  if (node < 0) return E_OUTOFMEMORY;
-  commit_arg c = {prot, nh_g.heap[node].os_node, 0};
-  if (for_runs(r, first, n, false, run_commit, &c) != 0 ||
+  vm_part parts[VM_MAX_PARTS];
+  int np = charge((size_t)(bytes / pg()), level, parts);
+  if (np == 0) return E_OUTOFMEMORY;
+  commit_arg c = {prot, protect, level, 0};
+  if (walk_parts(r, first, n, parts, run_commit, &c) != 0 ||
       for_runs(r, first, n, true, run_protect, &prot) != 0) {
     if (c.failed_at == 0) c.failed_at = e;
     for_runs(r, first, n, false, run_uncommit_until, &c);
-    nh_heap_uncharge(node, bytes, level);
+    for (int k = 0; k < np; k++) nh_heap_uncharge(parts[k].node, (uint64_t)parts[k].pages * pg(), level);
     return E_OUTOFMEMORY;
   }
-  for (size_t i = first; i < first + n; i++) {
+  for (size_t i = first; i < first + n; i++) { /* pages committed before: the new protection */
     uint32_t w = page_get(r, i);
-    page_set(r, i, (w & PS_COMMITTED) ? (w & ~PS_PROT_MASK) | protect : ps_make(protect, level, node));
+    if (w & PS_COMMITTED) page_set(r, i, (w & ~PS_PROT_MASK) | protect);
   }
-  account(node, (int64_t)bytes);
+  walk_parts(r, first, n, parts, run_mark, &c);
   /* Fresh pages may reuse addresses of unmapped heap segments whose blocks
    * ASan/Valgrind still think poisoned: tell them the range is accessible. */
   nh_track_open((void *)a, e - a);

@@ -90,6 +90,7 @@ static void fill_params(const nh_config *cfg, nh_heap_params *hp, nh_cache_param
     g_limits[i].budget = nh_size_resolve(b, mem);
     g_limits[i].reserve = nh_size_resolve(r, mem);
   }
+  nh_container_cap(&g_topo, cfg, g_limits);
   hp->topo = &g_topo;
   hp->limits = g_limits;
   hp->task_limit_milli_pct = cfg->v[NH_OPT_TASK_LIMIT].milli_pct;
@@ -116,6 +117,10 @@ static int load_topology(const nh_config *cfg, char *err, size_t errlen) {
   return nh_topo_load(&g_topo, &src, err, errlen);
 }
 
+/* Taken while g_limits is recomputed and applied after start-up (nh_init's
+ * reconfiguration, nh_limits_refresh). Guards g_limits then. */
+static nh_lock limits_lock;
+
 /* Lock order at fork: boot lock, the caches' drain locks, then the heaps'
  * (issue 5: without the caches' locks a fork during a drain left blocks owned
  * twice in the child). */
@@ -140,6 +145,8 @@ static void postfork_parent(void) {
 }
 static void postfork_child(void) {
   if (fork_locked_heaps) nh_heaps_postfork(1);
+  nh_container_postfork_child();
+  nh_lock_reset(&limits_lock);
   nh_lock_reset(&boot_lock);
 }
 
@@ -154,8 +161,15 @@ void nh_fork_handlers_install(void) {
   pthread_atfork(prefork, postfork_parent, postfork_child);
 }
 
+/* A request spilled or failed: memory is tight, the cgroup may have changed. */
+static void tight_hook(int node, int level) {
+  (void)node, (void)level;
+  nh_container_tight();
+}
+
 static void install_hooks(const nh_config *cfg) {
   nh_g.reclaim_hook = nh_cache_flush_thread;
+  if (nh_g.pressure_hook == NULL) nh_g.pressure_hook = tight_hook;
   if (g_hooks_installed) return;
   g_hooks_installed = 1;
   nh_fork_handlers_install();
@@ -179,9 +193,20 @@ static bool reserve_configured(const nh_config *cfg) {
   return false;
 }
 
+/* Reads the process's cgroup; a problem is reported on stderr (the
+ * allocator then runs as if in no cgroup: it is not the configuration's
+ * fault). */
+static void read_cgroup(const nh_config *cfg) {
+  char err[600], msg[700];
+  if (nh_container_read(cfg, err, sizeof err) == 0) return;
+  int n = snprintf(msg, sizeof msg, "numaheap: %s; the cgroup's limits are not applied\n", err);
+  nh_os_write_stderr(msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+}
+
 /* Builds topology, heaps and caches from cfg. 0, or -1 with err. */
 static int build(const nh_config *cfg, char *err, size_t errlen) {
   if (load_topology(cfg, err, errlen) != 0) return -1;
+  read_cgroup(cfg);
   g_limits_n = g_topo.nnodes;
   g_limits = nh_os_meta_alloc(sizeof(nh_node_limits) * (size_t)g_limits_n);
   nh_heap_params hp;
@@ -192,6 +217,7 @@ static int build(const nh_config *cfg, char *err, size_t errlen) {
     return -1;
   }
   fill_params(cfg, &hp, &cp);
+  nh_os_set_bind(cfg->v[NH_OPT_HEAP_BIND].choice == NH_BIND_STRICT);
   if (nh_heaps_init(&hp, err, errlen) != 0 || nh_cache_init(&cp) != 0) {
     nh_os_meta_free(g_limits, sizeof(nh_node_limits) * (size_t)g_limits_n);
     nh_topo_free(&g_topo);
@@ -295,11 +321,25 @@ static int reconfigure(const nh_config *cfg) {
   }
   nh_heap_params hp;
   nh_cache_params cp;
+  nh_lock_acquire(&limits_lock);
+  read_cgroup(cfg); /* [cgroup] may have changed */
   fill_params(cfg, &hp, &cp);
   nh_heaps_set_limits(&hp);
+  nh_os_set_bind(cfg->v[NH_OPT_HEAP_BIND].choice == NH_BIND_STRICT); /* binds from now on */
   nh_default_level = cp.default_level;
   memcpy(g_cfg, cfg, sizeof *g_cfg);
+  nh_lock_release(&limits_lock);
   return 0;
+}
+
+void nh_limits_refresh(void) {
+  if (!nh_ready()) return;
+  nh_heap_params hp;
+  nh_cache_params cp;
+  nh_lock_acquire(&limits_lock);
+  fill_params(g_cfg, &hp, &cp);
+  nh_heaps_set_limits(&hp);
+  nh_lock_release(&limits_lock);
 }
 
 NH_API int nh_init(const char *config_path) {

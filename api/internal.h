@@ -50,6 +50,35 @@ void nh_fork_handlers_install(void);
 int nh_reinit(const nh_config *cfg, char *err, size_t errlen);
 /* The topology in force. */
 const nh_topo *nh_topology(void);
+/* Recomputes the node budgets from the configuration in force and the
+ * cgroup as last read (api/container.c calls it when a re-read changed the
+ * limit). */
+void nh_limits_refresh(void);
+
+/* ---- container.c: the process's cgroup ------------------------------------------- */
+#include "numa/cgroup.h"
+#include "numaheap/numaheap.h"
+/* Reads it (start-up, on the configuration cfg about to be in force;
+ * NUMAHEAP_TEST_CGROUP_ROOT names a fake tree) and, unless [cgroup] split is
+ * off, makes the heaps check the room left under its limit before growing
+ * (nh_cgroup_room_set). 0, or -1 with err (then: as if in no cgroup). */
+int nh_container_read(const nh_config *cfg, char *err, size_t errlen);
+/* A copy of what was last read. */
+void nh_container_get(nh_cgroup *out);
+/* Memory is tight: re-reads the cgroup when [cgroup] reread ms have passed
+ * since the last read, and refreshes the budgets if its limit changed.
+ * Never blocks on another thread's re-read. */
+void nh_container_tight(void);
+/* Caps the budgets of limits[] (one per node of t) by the cgroup. */
+void nh_container_cap(const nh_topo *t, const nh_config *cfg, nh_node_limits *limits);
+/* The cgroup's usage (read now) and limit: false when there is no limit,
+ * or [cgroup] split is off. Waits for cg_lock: not for allocating paths. */
+bool nh_container_load(uint64_t *usage, uint64_t *limit);
+/* Counts a trim done on entering low memory (host_notify.c). */
+void nh_container_count_trim(void);
+void nh_container_stats(nh_cgroup_stats *out);
+/* Fork child: the lock's owner may not exist any more. */
+void nh_container_postfork_child(void);
 
 /* ---- error.c: per-thread last error ------------------------------------------ */
 void nh_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

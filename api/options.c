@@ -25,6 +25,8 @@ static const char *const cache_words[] = {"percpu", "perthread", "off", NULL};
 static const char *const stats_words[] = {"no", "text", "json", NULL};
 static const char *const safety_words[] = {"normal", "paranoid", NULL};
 static const char *const huge_words[] = {"off", "thp", "hugetlb", NULL}; /* NH_HUGE_* order */
+static const char *const bind_words[] = {"preferred", "strict", NULL};
+static const char *const split_words[] = {"proportional", "equal", "off", NULL};
 
 #define ROW(sec, k, envname, t, def, ch, mx, d) \
   {.section = sec, .key = k, .env = envname, .type = t, .default_text = def, \
@@ -56,6 +58,9 @@ const nh_opt_desc nh_options[NH_OPT_COUNT] = {
   [NH_OPT_HEAP_HUGE_KEEP] = ROW("heap", "huge_keep", "NUMAHEAP_HEAP_HUGE_KEEP",
       NH_T_SIZE, "64M", NULL, 0,
       "per node: bytes of freed huge blocks (over 2 MiB) kept mapped for reuse until purge_delay"),
+  [NH_OPT_HEAP_BIND] = ROW("heap", "bind", "NUMAHEAP_HEAP_BIND",
+      NH_T_ENUM, "preferred", bind_words, 0,
+      "preferred: a full node's pages come from the nearest node; strict: MPOL_BIND (OOM killer)"),
   [NH_OPT_TASK_LIMIT] = ROW("criticality", "task.limit", "NUMAHEAP_CRITICALITY_TASK_LIMIT",
       NH_T_PCT, "90%", NULL, 0,
       "share of (budget - reserve) that task-critical memory may fill on a node"),
@@ -80,12 +85,24 @@ const nh_opt_desc nh_options[NH_OPT_COUNT] = {
   [NH_OPT_CACHE_TRANSFER_DECAY] = ROW("cache", "transfer_decay", "NUMAHEAP_CACHE_TRANSFER_DECAY",
       NH_T_UINT, "1000", NULL, 3600000,
       "milliseconds a transfer cache's blocks may sit unused before they go back to their spans; 0: never"),
+  [NH_OPT_CGROUP_SPLIT] = ROW("cgroup", "split", "NUMAHEAP_CGROUP_SPLIT",
+      NH_T_ENUM, "proportional", split_words, 0,
+      "how the cgroup's memory limit caps node budgets: proportional (to node memory), equal, off"),
+  [NH_OPT_CGROUP_SHARE] = ROW("cgroup", "share", "NUMAHEAP_CGROUP_SHARE",
+      NH_T_PCT, "90%", NULL, 0,
+      "share of the cgroup's limit the node budgets may sum to (the rest: stacks, files, libc)"),
+  [NH_OPT_CGROUP_REREAD] = ROW("cgroup", "reread", "NUMAHEAP_CGROUP_REREAD",
+      NH_T_UINT, "1000", NULL, 3600000,
+      "ms between re-reads of the cgroup's limits while memory is tight; 0: read only at start"),
   [NH_OPT_NOTIFY_LOW] = ROW("notify", "low", "NUMAHEAP_NOTIFY_LOW",
       NH_T_PCT, "90", NULL, 0,
       "memory load (%) at or above which eMemoryAvailableLow is raised"),
   [NH_OPT_NOTIFY_HIGH] = ROW("notify", "high", "NUMAHEAP_NOTIFY_HIGH",
       NH_T_PCT, "60", NULL, 0,
       "memory load (%) under which eMemoryAvailableHigh is raised; at most low"),
+  [NH_OPT_NOTIFY_PSI] = ROW("notify", "psi", "NUMAHEAP_NOTIFY_PSI",
+      NH_T_UINT, "200", NULL, 2000,
+      "ms of memory stall (PSI \"some\") per 2 s window that counts as pressure; 0: PSI off"),
   [NH_OPT_STATS_PRINT] = ROW("stats", "print", "NUMAHEAP_STATS_PRINT",
       NH_T_ENUM, "no", stats_words, 0,
       "print statistics at exit: no, text or json"),

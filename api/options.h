@@ -26,6 +26,7 @@ typedef enum nh_opt {
   NH_OPT_HEAP_DEFAULT_LEVEL, /* [heap] default_level: level of malloc/nh_malloc */
   NH_OPT_HEAP_HUGE_PAGES,    /* [heap] huge_pages: off|thp|hugetlb */
   NH_OPT_HEAP_HUGE_KEEP,     /* [heap] huge_keep: bytes of freed huge mappings kept a node */
+  NH_OPT_HEAP_BIND,          /* [heap] bind: preferred|strict (mbind policy of segments) */
   NH_OPT_TASK_LIMIT,         /* [criticality] task.limit: % of (budget-reserve) */
   NH_OPT_TASK_SPILL,         /* [criticality] task.spill: none|package|any */
   NH_OPT_APPDOMAIN_SPILL,    /* [criticality] appdomain.spill */
@@ -34,8 +35,12 @@ typedef enum nh_opt {
   NH_OPT_CACHE_SIZE,         /* [cache] size: bytes per CPU (or per thread) */
   NH_OPT_CACHE_TRANSFER_SIZE,  /* [cache] transfer_size: bytes per node and class, 0 off */
   NH_OPT_CACHE_TRANSFER_DECAY, /* [cache] transfer_decay: ms unused before blocks go back */
+  NH_OPT_CGROUP_SPLIT,       /* [cgroup] split: proportional|equal|off */
+  NH_OPT_CGROUP_SHARE,       /* [cgroup] share: % of the cgroup's limit the budgets may sum to */
+  NH_OPT_CGROUP_REREAD,      /* [cgroup] reread: ms between re-reads while memory is tight */
   NH_OPT_NOTIFY_LOW,         /* [notify] low: load % that raises Low */
   NH_OPT_NOTIFY_HIGH,        /* [notify] high: load % under which High is raised */
+  NH_OPT_NOTIFY_PSI,         /* [notify] psi: ms of memory stall per 2 s that is pressure */
   NH_OPT_STATS_PRINT,        /* [stats] print: no|text|json, at exit */
   NH_OPT_SAFETY_MODE,        /* [safety] mode: normal|paranoid */
   NH_OPT_COUNT
@@ -55,6 +60,8 @@ enum { NH_SPILL_NONE = 0, NH_SPILL_PACKAGE = 1, NH_SPILL_ANY = 2 };
 /* The words of [cache] mode, by index (api/init.c passes them down to
  * percpu/cache.h's modes). */
 enum { NH_CHOICE_CACHE_PERCPU = 0, NH_CHOICE_CACHE_PERTHREAD = 1, NH_CHOICE_CACHE_OFF = 2 };
+/* Binding of segments ([heap] bind). */
+enum { NH_BIND_PREFERRED = 0, NH_BIND_STRICT = 1 };
 /* Safety modes ([safety] mode). */
 enum { NH_SAFETY_NORMAL = 0, NH_SAFETY_PARANOID = 1 };
 /* Stats at exit ([stats] print). */

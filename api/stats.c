@@ -103,6 +103,7 @@ NH_API int nh_stats_get(nh_stats *st) {
     if (i < st->node_count) st->nodes[i] = s;
     add_into(&st->total, &s);
   }
+  nh_container_stats(&st->cgroup);
   return 0;
 }
 
@@ -159,6 +160,21 @@ static void print_node_json(FILE *out, const nh_node_stats *s) {
 static const char *const mode_names[] = {"percpu", "perthread", "off"};
 static const char *const huge_names[] = {"off", "thp", "hugetlb"}; /* NH_HUGE_* */
 
+static void print_cgroup(FILE *out, const nh_cgroup_stats *c, int json) {
+  char lim[32];
+  if (c->limit == UINT64_MAX) snprintf(lim, sizeof lim, json ? "null" : "none");
+  else snprintf(lim, sizeof lim, "%" PRIu64, c->limit);
+  if (json)
+    fprintf(out,
+            ",\"cgroup\":{\"version\":%d,\"limit\":%s,\"usage\":%" PRIu64 ",\"rereads\":%" PRIu64
+            ",\"low_trims\":%" PRIu64 "}",
+            c->version, lim, c->usage, c->rereads, c->low_trims);
+  else
+    fprintf(out,
+            "cgroup: v%d limit %s usage %" PRIu64 " rereads %" PRIu64 " low_trims %" PRIu64 "\n",
+            c->version, lim, c->usage, c->rereads, c->low_trims);
+}
+
 /* One line (or JSON object) per CPU cache that saw any traffic. */
 static void print_cpus(FILE *out, int json) {
   int n = nh_cache_cpu_count(), first = 1;
@@ -214,6 +230,7 @@ NH_API int nh_stats_print(FILE *out, int json) {
             mode_names[nh_cache_mode()], cs.hits, cs.misses, cs.refills, cs.drains,
             cs.remote_sent);
     print_cpus(out, 1);
+    print_cgroup(out, &st.cgroup, 1);
     fprintf(out, "}\n");
   } else {
     fprintf(out, "numaheap statistics (%d nodes, cache %s)\nhuge pages: %s\n", nh_g.nnodes,
@@ -225,6 +242,7 @@ NH_API int nh_stats_print(FILE *out, int json) {
             " remote_sent %" PRIu64 "\n",
             cs.hits, cs.misses, cs.refills, cs.drains, cs.remote_sent);
     print_cpus(out, 0);
+    print_cgroup(out, &st.cgroup, 0);
     nh_host_stats_print(out);
   }
   fflush(out);

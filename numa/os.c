@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <linux/membarrier.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -76,13 +77,48 @@ size_t nh_os_page_size(void) {
   return page;
 }
 
+/* How segments are bound (nh_os_set_bind). Synchronization: atomic,
+ * relaxed (a setting read at each bind; set before the heaps map anything). */
+static _Atomic int os_bind_strict;
+/* Whether the kernel takes MPOL_PREFERRED_MANY (5.15+): 0 not known yet,
+ * 1 yes, -1 no. Relaxed: every thread finds the same answer. */
+static _Atomic int os_pref_many;
+#define NH_MPOL_PREFERRED 1
+#define NH_MPOL_PREFERRED_MANY 5
+
+void nh_os_set_bind(int strict) {
+  atomic_store_explicit(&os_bind_strict, strict, memory_order_relaxed);
+}
+
+const char *nh_os_bind_name(void) {
+  if (atomic_load_explicit(&os_bind_strict, memory_order_relaxed)) return "bind";
+  return atomic_load_explicit(&os_pref_many, memory_order_relaxed) < 0 ? "preferred"
+                                                                       : "preferred_many";
+}
+
 static int mbind_range(void *addr, size_t size, int os_node) {
   unsigned long mask[16]; /* up to 1024 OS nodes */
   if (os_node < 0 || os_node >= (int)(sizeof mask * 8)) return EINVAL;
   memset(mask, 0, sizeof mask);
   mask[os_node / (8 * sizeof(unsigned long))] |= 1UL << (os_node % (8 * sizeof(unsigned long)));
   if (fault_fires(&os_fail_binds)) return EIO;
-  long r = syscall(SYS_mbind, addr, size, MPOL_BIND, mask, sizeof mask * 8, 0UL);
+  if (atomic_load_explicit(&os_bind_strict, memory_order_relaxed)) {
+    long r = syscall(SYS_mbind, addr, size, MPOL_BIND, mask, sizeof mask * 8, 0UL);
+    return r == 0 ? 0 : errno;
+  }
+  if (atomic_load_explicit(&os_pref_many, memory_order_relaxed) >= 0) {
+    long r = syscall(SYS_mbind, addr, size, NH_MPOL_PREFERRED_MANY, mask, sizeof mask * 8, 0UL);
+    if (r == 0) {
+      atomic_store_explicit(&os_pref_many, 1, memory_order_relaxed);
+      return 0;
+    }
+    if (errno != EINVAL) return errno;
+    /* EINVAL: a kernel before 5.15 (or a node the cpuset forbids, which
+     * MPOL_PREFERRED below refuses as well) */
+  }
+  long r = syscall(SYS_mbind, addr, size, NH_MPOL_PREFERRED, mask, sizeof mask * 8, 0UL);
+  if (r == 0 && atomic_load_explicit(&os_pref_many, memory_order_relaxed) == 0)
+    atomic_store_explicit(&os_pref_many, -1, memory_order_relaxed);
   return r == 0 ? 0 : errno;
 }
 
@@ -465,3 +501,31 @@ void nh_os_write_stderr(const char *buf, size_t len) {
     len -= (size_t)n;
   }
 }
+
+/* ---- pressure stall information ------------------------------------------------ */
+
+int nh_os_psi_open(const char *path, uint32_t stall_us, uint32_t window_us, int *err) {
+  int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    *err = errno;
+    return -1;
+  }
+  char trig[64];
+  int n = snprintf(trig, sizeof trig, "some %u %u", stall_us, window_us);
+  if (write(fd, trig, (size_t)n + 1) < 0) {
+    *err = errno;
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+int nh_os_psi_wait(int fd, int timeout_ms) {
+  struct pollfd p = {.fd = fd, .events = POLLPRI};
+  int r = poll(&p, 1, timeout_ms);
+  if (r < 0) return errno == EINTR ? 0 : -1;
+  if (r == 0) return 0;
+  return (p.revents & POLLERR) ? -1 : 1;
+}
+
+void nh_os_psi_close(int fd) { close(fd); }

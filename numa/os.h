@@ -24,9 +24,19 @@
 /* Page size of the OS (4096 on x86-64). */
 size_t nh_os_page_size(void);
 
+/* How ranges are bound to a node (every os_node >= 0 below): strict != 0,
+ * MPOL_BIND (a page the node cannot give meets the OOM killer); 0 (the
+ * default), MPOL_PREFERRED_MANY of that one node where the kernel has it
+ * (5.15+), else MPOL_PREFERRED: the node's pages while it has free pages,
+ * then the kernel's fallback, nearest node first (docs/numa.md, "Binding").
+ * nh_os_bind_name: "bind", "preferred_many" or "preferred" (the latter two
+ * known after the first bind). */
+void nh_os_set_bind(int strict);
+const char *nh_os_bind_name(void);
+
 /* Maps size bytes of read-write anonymous memory aligned to align (a power of
  * two >= page size). When os_node >= 0 the range is bound to that real OS
- * node (MPOL_BIND) before any page is touched; if the bind fails the range is
+ * node (nh_os_set_bind's policy) before any page is touched; if the bind fails the range is
  * unmapped and NULL returned. os_node < 0: no binding (the thread's policy). */
 void *nh_os_map_aligned(size_t size, size_t align, int os_node);
 
@@ -98,7 +108,7 @@ int nh_os_decommit(void *addr, size_t size);
 #define NH_OS_PROT_EXEC 4
 int nh_os_protect(void *addr, size_t size, int prot);
 
-/* Binds an existing range to a real OS node (MPOL_BIND, moving nothing). */
+/* Binds an existing range to a real OS node (the policy above, moving nothing). */
 int nh_os_bind(void *addr, size_t size, int os_node);
 
 /* The CPU the caller runs on right now (may change at once). -1 if unknown. */
@@ -149,6 +159,16 @@ int nh_os_real_node_has_memory(int os_node);
  * the length read, or -1 with *err set to the errno value. open/read only:
  * no stdio, no malloc (safe while numaheap starts as the process's malloc). */
 long nh_os_read_file(const char *path, char *buf, size_t cap, int *err);
+
+/* Pressure stall information (PSI) triggers on a pressure file (a cgroup's
+ * memory.pressure, or /proc/pressure/memory): opens path and asks for an
+ * event whenever tasks stall on memory ("some") for stall_us within
+ * window_us. The fd, or -1 with *err (ENOENT: no PSI; EINVAL: the kernel
+ * refuses the window). nh_os_psi_wait: 1 when an event came, 0 after
+ * timeout_ms without one, -1 when the trigger is gone (POLLERR). */
+int nh_os_psi_open(const char *path, uint32_t stall_us, uint32_t window_us, int *err);
+int nh_os_psi_wait(int fd, int timeout_ms);
+void nh_os_psi_close(int fd);
 
 /* Monotonic clock in nanoseconds (CLOCK_MONOTONIC_COARSE: cheap, ms-grained),
  * or the test's clock while one is installed. */

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "numa/heap.h"
+#include "numa/cgroup.h"
 #include "numa/os.h"
 
 /* ---- the segment map -------------------------------------------------------- */
@@ -120,17 +121,21 @@ void nh_heap_uncharge(int node, uint64_t bytes, int level) {
 
 
 /* Whether the node's real memory can still take size more bytes, keeping a
- * low watermark free (1/64 of the node, at least 16 MiB). Memory is bound
- * with MPOL_BIND, so growing into a node the OS has exhausted would end in
- * the OOM killer rather than in a fallback: treat a short node as full. The
+ * low watermark free (1/64 of the node, at least 16 MiB). Growing into a
+ * node the OS has exhausted would, under MPOL_BIND ([heap] bind = strict),
+ * end in the OOM killer, and under the default preferred binding put the
+ * pages on a node the level's spill scope may not allow: treat a short node
+ * as full, so that the heap's own fallback decides. The
  * OS figure is re-read at most every 10 ms. Caller holds the page lock. */
 bool nh_node_has_room(nh_heap *h, size_t size) {
   uint64_t now = nh_os_clock_ns();
+  uint64_t watermark = h->mem_bytes / 64 > (16u << 20) ? h->mem_bytes / 64 : (16u << 20);
   if (h->avail_at == 0 || now - h->avail_at > 10000000u) {
     h->avail = nh_os_node_available(h->os_node);
+    uint64_t room = nh_cgroup_room(); /* a container's limit bounds every node (cgroup.h) */
+    if (room != UINT64_MAX && room + watermark < h->avail) h->avail = room + watermark;
     h->avail_at = now;
   }
-  uint64_t watermark = h->mem_bytes / 64 > (16u << 20) ? h->mem_bytes / 64 : (16u << 20);
   if (h->avail < size + watermark) return false;
   h->avail -= size;
   return true;

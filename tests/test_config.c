@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "api/options.h"
+#include "numa/cgroup.h"
 
 #define MiB (UINT64_C(1) << 20)
 #define UNUSED __attribute__((unused))
@@ -290,6 +291,11 @@ static void test_full_file(void **state UNUSED) {
   assert_int_equal(c->v[NH_OPT_NOTIFY_LOW].milli_pct, 85000);
   assert_int_equal(c->v[NH_OPT_STATS_PRINT].choice, NH_STATS_JSON);
   assert_int_equal(c->v[NH_OPT_SAFETY_MODE].choice, NH_SAFETY_PARANOID);
+  assert_int_equal(c->v[NH_OPT_HEAP_BIND].choice, NH_BIND_PREFERRED);
+  assert_int_equal(c->v[NH_OPT_CGROUP_SPLIT].choice, NH_CGROUP_SPLIT_PROPORTIONAL);
+  assert_int_equal(c->v[NH_OPT_CGROUP_SHARE].milli_pct, 90000);
+  assert_int_equal(c->v[NH_OPT_CGROUP_REREAD].u, 1000);
+  assert_int_equal(c->v[NH_OPT_NOTIFY_PSI].u, 200);
   const nh_node_override *o = find_override(c, 1);
   assert_non_null(o);
   assert_int_equal(o->budget.bytes, 512 * MiB);
@@ -590,6 +596,9 @@ static void test_env_every_option(void **state UNUSED) {
       [NH_OPT_NOTIFY_HIGH] = "20%", [NH_OPT_STATS_PRINT] = "text",
       [NH_OPT_SAFETY_MODE] = "paranoid", [NH_OPT_CACHE_TRANSFER_SIZE] = "256K",
       [NH_OPT_CACHE_TRANSFER_DECAY] = "0",
+            [NH_OPT_HEAP_BIND] = "strict",
+      [NH_OPT_CGROUP_SPLIT] = "equal", [NH_OPT_CGROUP_SHARE] = "75%",
+      [NH_OPT_CGROUP_REREAD] = "250", [NH_OPT_NOTIFY_PSI] = "500",
   };
   char vars[NH_OPT_COUNT][128];
   const char *envp[NH_OPT_COUNT + 1];

@@ -473,6 +473,49 @@ static void test_virtual_query_any_address(void **state) {
 
 /* ---- load, address space -------------------------------------------------------------------------------- */
 
+/* Issue 15: a commit larger than any one node's room is split over the nodes
+ * by distance within the level's spill scope, each part counted on its node. */
+static void test_large_commit_split_across_nodes(void **state) {
+  (void)state;
+  nh_test_start(TWO_NODES, "heap", "budget", "32M", "heap", "reserve", "1M", "cache", "mode", "off",
+                NULL);
+  nh_cache_set_cpu_override(0);
+  IHostMemoryManager *m = manager();
+  uint64_t c0 = nh_test_node_stats(0).committed, c1 = nh_test_node_stats(1).committed;
+  void *p = NULL;
+  /* 48 MiB: over node 0's 31 MiB of appdomain room, within both nodes' */
+  assert_int_equal(IHostMemoryManager_VirtualAlloc(m, NULL, 48 * MiB, MEM_RESERVE | MEM_COMMIT,
+                                                   PAGE_READWRITE, eAppDomainCritical, &p),
+                   S_OK);
+  uint64_t d0 = nh_test_node_stats(0).committed - c0, d1 = nh_test_node_stats(1).committed - c1;
+  assert_true(d0 + d1 == 48 * MiB);
+  assert_true(d0 >= 24 * MiB && d1 >= 16 * MiB); /* node 0 filled first, then node 1 */
+  memset(p, 0x11, 48 * MiB);
+  assert_true(nh_test_node_stats(1).fallback_in >= 1);
+  MEMORY_BASIC_INFORMATION mbi;
+  SIZE_T got = 0;
+  assert_int_equal(IHostMemoryManager_VirtualQuery(m, (char *)p + 47 * MiB, &mbi, sizeof mbi, &got), S_OK);
+  assert_int_equal(mbi.State, MEM_COMMIT);
+  /* decommitting gives each part back to its own node */
+  assert_int_equal(IHostMemoryManager_VirtualFree(m, p, 0, MEM_RELEASE), S_OK);
+  assert_true(nh_test_node_stats(0).committed == c0 && nh_test_node_stats(1).committed == c1);
+  /* more than both nodes hold: E_OUTOFMEMORY, nothing stays charged */
+  p = (void *)1;
+  assert_int_equal(IHostMemoryManager_VirtualAlloc(m, NULL, 80 * MiB, MEM_RESERVE | MEM_COMMIT,
+                                                   PAGE_READWRITE, eAppDomainCritical, &p),
+                   E_OUTOFMEMORY);
+  assert_true(nh_test_node_stats(0).committed == c0 && nh_test_node_stats(1).committed == c1);
+  /* spill none: node 0 alone, so 48 MiB cannot be committed */
+  nh_test_start(TWO_NODES, "heap", "budget", "32M", "heap", "reserve", "1M", "cache", "mode", "off",
+                "criticality", "appdomain.spill", "none", NULL);
+  nh_cache_set_cpu_override(0);
+  m = manager();
+  assert_int_equal(IHostMemoryManager_VirtualAlloc(m, NULL, 48 * MiB, MEM_RESERVE | MEM_COMMIT,
+                                                   PAGE_READWRITE, eAppDomainCritical, &p),
+                   E_OUTOFMEMORY);
+  nh_cache_set_cpu_override(-1);
+}
+
 static void test_memory_load_and_address_space(void **state) {
   (void)state;
   nh_test_start(TWO_NODES, "heap", "budget", "32M", "heap", "reserve", "1M", "cache", "mode", "off",
@@ -890,6 +933,7 @@ int main(void) {
       cmocka_unit_test(test_virtual_alloc_arguments),
       cmocka_unit_test(test_virtual_query_any_address),
       cmocka_unit_test(test_memory_load_and_address_space),
+      cmocka_unit_test(test_large_commit_split_across_nodes),
       cmocka_unit_test(test_fallback_four_nodes),
       cmocka_unit_test(test_fallback_two_nodes_no_spill),
       cmocka_unit_test(test_fallback_with_caches),

@@ -5,9 +5,11 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/cli/cli.h"
+#include "numa/cgroup.h"
 #include "numa/heap.h"
 #include "numa/os.h"
 
@@ -17,7 +19,9 @@ const nh_cli_command nh_cli_topo = {
     "topo", "[--config FILE] [--json]",
     "Prints the topology numaheap would use (the machine's, or the one the\n"
     "configuration's [topology] section names): nodes, their CPUs and memory,\n"
-    "the distance matrix; then, per node, the budget, reserve and limit of each\n"
+    "the distance matrix; the process's cgroup (memory limit, usage, allowed\n"
+    "nodes and CPUs); then, per node, the budget (capped by the cgroup's limit\n"
+    "as [cgroup] split says), reserve and limit of each\n"
     "criticality level, and the order of nodes a request of each level made on\n"
     "that node would try (its spill setting decides how far it may fall back);\n"
     "last, the huge-page mode [heap] huge_pages puts in force on this kernel,\n"
@@ -44,12 +48,29 @@ static int reachable(const nh_topo *t, const nh_config *cfg, int level, int a, i
 
 typedef struct limits { uint64_t budget, reserve, limit[NH_LEVELS]; } limits;
 
+/* The cgroup numaheap would find (NUMAHEAP_TEST_CGROUP_ROOT: a fake tree). */
+static nh_cgroup g_cg;
+
+/* The budgets and reserves of every node, capped by the cgroup (api/init.c). */
+static nh_node_limits *all_limits(const nh_topo *t, const nh_config *cfg) {
+  nh_node_limits *nl = calloc((size_t)t->nnodes, sizeof *nl);
+  if (nl == NULL) return NULL;
+  for (int n = 0; n < t->nnodes; n++) {
+    nh_size_spec b, r;
+    nh_config_node_specs(cfg, n, &b, &r);
+    nl[n].budget = nh_size_resolve(b, t->nodes[n].mem_bytes);
+    nl[n].reserve = nh_size_resolve(r, t->nodes[n].mem_bytes);
+  }
+  nh_cgroup_cap_budgets(&g_cg, t, cfg->v[NH_OPT_CGROUP_SPLIT].choice,
+                        cfg->v[NH_OPT_CGROUP_SHARE].milli_pct, nl);
+  return nl;
+}
+
 /* What the running allocator would set for node n (api/init.c, numa/heap.c). */
 static limits node_limits(const nh_topo *t, const nh_config *cfg, int n) {
-  nh_size_spec b, r;
-  nh_config_node_specs(cfg, n, &b, &r);
-  nh_node_limits nl = {nh_size_resolve(b, t->nodes[n].mem_bytes),
-                       nh_size_resolve(r, t->nodes[n].mem_bytes)};
+  nh_node_limits *all = all_limits(t, cfg);
+  nh_node_limits nl = all ? all[n] : (nh_node_limits){0, 0};
+  free(all);
   limits l;
   nh_level_limits(nl, cfg->v[NH_OPT_TASK_LIMIT].milli_pct, l.limit);
   l.budget = nl.budget;
@@ -88,6 +109,10 @@ static void print_huge_text(FILE *out, const nh_topo *t, const nh_config *cfg) {
 
 static void print_text(FILE *out, const nh_topo *t, const nh_config *cfg) {
   nh_topo_print(t, out, 0);
+  if (g_cg.version != 0) { /* in no cgroup (or none with a memory controller): no line */
+    fprintf(out, "\n");
+    nh_cgroup_print(&g_cg, out, 0);
+  }
   fprintf(out, "\nbudgets and fallback (criticality: task.limit %.1f%%; spill task=%s appdomain=%s process=%s)\n",
           cfg->v[NH_OPT_TASK_LIMIT].milli_pct / 1000.0,
           nh_options[NH_OPT_TASK_SPILL].choices[cfg->v[NH_OPT_TASK_SPILL].choice],
@@ -110,6 +135,8 @@ static void print_text(FILE *out, const nh_topo *t, const nh_config *cfg) {
 static void print_json(FILE *out, const nh_topo *t, const nh_config *cfg) {
   fprintf(out, "{\"topology\":");
   nh_topo_print(t, out, 1);
+  fprintf(out, ",\"cgroup\":");
+  nh_cgroup_print(&g_cg, out, 1);
   fprintf(out, ",\"nodes\":[");
   for (int n = 0; n < t->nnodes; n++) {
     limits l = node_limits(t, cfg, n);
@@ -145,6 +172,10 @@ static int topo_main(int argc, char **argv) {
   nh_topo topo;
   if (nh_cli_load_config(&cfg, config) != 0) return 2;
   if (nh_cli_load_topology(&cfg, &topo) != 0) return 1;
+  char err[600];
+  const char *root = getenv("NUMAHEAP_TEST_CGROUP_ROOT");
+  if (nh_cgroup_read(&g_cg, root ? root : "", err, sizeof err) != 0)
+    fprintf(stderr, "numaheap topo: %s; the cgroup's limits are not applied\n", err);
   if (json) print_json(stdout, &topo, &cfg);
   else print_text(stdout, &topo, &cfg);
   nh_topo_free(&topo);

@@ -18,7 +18,9 @@ NUMAHEAP_* variable removed from the environment. One thing differs between
 machines: "bind N" (the real node a simulated node is bound to, node i mod
 the real node count), so it is compared as "bind *"; and so does the kernel's
 huge-page setting, so the "huge pages: ..." line and the count of free
-reserved 2 MiB pages per node are compared as "huge pages: *" and "* free".
+reserved 2 MiB pages per node are compared as "huge pages: *" and "* free". The machine's cgroup
+would be another: the commands run with NUMAHEAP_TEST_CGROUP_ROOT naming an
+empty directory (no cgroup, so no cgroup line and no capped budget).
 
 Exit status 0 when everything holds; 1 with one line per problem otherwise.
 """
@@ -27,6 +29,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 MARKER = re.compile(r"^<!-- (topo|file): (\S+) -->\s*$")
 BIND = re.compile(r"\bbind \d+\b")
@@ -200,12 +203,15 @@ def main(argv):
         sys.stderr.write("check-docs: %s is not an executable numaheap command\n" % numaheap)
         return 2
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMAHEAP_")}
+    no_cgroup = tempfile.mkdtemp(prefix="nh_docs_cgroup_")
+    env["NUMAHEAP_TEST_CGROUP_ROOT"] = no_cgroup
     md = sorted(glob.glob(os.path.join(src, "docs", "*.md")))
     readme = os.path.join(src, "README.md")
     docs_text = read_docs(src, md + ([readme] if os.path.exists(readme) else []))
     problems = check_examples(numaheap, src, env)
     problems += check_api(src, docs_text)
     problems += check_commands(numaheap, src, env, read_docs(src, md))
+    os.rmdir(no_cgroup)
     for p in problems:
         print("check-docs: " + p)
     if problems:

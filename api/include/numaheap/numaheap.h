@@ -138,6 +138,17 @@ typedef struct nh_node_stats {
   uint64_t hugetlb_fallbacks;   /**< hugetlb mappings the node could not back (served by thp) */
 } nh_node_stats;
 
+/** The process's cgroup (docs/numa.md, "Containers"). */
+typedef struct nh_cgroup_stats {
+  int version;                  /**< 0: no cgroup with a memory controller; 1 or 2 */
+  uint64_t limit;               /**< bytes: the lower of memory.max and memory.high along the
+                                     chain of groups; UINT64_MAX when there is none */
+  uint64_t usage;               /**< memory.current (v1: memory.usage_in_bytes) when last read */
+  uint64_t rereads;             /**< times it was read again because memory was tight */
+  uint64_t low_trims;           /**< trims (caches flushed, free pages purged) on entering
+                                     low memory */
+} nh_cgroup_stats;
+
 /** Snapshot of all counters. Fill `size` and `version` before calling. */
 typedef struct nh_stats {
   uint32_t size;                /**< sizeof(nh_stats) of the caller */
@@ -148,6 +159,7 @@ typedef struct nh_stats {
   const char *huge_reason;      /**< why that mode (a static string) */
 #define NH_STATS_MAX_NODES 256
   nh_node_stats nodes[NH_STATS_MAX_NODES]; /**< per node, node_count entries */
+  nh_cgroup_stats cgroup;       /**< the cgroup found (version 2 of this struct) */
 } nh_stats;
 
 /** Fills @p st; 0, or -1 with EINVAL if size/version do not match. */

@@ -1,0 +1,461 @@
+/*
+ * tests/test_cgroup.c: numa/cgroup.c and api/container.c on fake cgroup
+ * trees built in a temporary directory (the test-only root): v2 with nested
+ * groups, v1's memory controller, no limit, a cgroup namespace's mount root,
+ * malformed files; the budget caps (proportional, equal, off, cpuset
+ * nodes); and the allocator started inside a fake group (budgets, stats,
+ * the load the host API reports, a clean failure at the limit).
+ */
+#include "nh_test.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "api/host_internal.h"
+#include "numa/cgroup.h"
+#include "numa/os.h"
+#include "numaheap/hostmem.h"
+
+#define MiB (UINT64_C(1) << 20)
+#define GiB (UINT64_C(1) << 30)
+
+static char root[256];
+static char err[1024];
+
+/* ---- the fake tree ------------------------------------------------------------- */
+
+static void mkdirs(const char *path) {
+  char p[1024];
+  snprintf(p, sizeof p, "%s", path);
+  for (char *s = p + 1; *s; s++) {
+    if (*s != '/') continue;
+    *s = '\0';
+    mkdir(p, 0755);
+    *s = '/';
+  }
+  mkdir(p, 0755);
+}
+
+/* Writes text to root/rel, creating its directories. */
+static void put(const char *rel, const char *text) {
+  char path[1024], dir[1024];
+  snprintf(path, sizeof path, "%s/%s", root, rel);
+  snprintf(dir, sizeof dir, "%s", path);
+  *strrchr(dir, '/') = '\0';
+  mkdirs(dir);
+  FILE *f = fopen(path, "w");
+  if (f == NULL) fail_msg("cannot write %s", path);
+  fputs(text, f);
+  fclose(f);
+}
+
+static int setup(void **state) {
+  (void)state;
+  snprintf(root, sizeof root, "%s/nh_cgroup_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  if (mkdtemp(root) == NULL) return -1;
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+#define V2_MOUNT "30 20 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
+#define V2 "sys/fs/cgroup"
+
+/* A v2 tree: the process in /a/b/c; limits on a (max) and b (high). */
+static void v2_tree(void) {
+  put("proc/self/cgroup", "0::/a/b/c\n");
+  put("proc/self/mountinfo", "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n" V2_MOUNT);
+  put(V2 "/memory.current", "999\n"); /* the root group has no memory.max */
+  put(V2 "/a/memory.max", "1073741824\n");
+  put(V2 "/a/memory.high", "max\n");
+  put(V2 "/a/b/memory.max", "max\n");
+  put(V2 "/a/b/memory.high", "805306368\n");
+  put(V2 "/a/b/memory.current", "104857600\n");
+  put(V2 "/a/b/c/memory.max", "2147483648\n");
+  put(V2 "/a/b/c/memory.high", "max\n");
+  put(V2 "/a/b/c/memory.current", "1048576\n");
+  put(V2 "/a/b/c/cpuset.mems.effective", "1,3\n");
+  put(V2 "/a/b/c/cpuset.cpus.effective", "0-3\n");
+}
+
+static void read_ok(nh_cgroup *cg) {
+  err[0] = '\0';
+  if (nh_cgroup_read(cg, root, err, sizeof err) != 0) fail_msg("nh_cgroup_read: %s", err);
+}
+
+static void read_fails(nh_cgroup *cg, const char *want1, const char *want2) {
+  err[0] = '\0';
+  assert_int_equal(nh_cgroup_read(cg, root, err, sizeof err), -1);
+  assert_int_equal(cg->version, 0);
+  if (strstr(err, want1) == NULL || strstr(err, want2) == NULL)
+    fail_msg("error \"%s\" should name \"%s\" and \"%s\"", err, want1, want2);
+}
+
+/* ---- reading ------------------------------------------------------------------- */
+
+static void test_v2_nested_takes_the_tightest(void **state) {
+  (void)state;
+  v2_tree();
+  static nh_cgroup cg;
+  read_ok(&cg);
+  assert_int_equal(cg.version, 2);
+  assert_string_equal(cg.path, "/a/b/c");
+  assert_true(cg.max == GiB);          /* a's, tighter than c's 2 GiB */
+  assert_true(cg.high == 768 * MiB);   /* b's */
+  assert_true(nh_cgroup_limit(&cg) == 768 * MiB);
+  assert_non_null(strstr(cg.limit_dir, "/a/b"));
+  assert_null(strstr(cg.limit_dir, "/a/b/c"));
+  assert_true(cg.usage == 100 * MiB); /* b's memory.current: the group that limits */
+  assert_int_equal(cg.has_mems, 1);
+  assert_string_equal(cg.mems_text, "1,3");
+  assert_string_equal(cg.cpus_text, "0-3");
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 1), 1);
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 0), 0);
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 3), 1);
+  /* usage follows the file */
+  put(V2 "/a/b/memory.current", "209715200\n");
+  assert_int_equal(nh_cgroup_read_usage(&cg), 0);
+  assert_true(cg.usage == 200 * MiB);
+}
+
+static void test_refresh_follows_a_resize(void **state) {
+  (void)state;
+  v2_tree();
+  static nh_cgroup cg;
+  read_ok(&cg);
+  put(V2 "/a/memory.max", "268435456\n"); /* 256 MiB: now b's high binds alone */
+  put(V2 "/a/b/memory.high", "max\n");
+  put(V2 "/a/b/c/memory.max", "134217728\n"); /* and c's max, tighter */
+  put(V2 "/a/b/c/cpuset.mems.effective", "0\n");
+  assert_int_equal(nh_cgroup_refresh(&cg, err, sizeof err), 0);
+  assert_true(nh_cgroup_limit(&cg) == 128 * MiB);
+  assert_non_null(strstr(cg.limit_dir, "/a/b/c"));
+  assert_true(cg.usage == 1 * MiB); /* c's memory.current */
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 0), 1);
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 1), 0);
+  put(V2 "/a/b/c/memory.max", "lots\n");
+  assert_int_equal(nh_cgroup_refresh(&cg, err, sizeof err), -1);
+  assert_non_null(strstr(err, "/a/b/c/memory.max"));
+}
+
+static void test_v2_no_limit(void **state) {
+  (void)state;
+  put("proc/self/cgroup", "0::/svc\n");
+  put("proc/self/mountinfo", V2_MOUNT);
+  put(V2 "/svc/memory.max", "max\n");
+  put(V2 "/svc/memory.high", "max\n");
+  put(V2 "/svc/memory.current", "4096\n");
+  static nh_cgroup cg;
+  read_ok(&cg);
+  assert_int_equal(cg.version, 2);
+  assert_true(nh_cgroup_limit(&cg) == NH_CGROUP_NO_LIMIT);
+  assert_true(cg.usage == 4096);
+  assert_int_equal(cg.has_mems, 0); /* no cpuset file: every node */
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 7), 1);
+}
+
+static void test_v2_namespace_mount_root(void **state) {
+  (void)state;
+  /* the mount's root is the container's group: paths are relative to it */
+  put("proc/self/cgroup", "0::/docker/abc/inner\n");
+  put("proc/self/mountinfo", "30 20 0:26 /docker/abc /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+  put(V2 "/inner/memory.max", "67108864\n");
+  put(V2 "/inner/memory.current", "1024\n");
+  static nh_cgroup cg;
+  read_ok(&cg);
+  assert_true(cg.max == 64 * MiB);
+  assert_true(cg.usage == 1024);
+}
+
+static void test_v1_memory_controller(void **state) {
+  (void)state;
+  put("proc/self/cgroup",
+      "5:cpuset:/\n4:cpu,cpuacct:/x\n3:memory:/docker/x\n0::/\n"); /* hybrid: v1 memory wins */
+  put("proc/self/mountinfo",
+      "34 30 0:31 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+      "35 30 0:32 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n");
+  put("sys/fs/cgroup/memory/memory.limit_in_bytes", "9223372036854771712\n"); /* unlimited */
+  put("sys/fs/cgroup/memory/docker/memory.limit_in_bytes", "9223372036854771712\n");
+  put("sys/fs/cgroup/memory/docker/x/memory.limit_in_bytes", "536870912\n");
+  put("sys/fs/cgroup/memory/docker/x/memory.usage_in_bytes", "52428800\n");
+  static nh_cgroup cg;
+  read_ok(&cg);
+  assert_int_equal(cg.version, 1);
+  assert_string_equal(cg.path, "/docker/x");
+  assert_true(cg.max == 512 * MiB);
+  assert_true(cg.high == NH_CGROUP_NO_LIMIT);
+  assert_true(cg.usage == 50 * MiB);
+}
+
+static void test_no_cgroup(void **state) {
+  (void)state;
+  static nh_cgroup cg;
+  read_ok(&cg); /* an empty root: no /proc/self/cgroup */
+  assert_int_equal(cg.version, 0);
+  assert_true(nh_cgroup_limit(&cg) == NH_CGROUP_NO_LIMIT);
+  put("proc/self/cgroup", "2:cpu:/x\n"); /* v1 without the memory controller, no v2 line */
+  read_ok(&cg);
+  assert_int_equal(cg.version, 0);
+}
+
+static void test_bad_files(void **state) {
+  (void)state;
+  static nh_cgroup cg;
+  v2_tree();
+  put(V2 "/a/b/memory.max", "12abc\n");
+  read_fails(&cg, "/a/b/memory.max", "not a number of bytes");
+  v2_tree();
+  put(V2 "/a/memory.high", "\n");
+  read_fails(&cg, "/a/memory.high", "not a number");
+  v2_tree();
+  put(V2 "/a/b/c/cpuset.mems.effective", "0-x\n");
+  read_fails(&cg, "cpuset.mems.effective", "not a node list");
+  v2_tree();
+  put(V2 "/a/b/c/cpuset.mems.effective", "3-1\n");
+  read_fails(&cg, "cpuset.mems.effective", "not a node list");
+  put("proc/self/cgroup", "garbage without colons\n");
+  read_fails(&cg, "proc/self/cgroup", "id:controllers:/path");
+  put("proc/self/cgroup", "0::relative\n");
+  read_fails(&cg, "proc/self/cgroup", "id:controllers:/path");
+  put("proc/self/cgroup", "0::/a/b/c\n"); /* the tree again: fine */
+  v2_tree();
+  read_ok(&cg);
+  assert_int_equal(cg.version, 2);
+}
+
+/* ---- budgets --------------------------------------------------------------------- */
+
+/* Two nodes of 3 GiB and 1 GiB, real nodes 0 and 1. */
+static nh_topo two_nodes(void) {
+  static nh_topo_node nodes[2];
+  nodes[0] = (nh_topo_node){.os_index = 0, .bind_os_node = 0, .mem_bytes = 3 * GiB};
+  nodes[1] = (nh_topo_node){.os_index = 1, .bind_os_node = 1, .mem_bytes = 1 * GiB};
+  return (nh_topo){.nnodes = 2, .nodes = nodes};
+}
+
+static void cap(const nh_cgroup *cg, int split, uint32_t share, nh_node_limits *l) {
+  const nh_topo t = two_nodes();
+  l[0] = (nh_node_limits){.budget = 2 * GiB, .reserve = 10 * MiB};
+  l[1] = (nh_node_limits){.budget = 800 * MiB, .reserve = 10 * MiB};
+  nh_cgroup_cap_budgets(cg, &t, split, share, l);
+}
+
+static void test_caps(void **state) {
+  (void)state;
+  static nh_cgroup cg;
+  memset(&cg, 0, sizeof cg);
+  cg.version = 2;
+  cg.max = 1 * GiB;
+  cg.high = NH_CGROUP_NO_LIMIT;
+  nh_node_limits l[2];
+  cap(&cg, NH_CGROUP_SPLIT_PROPORTIONAL, 100000, l);
+  assert_true(l[0].budget == 768 * MiB && l[1].budget == 256 * MiB); /* 3:1 */
+  assert_true(l[0].reserve == 10 * MiB * 768 / 2048 && l[1].reserve == 10 * MiB * 256 / 800);
+  cap(&cg, NH_CGROUP_SPLIT_PROPORTIONAL, 50000, l);
+  assert_true(l[0].budget == 384 * MiB && l[1].budget == 128 * MiB);
+  cap(&cg, NH_CGROUP_SPLIT_EQUAL, 100000, l);
+  assert_true(l[0].budget == 512 * MiB && l[1].budget == 512 * MiB);
+  cap(&cg, NH_CGROUP_SPLIT_OFF, 100000, l);
+  assert_true(l[0].budget == 2 * GiB && l[1].budget == 800 * MiB);
+  cg.max = 8 * GiB; /* a loose limit: the node budgets stand */
+  cap(&cg, NH_CGROUP_SPLIT_PROPORTIONAL, 90000, l);
+  assert_true(l[0].budget == 2 * GiB && l[1].budget == 800 * MiB);
+  /* cpuset.mems without node 1: its budget is 0, node 0 gets the whole share */
+  cg.max = 1 * GiB;
+  cg.has_mems = 1;
+  cg.mems[0] = 1;
+  cap(&cg, NH_CGROUP_SPLIT_PROPORTIONAL, 100000, l);
+  assert_true(l[0].budget == 1 * GiB && l[1].budget == 0);
+  cg.max = NH_CGROUP_NO_LIMIT;
+  cap(&cg, NH_CGROUP_SPLIT_PROPORTIONAL, 100000, l);
+  assert_true(l[0].budget == 2 * GiB && l[1].budget == 0);
+  cg.version = 0; /* no cgroup: nothing changes */
+  cap(&cg, NH_CGROUP_SPLIT_PROPORTIONAL, 100000, l);
+  assert_true(l[0].budget == 2 * GiB && l[1].budget == 800 * MiB);
+}
+
+static void test_print(void **state) {
+  (void)state;
+  v2_tree();
+  static nh_cgroup cg;
+  read_ok(&cg);
+  char buf[2048];
+  FILE *f = fmemopen(buf, sizeof buf, "w");
+  nh_cgroup_print(&cg, f, 1);
+  fclose(f);
+  assert_non_null(strstr(buf, "\"version\":2"));
+  assert_non_null(strstr(buf, "\"max\":1073741824"));
+  assert_non_null(strstr(buf, "\"high\":805306368"));
+  assert_non_null(strstr(buf, "\"mems\":\"1,3\""));
+  f = fmemopen(buf, sizeof buf, "w");
+  nh_cgroup_print(&cg, f, 0);
+  fclose(f);
+  assert_non_null(strstr(buf, "cgroup: v2 /a/b/c: max 1024 MiB high 768 MiB"));
+}
+
+/* ---- the allocator inside a fake group ------------------------------------------- */
+
+#define TWO_NODES "package:2 numa:1 core:1 pu:1"
+
+static void start_in_group_reread(const char *split, const char *reread) {
+  put("proc/self/cgroup", "0::/job\n");
+  put("proc/self/mountinfo", V2_MOUNT);
+  put(V2 "/job/memory.max", "67108864\n"); /* 64 MiB */
+  put(V2 "/job/memory.current", "16777216\n");
+  setenv("NUMAHEAP_TEST_CGROUP_ROOT", root, 1);
+  nh_test_start(TWO_NODES, "cgroup", "split", split, "cache", "mode", "off", "cgroup", "reread",
+                reread, NULL);
+  unsetenv("NUMAHEAP_TEST_CGROUP_ROOT");
+}
+
+static void start_in_group(const char *split) { start_in_group_reread(split, "1000"); }
+
+/* A container resized while the allocator runs: memory gets tight, the
+ * cgroup is read again, the budgets follow. */
+static void test_allocator_follows_a_resize(void **state) {
+  (void)state;
+  start_in_group_reread("equal", "1");
+  assert_true(nh_test_node_stats(0).budget == (uint64_t)(64 * MiB * 0.9) / 2);
+  put(V2 "/job/memory.max", "33554432\n"); /* 32 MiB */
+  usleep(20000); /* past [cgroup] reread on the coarse (jiffy) clock */
+  nh_container_tight();
+  assert_true(nh_test_node_stats(0).budget == (uint64_t)(32 * MiB * 0.9) / 2);
+  assert_true(nh_test_node_stats(1).budget == (uint64_t)(32 * MiB * 0.9) / 2);
+  static nh_stats st;
+  st.size = sizeof st;
+  st.version = NH_STATS_VERSION;
+  assert_int_equal(nh_stats_get(&st), 0);
+  assert_true(st.cgroup.limit == 32 * MiB && st.cgroup.rereads >= 1);
+  /* reread = 0: read at start only */
+  start_in_group_reread("equal", "0");
+  put(V2 "/job/memory.max", "16777216\n");
+  nh_container_tight();
+  assert_true(nh_test_node_stats(0).budget == (uint64_t)(64 * MiB * 0.9) / 2);
+}
+
+static void test_allocator_budgets_follow_the_limit(void **state) {
+  (void)state;
+  start_in_group("equal");
+  static nh_stats st;
+  st.size = sizeof st;
+  st.version = NH_STATS_VERSION;
+  assert_int_equal(nh_stats_get(&st), 0);
+  assert_int_equal(st.cgroup.version, 2);
+  assert_true(st.cgroup.limit == 64 * MiB);
+  assert_true(st.cgroup.usage == 16 * MiB);
+  uint64_t want = (uint64_t)(64 * MiB * 0.9) / 2;
+  assert_true(st.nodes[0].budget == want && st.nodes[1].budget == want);
+  /* allocation fails cleanly at the budgets, after spilling to node 1 */
+  put(V2 "/job/memory.current", "1048576\n"); /* room enough: the budgets bind */
+  usleep(20000);                              /* the heaps re-read it every 10 ms */
+  void *p[128];
+  int n = 0;
+  while (n < 128 && (p[n] = nh_malloc(MiB)) != NULL) n++;
+  if (n < 48 || n > 57) fail_msg("%d blocks of 1 MiB within 57.6 MiB of budgets", n);
+  assert_null(nh_malloc(MiB));
+  assert_int_equal(errno, ENOMEM);
+  for (int i = 0; i < n; i++) nh_free(p[i]);
+  /* the cgroup's own usage bounds growth too (THP, stacks, files: what the
+   * budgets do not count): with 60 MiB used of 64 nothing new is taken */
+  nh_trim();
+  put(V2 "/job/memory.current", "62914560\n");
+  usleep(20000);
+  errno = 0;
+  assert_null(nh_malloc(MiB));
+  assert_int_equal(errno, ENOMEM);
+  put(V2 "/job/memory.current", "1048576\n");
+  usleep(20000);
+  void *q = nh_malloc(MiB);
+  assert_non_null(q);
+  nh_free(q);
+  /* the text and JSON stats name it */
+  char buf[1 << 16];
+  FILE *f = fmemopen(buf, sizeof buf, "w");
+  assert_int_equal(nh_stats_print(f, 1), 0);
+  fclose(f);
+  assert_non_null(strstr(buf, "\"cgroup\":{\"version\":2,\"limit\":67108864"));
+  /* split off: the node budgets stand */
+  start_in_group("off");
+  assert_int_equal(nh_stats_get(&st), 0);
+  assert_true(st.nodes[0].budget > 64 * MiB);
+}
+
+static void test_host_load_is_the_groups(void **state) {
+  (void)state;
+  start_in_group("proportional");
+  IHostMemoryManager *m = NULL;
+  assert_int_equal(NhCreateHostMemoryManager(&m), S_OK);
+  DWORD load;
+  SIZE_T avail;
+  assert_int_equal(IHostMemoryManager_GetMemoryLoad(m, &load, &avail), S_OK);
+  assert_int_equal(load, 25); /* 16 MiB of 64 */
+  assert_true(avail <= 48 * MiB);
+  put(V2 "/job/memory.current", "50331648\n"); /* 48 MiB */
+  assert_int_equal(IHostMemoryManager_GetMemoryLoad(m, &load, &avail), S_OK);
+  assert_int_equal(load, 75);
+  assert_true(avail == 16 * MiB);
+  IHostMemoryManager_Release(m);
+}
+
+/* ---- binding ---------------------------------------------------------------------- */
+
+/* The policy of the page holding p (get_mempolicy with MPOL_F_ADDR), and its node. */
+static int policy_of(void *p, int *node) {
+  unsigned long mask[16] = {0};
+  int mode = -1;
+  if (syscall(SYS_get_mempolicy, &mode, mask, sizeof mask * 8, p, 2UL /* MPOL_F_ADDR */) != 0)
+    fail_msg("get_mempolicy: %s", strerror(errno));
+  *node = -1;
+  for (int i = 0; i < 1024; i++)
+    if (mask[i / 64] >> (i % 64) & 1) {
+      *node = i;
+      break;
+    }
+  return mode;
+}
+
+static void test_segments_bound_preferred_or_strict(void **state) {
+  (void)state;
+  nh_test_start(NULL, "cache", "mode", "off", NULL);
+  void *p = nh_malloc(100);
+  int node, mode = policy_of(p, &node);
+  /* MPOL_PREFERRED_MANY (5) on 5.15+, else MPOL_PREFERRED (1); of the heap's node */
+  assert_true(mode == 5 || mode == 1);
+  assert_string_equal(nh_os_bind_name(), mode == 5 ? "preferred_many" : "preferred");
+  assert_int_equal(node, nh_g.heap[0].os_node);
+  nh_free(p);
+  nh_test_start(NULL, "cache", "mode", "off", "heap", "bind", "strict", NULL);
+  p = nh_malloc(100);
+  assert_int_equal(policy_of(p, &node), 2); /* MPOL_BIND */
+  assert_int_equal(node, nh_g.heap[0].os_node);
+  assert_string_equal(nh_os_bind_name(), "bind");
+  nh_free(p);
+  nh_test_start(NULL, NULL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_v2_nested_takes_the_tightest, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_refresh_follows_a_resize, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_v2_no_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_allocator_follows_a_resize, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_v2_namespace_mount_root, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_v1_memory_controller, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_no_cgroup, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
+      cmocka_unit_test(test_caps),
+      cmocka_unit_test_setup_teardown(test_print, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_allocator_budgets_follow_the_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_host_load_is_the_groups, setup, teardown),
+      cmocka_unit_test(test_segments_bound_preferred_or_strict),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
