@@ -112,7 +112,7 @@ def case_pattern():
         got = published_matches(c.pid, after)
         n0b, n1b = before["nodes"]
         n0, n1 = got["nodes"]
-        want = {"remote_frees": 100, "allocs": 104, "fallback_out": 1, "failures_appdomain": 1,
+        want = {"remote_frees": 100, "allocs": 104, "frees": 100, "fallback_out": 1, "failures_appdomain": 1,
                 "failures_task": 0, "failures_process": 0, "fallback_in": 0}
         for k, d in want.items():
             if n1[k] - n1b[k] != d:
@@ -225,14 +225,14 @@ def case_permission():
     try:
         published_matches(mine.pid, mine.do("start"))
         published_matches(theirs.pid, theirs.do("start"))  # root reads nobody's process
-        rc, out, err = stats(mine.pid, user=65534)
-        if rc != 5 or "belongs to user root" not in err or out:
-            fail("nobody reading root's process: exit %d, stderr %r" % (rc, err))
+        rc, out, refusal = stats(mine.pid, user=65534)
+        if rc != 5 or "belongs to user root" not in refusal or out:
+            fail("nobody reading root's process: exit %d, stderr %r" % (rc, refusal))
         rc, out, err = stats(None, user=65534)
         rows = [l.split()[0] for l in out.splitlines()[1:]]
         if rc != 0 or str(mine.pid) in rows or str(theirs.pid) not in rows:
             fail("nobody's list shows root's process or misses its own: %s" % out)
-        print("refused: " + err.strip())
+        print("refused: " + refusal.strip())
     finally:
         mine.close()
         theirs.close()

@@ -5,7 +5,8 @@
  *
  * Commands (one per line); after each the child prints its own counters
  * (nh_stats_get) as "stats {json}" once it is quiet:
- *   start    pin to CPU 0 (node 0 of the simulated topology), print "node N"
+ *   start    pin to CPU 0 (node 0 of the simulated topology), empty the caches
+ *            (nh_trim), print "node N"
  *   pattern  on node 1 from node 0: 100 small blocks allocated and freed
  *            (remote frees), 4 large blocks kept, a 40 MiB block node 1's
  *            budget cannot take (a fallback to node 0), a 1 GiB block no node
@@ -92,6 +93,7 @@ int main(void) {
       CPU_ZERO(&set);
       CPU_SET(0, &set);
       sched_setaffinity(0, sizeof set, &set);
+      nh_trim(); /* the caches of other CPUs give back what they took before the pin */
       printf("node %d\n", nh_current_node());
     } else if (!strncmp(line, "pattern", 7)) {
       pattern();
