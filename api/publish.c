@@ -205,6 +205,7 @@ static uint64_t g_interval_ms;   /* Guarded by g_lock */
 static nh_pub_header *g_region;  /* Guarded by g_lock: the mapping, or NULL */
 static size_t g_size;            /* Guarded by g_lock */
 static int g_fd = -1;            /* Guarded by g_lock */
+static uint64_t g_id;            /* Guarded by g_lock: g_fd's file (the program may close g_fd) */
 static uint32_t g_cpu_capacity;  /* Guarded by g_lock */
 static int g_atexit;             /* Guarded by g_lock: the exit handler is registered */
 static nh_stats g_st;            /* Guarded by g_lock: the snapshot being copied */
@@ -253,12 +254,13 @@ static void fill_header(nh_pub_header *h, uint64_t size) {
 static int region_create(uint32_t ncpus) {
   size_t size = lay_out(NULL, ncpus);
   int fd = -1, err = 0;
-  nh_pub_header *h = nh_os_memfd_map(NH_PUB_MEMFD_NAME, size, &fd, &err);
+  uint64_t id = 0;
+  nh_pub_header *h = nh_os_memfd_map(NH_PUB_MEMFD_NAME, size, &fd, &id, &err);
   if (h == NULL) return err;
   lay_out(h, ncpus);
   fill_header(h, size);
-  nh_os_memfd_unmap(g_region, g_size, g_fd);
-  g_region = h, g_size = size, g_fd = fd, g_cpu_capacity = ncpus;
+  nh_os_memfd_unmap(g_region, g_size, g_fd, g_id);
+  g_region = h, g_size = size, g_fd = fd, g_id = id, g_cpu_capacity = ncpus;
   return 0;
 }
 
@@ -358,13 +360,15 @@ static void report_failure(int err) {
   nh_os_write_stderr(msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
 }
 
-/* One round: creates or grows the region when needed, then publishes. false
- * when this thread must stop (another generation runs, or the region cannot
- * be created). Caller holds g_lock. */
+/* One round: creates the region when there is none, when it needs room for
+ * more CPUs, or when the program closed its descriptor (a daemon closing
+ * every descriptor after start-up), then publishes. false when this thread
+ * must stop (another generation runs, or no region can be created). Caller
+ * holds g_lock. */
 static bool round_locked(uint64_t gen) {
   if (gen != g_gen) return false;
   uint32_t ncpus = (uint32_t)nh_cache_cpu_count();
-  if (g_region == NULL || ncpus > g_cpu_capacity) {
+  if (g_region == NULL || ncpus > g_cpu_capacity || !nh_os_memfd_owned(g_fd, g_id)) {
     int err = region_create(ncpus);
     if (err != 0) {
       report_failure(err);
@@ -398,7 +402,7 @@ static void spawn_locked(void) {
 /* Drops the region (it disappears from /proc/PID/fd). Caller holds g_lock. */
 static void region_drop_locked(void) {
   if (g_region) atomic_store_explicit(&g_region->state, NH_PUB_EXITING, memory_order_relaxed);
-  nh_os_memfd_unmap(g_region, g_size, g_fd);
+  nh_os_memfd_unmap(g_region, g_size, g_fd, g_id);
   g_region = NULL, g_size = 0, g_fd = -1, g_cpu_capacity = 0;
 }
 
@@ -441,7 +445,7 @@ void nh_publish_postfork_child(void) {
   nh_lock_reset(&g_lock);
   /* The mapping is shared with the parent, whose thread still writes it:
    * unmap it untouched and publish our own. */
-  nh_os_memfd_unmap(g_region, g_size, g_fd);
+  nh_os_memfd_unmap(g_region, g_size, g_fd, g_id);
   g_region = NULL, g_size = 0, g_fd = -1, g_cpu_capacity = 0;
   if (g_running) spawn_locked();
 }

@@ -28,7 +28,7 @@ static int move_high(int fd) {
   return hi;
 }
 
-void *nh_os_memfd_map(const char *name, size_t size, int *fd, int *err) {
+void *nh_os_memfd_map(const char *name, size_t size, int *fd, uint64_t *id, int *err) {
   int f = memfd_create(name, MFD_CLOEXEC);
   if (f < 0) {
     *err = errno;
@@ -40,6 +40,13 @@ void *nh_os_memfd_map(const char *name, size_t size, int *fd, int *err) {
     return NULL;
   }
   f = move_high(f);
+  struct stat st;
+  if (fstat(f, &st) != 0) {
+    *err = errno;
+    close(f);
+    return NULL;
+  }
+  *id = (uint64_t)st.st_ino;
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
   if (p == MAP_FAILED) {
     *err = errno;
@@ -50,13 +57,14 @@ void *nh_os_memfd_map(const char *name, size_t size, int *fd, int *err) {
   return p;
 }
 
-void nh_os_memfd_unmap(void *addr, size_t size, int fd) {
-  if (addr != NULL) munmap(addr, size);
-  if (fd >= 0) close(fd);
+int nh_os_memfd_owned(int fd, uint64_t id) {
+  struct stat st;
+  return fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_ino == id && S_ISREG(st.st_mode);
 }
 
-void nh_os_close(int fd) {
-  if (fd >= 0) close(fd);
+void nh_os_memfd_unmap(void *addr, size_t size, int fd, uint64_t id) {
+  if (addr != NULL) munmap(addr, size);
+  if (nh_os_memfd_owned(fd, id)) close(fd);
 }
 
 int64_t nh_os_pid(void) { return (int64_t)getpid(); }

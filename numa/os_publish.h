@@ -14,16 +14,18 @@
 /* Creates an anonymous shared file (memfd, close-on-exec, mode 0600) named
  * name, of size bytes, moves its descriptor to a number at or above 512 when
  * the limit allows (out of the way of programs that dup2 onto small
- * numbers), and maps it read-write and shared. The mapping, with *fd set;
- * NULL with *err set to an errno value. */
-void *nh_os_memfd_map(const char *name, size_t size, int *fd, int *err);
+ * numbers), and maps it read-write and shared. The mapping, with *fd set and
+ * *id the file's identity (its inode); NULL with *err set to an errno value. */
+void *nh_os_memfd_map(const char *name, size_t size, int *fd, uint64_t *id, int *err);
 
-/* Unmaps a mapping of nh_os_memfd_map and closes its descriptor (either may
- * be NULL / -1). Safe in a forked child. */
-void nh_os_memfd_unmap(void *addr, size_t size, int fd);
+/* 1 when descriptor fd still refers to the file of identity id (the program
+ * may have closed it, and the number may now be another file's). */
+int nh_os_memfd_owned(int fd, uint64_t id);
 
-/* Closes a descriptor (nothing else). */
-void nh_os_close(int fd);
+/* Unmaps a mapping of nh_os_memfd_map (addr may be NULL) and closes fd if it
+ * still refers to the file id: never another file that took its number.
+ * Safe in a forked child. */
+void nh_os_memfd_unmap(void *addr, size_t size, int fd, uint64_t id);
 
 /* The calling process's id, and its start time: field 22 of /proc/self/stat
  * (clock ticks since boot), 0 when unreadable. Together they name the

@@ -13,6 +13,8 @@ two-node topology. CASE is one of:
   stale       a child killed with SIGKILL: exit 3, absent from the list, and the
               next process publishes normally
   fork        a forked child publishes its own region, the parent's still updates
+  closefds    the program closes every descriptor: a new region within an interval,
+              and the program's own descriptors are left alone
   version     a region of an unknown layout version: exit 6
   off         [stats] publish = no: exit 4
   exit        a clean exit removes the region (exit 3 once reaped)
@@ -281,6 +283,24 @@ def case_fork():
         if s2 <= s1:
             fail("the parent's region stopped updating after the fork (%d, %d)" % (s1, s2))
         os.kill(kid, signal.SIGKILL)
+    finally:
+        c.close()
+
+
+def case_closefds():
+    """The program closes every descriptor (numaheap's memfd too) and fills
+    the numbers with /dev/null: the publisher notices within an interval,
+    publishes a new region, and never closes the program's files."""
+    c = Child()
+    try:
+        published_matches(c.pid, c.do("start"))
+        own = c.do("closefds")
+        before = set(os.listdir("/proc/%d/fd" % c.pid))
+        published_matches(c.pid, own)
+        after = set(os.listdir("/proc/%d/fd" % c.pid))
+        if not before <= after:
+            fail("descriptors of the program were closed: %s" % sorted(before - after, key=int))
+        c.do("churn 0.1")  # the program still runs
     finally:
         c.close()
 

@@ -13,9 +13,12 @@
  *            can take (a failure at the appdomain level)
  *   churn S  allocate and free on both nodes for S seconds
  *   fork     fork a child that prints "child PID" and sleeps until killed
+ *   closefds close every descriptor from 3 up, as daemons do, and open
+ *            /dev/null (which may take the number numaheap's region had)
  *   exit     exit(0) (atexit handlers run)
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <inttypes.h>
 #include <sched.h>
 #include <signal.h>
@@ -106,6 +109,10 @@ int main(void) {
         for (;;) pause();
       }
       continue;
+    } else if (!strncmp(line, "closefds", 8)) {
+      close_range(3, ~0u, 0);
+      for (int i = 0; i < 600; i++) /* up to the region's old number (512 and up) */
+        if (open("/dev/null", O_RDONLY) < 0) break;
     } else if (!strncmp(line, "exit", 4)) {
       exit(0);
     }
