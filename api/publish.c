@@ -18,7 +18,8 @@
  *   - a killed process leaves nothing: the memfd dies with its last
  *     descriptor; exec closes it (close-on-exec);
  *   - fork: the child unmaps and closes the parent's region without writing
- *     to it and starts its own thread and region (nh_publish_postfork_child).
+ *     to it and starts its own thread, which creates the child's region after
+ *     one interval (nh_publish_postfork_child).
  *
  * Lock order: publish lock < the per-thread caches' pool lock; nh_reinit
  * holds the publish lock (nh_publish_pause) while it rebuilds the heaps and
@@ -380,8 +381,17 @@ static bool round_locked(uint64_t gen) {
   return true;
 }
 
+/* arg: the generation times two, plus one for a fork child, which waits one
+ * interval before its first round: a child that execs or exits at once (most
+ * do) never creates a region. */
 static void *publisher(void *arg) {
-  uint64_t gen = (uint64_t)(uintptr_t)arg;
+  uint64_t gen = (uint64_t)(uintptr_t)arg >> 1;
+  if ((uintptr_t)arg & 1) {
+    nh_lock_acquire(&g_lock);
+    uint64_t ms = g_interval_ms;
+    nh_lock_release(&g_lock);
+    nh_os_sleep_ms(ms);
+  }
   for (;;) {
     nh_lock_acquire(&g_lock);
     bool go = round_locked(gen);
@@ -392,11 +402,13 @@ static void *publisher(void *arg) {
   }
 }
 
-/* Starts a thread of a new generation. Caller holds g_lock. */
-static void spawn_locked(void) {
+/* Starts a thread of a new generation (in a fork child: one that waits an
+ * interval first). Caller holds g_lock. */
+static void spawn_locked(bool child) {
   uint64_t gen = ++g_gen;
   g_running = 1;
-  if (nh_os_thread_start(publisher, (void *)(uintptr_t)gen, "numaheap-stats") != 0) g_running = 0;
+  void *arg = (void *)(uintptr_t)(gen << 1 | (child ? 1 : 0));
+  if (nh_os_thread_start(publisher, arg, "numaheap-stats") != 0) g_running = 0;
 }
 
 /* Drops the region (it disappears from /proc/PID/fd). Caller holds g_lock. */
@@ -423,7 +435,7 @@ void nh_publish_apply(const nh_config *cfg) {
   g_interval_ms = ms < 10 ? 10 : ms;
   if (on && !g_running) {
     if (!g_atexit) g_atexit = atexit(publish_at_exit) == 0;
-    spawn_locked();
+    spawn_locked(false);
   } else if (!on && g_running) {
     g_gen++;
     g_running = 0;
@@ -447,5 +459,5 @@ void nh_publish_postfork_child(void) {
    * unmap it untouched and publish our own. */
   nh_os_memfd_unmap(g_region, g_size, g_fd, g_id);
   g_region = NULL, g_size = 0, g_fd = -1, g_cpu_capacity = 0;
-  if (g_running) spawn_locked();
+  if (g_running) spawn_locked(true);
 }
