@@ -91,10 +91,17 @@ def stats_json(pid):
 
 
 def published_matches(pid, own, timeout=10):
-    """Polls until the published node counters equal the child's own."""
+    """Polls until the published node counters equal the child's own (and
+    until the child has a region at all: its thread may not have run yet)."""
     deadline = time.time() + timeout
     while True:
-        got = stats_json(pid)
+        rc, out, err = stats(pid, "--json")
+        if rc == 4 and time.time() < deadline:
+            time.sleep(0.05)
+            continue
+        if rc != 0:
+            fail("numaheap stats %d --json: exit %d: %s" % (pid, rc, err))
+        got = json.loads(out)
         diffs = [(n["node"], k, n[k], got["nodes"][i][k]) for i, n in enumerate(own["nodes"])
                  for k in COUNTED if got["nodes"][i][k] != n[k]]
         if not diffs and len(got["nodes"]) == len(own["nodes"]):
