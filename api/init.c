@@ -148,6 +148,7 @@ static void postfork_child(void) {
   nh_container_postfork_child();
   nh_lock_reset(&limits_lock);
   nh_lock_reset(&boot_lock);
+  if (fork_locked_heaps) nh_publish_postfork_child(); /* last: it may allocate */
 }
 
 static _Atomic int g_fork_hooks; /* 1 once the fork handlers are registered (relaxed: a once flag) */
@@ -278,6 +279,7 @@ static int start_once(const char *path, bool from_api, int *rc) {
   tl_starting = 0;
   atomic_store_explicit(&nh_state, NH_STATE_READY, memory_order_release);
   open_fast_paths();
+  nh_publish_apply(nh_cfg); /* after READY: starting a thread allocates */
   return 1;
 }
 
@@ -366,15 +368,26 @@ NH_API int nh_init(const char *config_path) {
   if (rc != 0) {
     nh_set_error("%s", err);
     errno = EINVAL;
-  } else {
-    rc = reconfigure(cfg);
+  } else if ((rc = reconfigure(cfg)) == 0) {
+    nh_publish_apply(nh_cfg);
   }
   nh_os_meta_free(cfg, sizeof *cfg);
   return rc;
 }
 
+static int reinit_paused(const nh_config *cfg, char *err, size_t errlen);
+
 int nh_reinit(const nh_config *cfg, char *err, size_t errlen) {
   if (!nh_start()) return -1;
+  nh_publish_pause();
+  int rc = reinit_paused(cfg, err, errlen);
+  nh_publish_resume();
+  nh_publish_apply(nh_cfg);
+  return rc;
+}
+
+/* nh_reinit with the publisher paused. */
+static int reinit_paused(const nh_config *cfg, char *err, size_t errlen) {
   nh_cache_fast_open(0);
   nh_cache_flush_thread();
   nh_heaps_destroy();

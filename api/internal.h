@@ -152,6 +152,17 @@ static inline void nh_free_named(void *p, const char *call) {
 extern int nh_stats_fd; /* init.c: stderr duplicate for the report at exit, or -1 */
 void nh_stats_at_exit(void);
 
+/* ---- publish.c: the live statistics region (api/publish_layout.h) ------------ */
+/* Starts the publisher thread when cfg says [stats] publish = yes and none
+ * runs, stops it (and drops the region) when it says no; takes the interval.
+ * Called once the allocator is READY (pthread_create allocates). */
+void nh_publish_apply(const nh_config *cfg);
+/* nh_reinit: no snapshot while the heaps and caches are rebuilt. */
+void nh_publish_pause(void);
+void nh_publish_resume(void);
+/* The fork child: drops the parent's region untouched, publishes its own. */
+void nh_publish_postfork_child(void);
+
 /* ---- host_stats.c: the hosting API's lines of nh_stats_print (text) ------------- */
 /* VirtualAlloc, notification and address-space counters, then the live
  * DebugAlloc blocks by file:line. Prints nothing if no host manager exists. */

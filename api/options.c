@@ -23,6 +23,7 @@ static const char *const spill_words[] = {"none", "package", "any", NULL};
 static const char *const level_words[] = {"task", "appdomain", "process", NULL};
 static const char *const cache_words[] = {"percpu", "perthread", "off", NULL};
 static const char *const stats_words[] = {"no", "text", "json", NULL};
+static const char *const publish_words[] = {"no", "yes", NULL};
 static const char *const safety_words[] = {"normal", "paranoid", NULL};
 static const char *const huge_words[] = {"off", "thp", "hugetlb", NULL}; /* NH_HUGE_* order */
 static const char *const bind_words[] = {"preferred", "strict", NULL};
@@ -106,6 +107,12 @@ const nh_opt_desc nh_options[NH_OPT_COUNT] = {
   [NH_OPT_STATS_PRINT] = ROW("stats", "print", "NUMAHEAP_STATS_PRINT",
       NH_T_ENUM, "no", stats_words, 0,
       "print statistics at exit: no, text or json"),
+  [NH_OPT_STATS_PUBLISH] = ROW("stats", "publish", "NUMAHEAP_STATS_PUBLISH",
+      NH_T_ENUM, "yes", publish_words, 0,
+      "publish live statistics for `numaheap stats` and `numaheap top`: yes or no"),
+  [NH_OPT_STATS_PUBLISH_INTERVAL] = ROW("stats", "publish_interval",
+      "NUMAHEAP_STATS_PUBLISH_INTERVAL", NH_T_UINT, "1000", NULL, 3600000,
+      "milliseconds between two snapshots of the published statistics (under 10: 10)"),
   [NH_OPT_SAFETY_MODE] = ROW("safety", "mode", "NUMAHEAP_SAFETY_MODE",
       NH_T_ENUM, "normal", safety_words, 0,
       "normal, or paranoid: freed memory filled and checked, guard pages after huge blocks"),

@@ -42,6 +42,8 @@ typedef enum nh_opt {
   NH_OPT_NOTIFY_HIGH,        /* [notify] high: load % under which High is raised */
   NH_OPT_NOTIFY_PSI,         /* [notify] psi: ms of memory stall per 2 s that is pressure */
   NH_OPT_STATS_PRINT,        /* [stats] print: no|text|json, at exit */
+  NH_OPT_STATS_PUBLISH,      /* [stats] publish: no|yes, the live region (api/publish.c) */
+  NH_OPT_STATS_PUBLISH_INTERVAL, /* [stats] publish_interval: ms between snapshots */
   NH_OPT_SAFETY_MODE,        /* [safety] mode: normal|paranoid */
   NH_OPT_COUNT
 } nh_opt;
@@ -66,6 +68,8 @@ enum { NH_BIND_PREFERRED = 0, NH_BIND_STRICT = 1 };
 enum { NH_SAFETY_NORMAL = 0, NH_SAFETY_PARANOID = 1 };
 /* Stats at exit ([stats] print). */
 enum { NH_STATS_NO = 0, NH_STATS_TEXT = 1, NH_STATS_JSON = 2 };
+/* Published statistics ([stats] publish). */
+enum { NH_PUBLISH_NO = 0, NH_PUBLISH_YES = 1 };
 
 #define NH_OPT_STRLEN 4096
 /* The longest line the config reader takes (libinih's INI_MAX_LINE, 200,

@@ -290,6 +290,8 @@ static void test_full_file(void **state UNUSED) {
   assert_int_equal(c->v[NH_OPT_CACHE_SIZE].size.bytes, MiB);
   assert_int_equal(c->v[NH_OPT_NOTIFY_LOW].milli_pct, 85000);
   assert_int_equal(c->v[NH_OPT_STATS_PRINT].choice, NH_STATS_JSON);
+  assert_int_equal(c->v[NH_OPT_STATS_PUBLISH].choice, NH_PUBLISH_NO);
+  assert_int_equal(c->v[NH_OPT_STATS_PUBLISH_INTERVAL].u, 200);
   assert_int_equal(c->v[NH_OPT_SAFETY_MODE].choice, NH_SAFETY_PARANOID);
   assert_int_equal(c->v[NH_OPT_HEAP_BIND].choice, NH_BIND_PREFERRED);
   assert_int_equal(c->v[NH_OPT_CGROUP_SPLIT].choice, NH_CGROUP_SPLIT_PROPORTIONAL);
@@ -593,10 +595,10 @@ static void test_env_every_option(void **state UNUSED) {
       [NH_OPT_TASK_LIMIT] = "90%", [NH_OPT_TASK_SPILL] = "any",
       [NH_OPT_APPDOMAIN_SPILL] = "none", [NH_OPT_PROCESS_SPILL] = "package",
       [NH_OPT_CACHE_MODE] = "off", [NH_OPT_CACHE_SIZE] = "32K", [NH_OPT_NOTIFY_LOW] = "80",
-      [NH_OPT_NOTIFY_HIGH] = "20%", [NH_OPT_STATS_PRINT] = "text",
+      [NH_OPT_NOTIFY_HIGH] = "20%", [NH_OPT_STATS_PRINT] = "text", [NH_OPT_STATS_PUBLISH] = "no",
+      [NH_OPT_STATS_PUBLISH_INTERVAL] = "30",
       [NH_OPT_SAFETY_MODE] = "paranoid", [NH_OPT_CACHE_TRANSFER_SIZE] = "256K",
-      [NH_OPT_CACHE_TRANSFER_DECAY] = "0",
-            [NH_OPT_HEAP_BIND] = "strict",
+      [NH_OPT_CACHE_TRANSFER_DECAY] = "0", [NH_OPT_HEAP_BIND] = "strict",
       [NH_OPT_CGROUP_SPLIT] = "equal", [NH_OPT_CGROUP_SHARE] = "75%",
       [NH_OPT_CGROUP_REREAD] = "250", [NH_OPT_NOTIFY_PSI] = "500",
   };
@@ -618,6 +620,8 @@ static void test_env_every_option(void **state UNUSED) {
   assert_string_equal(c->synthetic, "numa:4 pu:2");
   assert_int_equal(c->v[NH_OPT_HEAP_BUDGET].size.bytes, 1024 * MiB);
   assert_int_equal(c->v[NH_OPT_NOTIFY_HIGH].milli_pct, 20000);
+  assert_int_equal(c->v[NH_OPT_STATS_PUBLISH].choice, NH_PUBLISH_NO);
+  assert_int_equal(c->v[NH_OPT_STATS_PUBLISH_INTERVAL].u, 30);
   free(c);
   free(want);
 }

@@ -39,9 +39,15 @@ const nh_cli_command nh_cli_run = {
     "cannot be executed.\n",
     run_main};
 
+#ifndef NH_LIB_SONAME
+#define NH_LIB_SONAME "libnumaheap.so.0"
+#endif
+
 /* Finds libnumaheap.so: $NUMAHEAP_LIB, next to this executable (build tree),
- * or in the install's library folder, into out (PATH_MAX bytes). 0, or -1
- * with the message printed. */
+ * or in the install's library folder, into out (PATH_MAX bytes); there, the
+ * development link libnumaheap.so or else the runtime's SONAME (the Debian
+ * package numaheap needs only libnumaheap0). 0, or -1 with the message
+ * printed. */
 static int find_library(char out[PATH_MAX]) {
   const char *env = getenv("NUMAHEAP_LIB");
   if (env && *env) {
@@ -56,11 +62,13 @@ static int find_library(char out[PATH_MAX]) {
     char *slash = strrchr(exe, '/');
     if (slash) *slash = '\0';
     const char *rel[] = {"", "/..", "/../" NH_LIBDIR_REL, "/../lib"};
-    for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
-      char cand[PATH_MAX + 64];
-      snprintf(cand, sizeof cand, "%s%s/libnumaheap.so", exe, rel[i]);
-      if (access(cand, R_OK) == 0 && realpath(cand, out) != NULL) return 0;
-    }
+    const char *names[] = {"libnumaheap.so", NH_LIB_SONAME};
+    for (size_t k = 0; k < sizeof names / sizeof *names; k++)
+      for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
+        char cand[PATH_MAX + 64];
+        snprintf(cand, sizeof cand, "%s%s/%s", exe, rel[i], names[k]);
+        if (access(cand, R_OK) == 0 && realpath(cand, out) != NULL) return 0;
+      }
   }
   fprintf(stderr, "numaheap: run: cannot find libnumaheap.so next to this command or in ../lib "
                   "(set NUMAHEAP_LIB to its path)\n");

@@ -7,7 +7,7 @@
 #include "numaheap/numaheap.h"
 
 static const nh_cli_command *const commands[] = {&nh_cli_topo, &nh_cli_run, &nh_cli_check_config,
-                                                 &nh_cli_demo};
+                                                 &nh_cli_demo, &nh_cli_stats, &nh_cli_top};
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 
 static const nh_cli_command *find_command(const char *name) {
@@ -28,10 +28,15 @@ void nh_cli_usage(FILE *out) {
           "                its per-node statistics when it exits\n"
           "  check-config  validate a configuration file\n"
           "  demo          a server-style workload on numaheap and on the system allocator\n"
+          "  stats         the live statistics a running process publishes (text, JSON,\n"
+          "                Prometheus); without PID, the processes on numaheap\n"
+          "  top           a refreshing per-node table of a running process\n"
           "\n"
           "`numaheap COMMAND --help` describes a command; `man numaheap` all of them.\n"
-          "Exit status: 0 success, 1 failure, 2 bad usage or configuration; `run` exits\n"
-          "with PROGRAM's status (126/127 when it cannot be executed).\n"
+          "Exit status: 0 success, 1 failure, 2 bad usage or configuration; `stats` and\n"
+          "`top`: 3 no such process, 4 not on numaheap, 5 another user's process, 6 an\n"
+          "unknown statistics layout; `run` exits with PROGRAM's status (126/127 when it\n"
+          "cannot be executed).\n"
           "Environment: NUMAHEAP_CONFIG, NUMAHEAP_STATS, NUMAHEAP_<SECTION>_<KEY>, NUMAHEAP_LIB.\n");
 }
 
