@@ -21,7 +21,8 @@
 
 /* Restarts numaheap on `synthetic` (NULL: the real machine) with the given
  * "section", "key", "value" triples, ending with NULL: defaults ([cgroup]
- * split off, so that the machine's cgroup changes nothing), then the
+ * split off, so that the machine's cgroup changes nothing; [stats] publish
+ * off), then the
  * NUMAHEAP_* environment (so ctest can run a test once per cache mode with
  * NUMAHEAP_CACHE_MODE), then the triples. Fails the test on any error. */
 static inline void nh_test_start(const char *synthetic, ...) {
@@ -31,6 +32,10 @@ static inline void nh_test_start(const char *synthetic, ...) {
   /* the machine's own cgroup (a CI container's limit) must not change the
    * budgets tests expect; tests of the cgroup set split themselves */
   if (nh_config_set(&cfg, "cgroup", "split", "off", err, sizeof err) != 0) fail_msg("%s", err);
+  /* no publisher thread: a fork child of a test would start one, which
+   * ThreadSanitizer refuses after a multi-threaded fork (tests/live tests
+   * the publisher in programs of its own) */
+  if (nh_config_set(&cfg, "stats", "publish", "no", err, sizeof err) != 0) fail_msg("%s", err);
   if (nh_config_apply_env(&cfg, NULL, err, sizeof err) != 0) fail_msg("environment: %s", err);
   if (synthetic) snprintf(cfg.synthetic, sizeof cfg.synthetic, "%s", synthetic);
   va_list ap;
