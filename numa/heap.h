@@ -250,6 +250,9 @@ void *nh_huge_alloc(struct nh_heap *h, size_t size, size_t align, int level);
 /* Frees a live huge block: its mapping is kept for reuse (within [heap]
  * huge_keep, for purge_delay ms), or unmapped. A second free stops the process. */
 void nh_huge_free(nh_segment *seg);
+/* Whether freed huge mappings are kept for reuse in this build (not under
+ * Valgrind's client requests: numa/huge.c). */
+bool nh_huge_keeping(void);
 /* Grows a huge block in place: within its mapping, into a kept mapping just
  * after it, or by extending the mapping where the address space after it is free. */
 bool nh_huge_grow(struct nh_heap *h, nh_segment *seg, size_t size);

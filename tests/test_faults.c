@@ -573,8 +573,13 @@ static void expect_stop(const bad_case *c, int call) {
   const char *msg = buf + strlen(buf) + 1; /* after "<call>(<p>)\0" */
   if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
     fail_msg("%s via %s: no SIGABRT (status %#x), stderr \"%s\"", c->name, calls[call], status, msg);
-  if (strstr(msg, buf) == NULL || strstr(msg, c->reason) == NULL)
-    fail_msg("%s via %s: expected \"%s\" and \"%s\" in \"%s\"", c->name, calls[call], buf, c->reason, msg);
+  /* a freed huge block stays known while its mapping is kept (not in builds
+   * with Valgrind's client requests, numa/huge.c): then it is not ours */
+  const char *reason = c->reason;
+  if (strcmp(c->name, "freed huge block") == 0 && !nh_huge_keeping())
+    reason = "not allocated by numaheap";
+  if (strstr(msg, buf) == NULL || strstr(msg, reason) == NULL)
+    fail_msg("%s via %s: expected \"%s\" and \"%s\" in \"%s\"", c->name, calls[call], buf, reason, msg);
 }
 
 static uint64_t bad_inputs;
