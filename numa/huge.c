@@ -212,6 +212,7 @@ static nh_segment *kept_best(nh_heap *h, size_t need, bool *fits) {
 }
 
 static void *reuse(nh_heap *h, size_t usable, int level) {
+  if (!KEEP_HUGE) return NULL; /* what a failed munmap left kept waits for the decay */
   size_t need = NH_PAGE_SIZE + usable;
   bool fits;
   nh_segment *seg = kept_best(h, need, &fits);
