@@ -98,17 +98,12 @@ static void kept_limit(nh_heap *h, uint64_t limit) {
   }
 }
 
-/* Builds with Valgrind client requests (-DNH_VALGRIND=ON, a debugging build)
- * keep no freed huge mapping: memcheck follows blocks by the address it was
- * told at malloc and free, and a kept mapping cut, grown by mremap and handed
- * out again over a former neighbour's header left parts of a new block
- * unaddressable for it (test_faults' injected OS failures; ASan, which follows
- * the same annotations byte by byte, reports nothing there). */
-#if defined(NH_VALGRIND) && !defined(NH_TRACK_ASAN)
-#define KEEP_HUGE 0
-#else
-#define KEEP_HUGE 1
-#endif
+/* Under Valgrind no freed huge mapping is kept or reused: memcheck lost track
+ * of kept mappings that were cut, moved by mremap and handed out again
+ * (test_faults' injected OS failures: reads and writes of a new block and of
+ * a kept header reported invalid), while ASan, which follows the same
+ * annotations byte by byte, reports nothing there. */
+#define KEEP_HUGE (!nh_os_under_valgrind())
 
 bool nh_huge_keeping(void) { return KEEP_HUGE; }
 

@@ -170,6 +170,10 @@ int nh_os_psi_open(const char *path, uint32_t stall_us, uint32_t window_us, int 
 int nh_os_psi_wait(int fd, int timeout_ms);
 void nh_os_psi_close(int fd);
 
+/* Whether the process runs under Valgrind (its preload library is in
+ * LD_PRELOAD): 1 or 0, read once. */
+int nh_os_under_valgrind(void);
+
 /* Monotonic clock in nanoseconds (CLOCK_MONOTONIC_COARSE: cheap, ms-grained),
  * or the test's clock while one is installed. */
 uint64_t nh_os_clock_ns(void);

@@ -67,7 +67,7 @@ static void purge_pass(int node) {
 /* ---- reuse ------------------------------------------------------------------------ */
 
 static void test_freed_16m_block_served_without_faults(void **state) {
-  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind's client requests */
+  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind */
   (void)state;
   nh_test_start(NULL, NULL);
   const size_t n = 16 * MIB;
@@ -89,7 +89,7 @@ static void test_freed_16m_block_served_without_faults(void **state) {
 /* Best fit, and a kept mapping larger than the request is cut at a 4 MiB
  * unit: the rest stays kept and serves the next request. */
 static void test_kept_mappings_cut_and_best_fit(void **state) {
-  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind's client requests */
+  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind */
   (void)state;
   nh_test_start(FOUR_NODES, NULL);
   uint8_t *small = nh_malloc_node(5 * MIB, 1), *big = nh_malloc_node(20 * MIB, 1);
@@ -115,7 +115,7 @@ static void test_kept_mappings_cut_and_best_fit(void **state) {
 /* When no kept mapping is large enough, the largest is grown (in place or
  * moved by mremap): its pages come along, and the block is intact. */
 static void test_kept_mapping_grows_for_a_larger_request(void **state) {
-  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind's client requests */
+  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind */
   (void)state;
   nh_test_start(FOUR_NODES, NULL);
   uint8_t *p = nh_malloc_node(6 * MIB, 2);
@@ -136,7 +136,7 @@ static void test_kept_mapping_grows_for_a_larger_request(void **state) {
 
 /* calloc of a reused huge block clears what the last owner wrote. */
 static void test_calloc_of_reused_block_is_zero(void **state) {
-  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind's client requests */
+  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind */
   (void)state;
   nh_test_start(FOUR_NODES, NULL);
   nh_cache_set_cpu_override(0); /* on node 0, where the kept mapping is */
@@ -155,7 +155,7 @@ static void test_calloc_of_reused_block_is_zero(void **state) {
 /* ---- decay, budgets, trim ------------------------------------------------------------ */
 
 static void test_kept_blocks_decay_after_purge_delay(void **state) {
-  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind's client requests */
+  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind */
   (void)state;
   nh_test_start(FOUR_NODES, "heap", "purge_delay", "1000", NULL);
   void *p = nh_malloc_node(16 * MIB, 1);
@@ -184,7 +184,7 @@ static void test_kept_blocks_decay_after_purge_delay(void **state) {
 
 /* purge_delay = 0: nothing is kept. huge_keep bounds what is kept, oldest out first. */
 static void test_keep_limits(void **state) {
-  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind's client requests */
+  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind */
   (void)state;
   nh_test_start(FOUR_NODES, "heap", "purge_delay", "0", NULL);
   void *p = nh_malloc_node(16 * MIB, 1);
@@ -214,7 +214,7 @@ static void test_keep_limits(void **state) {
 /* Kept mappings count in committed, so budgets still hold; a request that
  * fits only without them gets them back first, and nh_trim returns them. */
 static void test_budget_with_kept_blocks(void **state) {
-  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind's client requests */
+  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind */
   (void)state;
   nh_test_start(FOUR_NODES, "heap", "budget", "32M", "heap", "reserve", "0",
                 "criticality", "appdomain.spill", "none", NULL);
@@ -247,7 +247,7 @@ static void test_budget_with_kept_blocks(void **state) {
 /* ---- realloc in place ------------------------------------------------------------------- */
 
 static void test_huge_realloc_shrinks_and_grows_in_place(void **state) {
-  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind's client requests */
+  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind */
   (void)state;
   nh_test_start(FOUR_NODES, NULL);
   uint8_t *p = nh_malloc_node(20 * MIB, 1);
