@@ -532,10 +532,13 @@ int nh_os_psi_wait(int fd, int timeout_ms) {
 void nh_os_psi_close(int fd) { close(fd); }
 
 int nh_os_under_valgrind(void) {
-  static int known = -1; /* racy first reads all compute the same answer */
-  if (known < 0) {
+  /* relaxed: threads that race on the first call all compute the same answer */
+  static _Atomic int known = -1;
+  int k = atomic_load_explicit(&known, memory_order_relaxed);
+  if (k < 0) {
     const char *p = getenv("LD_PRELOAD");
-    known = p != NULL && strstr(p, "vgpreload") != NULL;
+    k = p != NULL && strstr(p, "vgpreload") != NULL;
+    atomic_store_explicit(&known, k, memory_order_relaxed);
   }
-  return known != 0;
+  return k;
 }
