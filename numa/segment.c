@@ -26,7 +26,9 @@
  * MADV_HUGEPAGE, or on explicit huge pages the node reserved. In a segment
  * on huge pages a decay pass returns free pages only in whole 2 MiB units
  * (whole_units), so that a huge page holding a live span is never broken up;
- * explicit huge pages are never purged in part.
+ * explicit huge pages are never purged in part. A new span takes free pages
+ * of the 2 MiB units already resident before untouched units (find_pages),
+ * so that spans pack into the huge pages the process already pays for.
  */
 #include <string.h>
 
@@ -277,12 +279,30 @@ static nh_span *span_claim(nh_heap *h, nh_segment *seg, unsigned first, unsigned
   return span;
 }
 
+/* The 2 MiB units of a segment, as page masks (unit 0 without the header page). */
+static const uint64_t unit_masks[2] = {0x00000000fffffffeull, 0xffffffff00000000ull};
+
+/* The pages of seg already resident: the committed ones and, in a segment
+ * advised onto transparent huge pages, every page of a 2 MiB unit holding a
+ * committed one (the kernel backs the whole unit at its first fault). */
+static uint64_t resident_pages(const nh_segment *seg) {
+  if (seg->advised == 0 || seg->hugetlb) return seg->committed_pages;
+  uint64_t out = 0;
+  for (int u = 0; u < 2; u++)
+    if (seg->committed_pages & unit_masks[u]) out |= unit_masks[u];
+  return out;
+}
+
 /* From the node's ordinary segments, growing within grow_level's limit. */
-/* The first run of npages free pages in h's ordinary segments, committed
- * ones (already touched: no page fault, no budget) before untouched ones. */
+/* The first run of npages free pages in h's ordinary segments: committed
+ * ones (already touched: no page fault, no budget), then the rest of the
+ * huge pages already resident (packing spans into them rather than faulting
+ * in another 2 MiB), then untouched ones. */
 static nh_segment *find_pages(nh_heap *h, unsigned npages, int *first) {
   for (nh_segment *seg = h->segments; seg; seg = seg->next)
     if ((*first = find_run(seg->free_pages & seg->committed_pages, npages)) >= 0) return seg;
+  for (nh_segment *seg = h->segments; seg; seg = seg->next)
+    if ((*first = find_run(seg->free_pages & resident_pages(seg), npages)) >= 0) return seg;
   for (nh_segment *seg = h->segments; seg; seg = seg->next)
     if ((*first = find_run(seg->free_pages, npages)) >= 0) return seg;
   return NULL;
@@ -426,8 +446,6 @@ static uint64_t *old_dirty(nh_segment *seg) {
   return (uint64_t *)(void *)&seg->spans[0].start;
 }
 
-/* The 2 MiB units of a segment, as page masks (unit 0 without the header page). */
-static const uint64_t unit_masks[2] = {0x00000000fffffffeull, 0xffffffff00000000ull};
 
 /* Of the victims of a decay pass, those a huge-page backed segment can give
  * back: a 2 MiB unit goes back whole or not at all, so that a purge never

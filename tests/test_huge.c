@@ -334,6 +334,36 @@ static void test_purge_keeps_huge_pages_with_live_blocks(void **state) {
   assert_int_equal(purge_around_live_block(true), 31 * NH_PAGE_SIZE); /* x's unit only */
 }
 
+/* Spans go into huge pages already resident before another 2 MiB unit is
+ * faulted in. On node 3, past the two base-page segments: x takes unit 0
+ * (pages 1-31), y pages 32-51 of unit 1 (resident; 52-63 never touched).
+ * x is freed and two passes return unit 0 whole. A 5-page span then goes to
+ * page 52, in y's resident unit, not to page 1 (a new huge page: first fit
+ * did that). */
+static void test_spans_pack_into_resident_huge_pages(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, "heap", "huge_pages", "thp", NULL);
+  if (nh_g.huge_pages != NH_HUGE_THP) skip(); /* the kernel's THP is off: nothing to test */
+  const size_t page = NH_PAGE_SIZE;
+  void *fill[4];
+  for (int i = 0; i < 4; i++) fill[i] = nh_malloc_node((i % 2 ? 32 : 31) * page, 3);
+  uint8_t *x = nh_malloc_node(31 * page, 3), *y = nh_malloc_node(20 * page, 3);
+  nh_segment *seg = nh_segment_of(x);
+  assert_true(seg->advised != 0);
+  assert_ptr_equal(x, (uint8_t *)seg + page);
+  assert_ptr_equal(y, (uint8_t *)seg + 32 * page);
+  nh_free(x);
+  purge_pass(3);
+  purge_pass(3);
+  assert_int_equal(seg->committed_pages & 0xfffffffeull, 0); /* unit 0 went back whole */
+  uint8_t *v = nh_malloc_node(5 * page, 3);
+  assert_ptr_equal(v, (uint8_t *)seg + 52 * page);
+  nh_free(v);
+  nh_free(y);
+  for (int i = 0; i < 4; i++) nh_free(fill[i]);
+  nh_heaps_check();
+}
+
 /* The mode in force and why, for each kernel setting. */
 static void test_huge_mode_resolution(void **state) {
   (void)state;
@@ -379,6 +409,7 @@ int main(void) {
       cmocka_unit_test(test_huge_realloc_shrinks_and_grows_in_place),
       cmocka_unit_test(test_kept_large_span_best_fit),
       cmocka_unit_test(test_purge_keeps_huge_pages_with_live_blocks),
+      cmocka_unit_test(test_spans_pack_into_resident_huge_pages),
       cmocka_unit_test(test_huge_mode_resolution),
       cmocka_unit_test(test_hugetlb_falls_back),
   };
