@@ -20,6 +20,7 @@
 #include "nh_test.h"
 
 #define TWO_NODES "numa:2 core:1 pu:1"            /* CPU k on node k */
+#define ONE_NODE "numa:1 core:2 pu:1"             /* CPUs 0 and 1 on node 0 */
 #define FOUR_NODES "package:2 numa:2 core:1 pu:1" /* CPU k on node k */
 
 static int expected_mode(void) {
@@ -276,6 +277,34 @@ static void test_capacity_moves_between_classes(void **state) {
   unpin();
 }
 
+/* A CPU that only frees a class (a consumer's) keeps it at one batch: its
+ * overflows do not grow it, so it takes no capacity from the other classes.
+ * CPU 1 allocates bursts of seven classes of 1-3 KiB, CPU 0 (same node)
+ * frees them all: CPU 0 steals nothing and stays within one batch a class. */
+static void test_consumer_classes_stay_at_one_batch(void **state) {
+  (void)state;
+  nh_test_start(ONE_NODE, "cache", "size", "64K", NULL);
+  if (!percpu() || !have_two_cpus()) skip();
+  static const size_t sizes[] = {1024, 1280, 1536, 1792, 2048, 2560, 3072};
+  assert_int_equal(pin(0), 0);
+  nh_trim();
+  uint64_t steals = cpu_stats(0).steals, drains = cpu_stats(0).drains;
+  for (int round = 0; round < 3; round++)
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+      assert_int_equal(pin(1), 0);
+      for (int i = 0; i < 64; i++) many[i] = nh_malloc(sizes[k]);
+      assert_int_equal(pin(0), 0);
+      for (int i = 0; i < 64; i++) nh_free(many[i]);
+    }
+  nh_cache_cpu_stats s = cpu_stats(0);
+  assert_int_equal(s.steals, steals);
+  assert_true(s.drains > drains);              /* the frees went home in batches */
+  assert_true(s.capacity_bytes <= 7 * 2 * 4096); /* one batch a class: 64K / 16 / 2 */
+  nh_trim();
+  assert_int_equal(nh_test_node_stats(0).in_use, 0);
+  unpin();
+}
+
 /* A thread that moves to a CPU of another node is served by that node from
  * its next allocation; what it frees of the old node goes home in batches. */
 static void test_migration_and_remote_free_real_cpus(void **state) {
@@ -505,6 +534,7 @@ int main(void) {
       cmocka_unit_test(test_refill_overflow_and_trim),
       cmocka_unit_test(test_byte_budget),
       cmocka_unit_test(test_capacity_moves_between_classes),
+      cmocka_unit_test(test_consumer_classes_stay_at_one_batch),
       cmocka_unit_test(test_migration_and_remote_free_real_cpus),
       cmocka_unit_test(test_override_migration_simulated),
       cmocka_unit_test(test_two_threads_override_the_same_cpu),
