@@ -307,7 +307,6 @@ void nh_heap_xfer_release(int node, bool all) {
         stat_add(&h->st.xfer_released, k);
       }
     } while (k == 256);
-    if (!all) nh_xfer_decay_restart(h, cls);
   }
 }
 

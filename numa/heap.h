@@ -399,10 +399,9 @@ void nh_xfer_destroy(struct nh_heap *h);
 size_t nh_xfer_take(struct nh_heap *h, unsigned cls, void **out, size_t n, bool *look);
 size_t nh_xfer_put(struct nh_heap *h, unsigned cls, void *const *in, size_t n, bool *look);
 /* Up to n of the oldest blocks: all of them, or (decay) no more than the
- * fewest held since the last pass. */
+ * fewest held since the last pass; the call that takes the last of them
+ * (fewer than n) starts the class's next decay window. */
 size_t nh_xfer_take_oldest(struct nh_heap *h, unsigned cls, void **out, size_t n, bool decay);
-/* Starts a new decay window for a class (after a pass over it). */
-void nh_xfer_decay_restart(struct nh_heap *h, unsigned cls);
 /* true for the one caller that should run h's decay pass now. */
 bool nh_xfer_pass_due(struct nh_heap *h, uint64_t now);
 /* Blocks a class's transfer cache holds now (tests, stats). */

@@ -113,18 +113,12 @@ size_t nh_xfer_take_oldest(nh_heap *h, unsigned cls, void **out, size_t n, bool 
   memcpy(out, x->slots, k * sizeof *out);
   memmove(x->slots, x->slots + k, (x->count - k) * sizeof *out);
   x->count -= (uint32_t)k;
-  x->low = decay ? (uint32_t)(x->low - k) : x->count;
+  /* the pass is over for this class once it took fewer than it could: the
+   * next window starts from what is left */
+  x->low = decay && k == n ? (uint32_t)(x->low - k) : x->count;
   if (k) held_add(h, cls, k, false);
   nh_lock_release(&x->lock);
   return k;
-}
-
-void nh_xfer_decay_restart(nh_heap *h, unsigned cls) {
-  nh_xfer *x = &h->xfer[cls];
-  if (x->cap == 0) return;
-  nh_lock_acquire(&x->lock);
-  x->low = x->count;
-  nh_lock_release(&x->lock);
 }
 
 bool nh_xfer_pass_due(nh_heap *h, uint64_t now) {
