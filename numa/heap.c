@@ -78,6 +78,14 @@ static int home_node(const nh_topo *t, int n) {
   return n;
 }
 
+static void free_tables(const nh_topo *t, nh_heap *heaps, int *home, uint16_t *rank,
+                        unsigned *ncpus) {
+  nh_os_meta_free(heaps, sizeof(nh_heap) * (size_t)t->nnodes);
+  nh_os_meta_free(home, sizeof(int) * (size_t)t->nnodes);
+  nh_os_meta_free(rank, sizeof(uint16_t) * (size_t)t->ncpu_slots);
+  nh_os_meta_free(ncpus, sizeof(unsigned) * (size_t)t->nnodes);
+}
+
 int nh_heaps_init(const nh_heap_params *p, char *err, size_t errlen) {
   const nh_topo *t = p->topo;
   if (nh_segmap_init() != 0) {
@@ -87,11 +95,16 @@ int nh_heaps_init(const nh_heap_params *p, char *err, size_t errlen) {
   if (nh_secret[0] == 0) nh_os_random(nh_secret, sizeof nh_secret);
   nh_heap *heaps = nh_os_meta_alloc(sizeof(nh_heap) * (size_t)t->nnodes);
   int *home = nh_os_meta_alloc(sizeof(int) * (size_t)t->nnodes);
-  if (heaps == NULL || home == NULL) {
-    nh_os_meta_free(heaps, sizeof(nh_heap) * (size_t)t->nnodes);
-    nh_os_meta_free(home, sizeof(int) * (size_t)t->nnodes);
+  uint16_t *rank = nh_os_meta_alloc(sizeof(uint16_t) * (size_t)t->ncpu_slots);
+  unsigned *ncpus = nh_os_meta_alloc(sizeof(unsigned) * (size_t)t->nnodes);
+  if (heaps == NULL || home == NULL || rank == NULL || ncpus == NULL) {
+    free_tables(t, heaps, home, rank, ncpus);
     snprintf(err, errlen, "cannot map the heaps of %d nodes", t->nnodes);
     return -1;
+  }
+  for (int cpu = 0; cpu < t->ncpu_slots; cpu++) { /* a CPU's rank among its node's */
+    int node = nh_topo_cpu_node(t, cpu);
+    rank[cpu] = node >= 0 ? (uint16_t)ncpus[node]++ : 0;
   }
   for (int i = 0; i < t->nnodes; i++) {
     heaps[i].node = i;
@@ -99,18 +112,19 @@ int nh_heaps_init(const nh_heap_params *p, char *err, size_t errlen) {
     heaps[i].mem_bytes = t->nodes[i].mem_bytes;
     heaps[i].last_purge_ns = nh_os_clock_ns();
     home[i] = home_node(t, i);
-    if (nh_xfer_init(&heaps[i], p->xfer_bytes, p->xfer_decay_ms) != 0) {
+    if (nh_xfer_init(&heaps[i], ncpus[i], p->xfer_bytes, p->xfer_decay_ms) != 0) {
       for (int j = 0; j <= i; j++) nh_xfer_destroy(&heaps[j]);
-      nh_os_meta_free(heaps, sizeof(nh_heap) * (size_t)t->nnodes);
-      nh_os_meta_free(home, sizeof(int) * (size_t)t->nnodes);
+      free_tables(t, heaps, home, rank, ncpus);
       snprintf(err, errlen, "cannot map the transfer caches of node %d", i);
       return -1;
     }
   }
+  nh_os_meta_free(ncpus, sizeof(unsigned) * (size_t)t->nnodes);
   nh_g.topo = t;
   nh_g.nnodes = t->nnodes;
   nh_g.heap = heaps;
   nh_g.home = home;
+  nh_g.cpu_rank = rank;
   nh_heaps_set_limits(p);
   return 0;
 }
@@ -123,6 +137,8 @@ void nh_heaps_destroy(void) {
   }
   nh_os_meta_free(nh_g.heap, sizeof(nh_heap) * (size_t)nh_g.nnodes);
   nh_os_meta_free(nh_g.home, sizeof(int) * (size_t)nh_g.nnodes);
+  nh_os_meta_free(nh_g.cpu_rank, sizeof(uint16_t) * (size_t)nh_g.topo->ncpu_slots);
+  nh_g.cpu_rank = NULL;
   void (*reclaim)(void) = nh_g.reclaim_hook;
   void (*pressure)(int, int) = nh_g.pressure_hook;
   memset(&nh_g, 0, sizeof nh_g);
@@ -298,16 +314,17 @@ void nh_heap_drain(int node, unsigned cls, void *const *blocks, size_t n, bool r
 void nh_heap_xfer_release(int node, bool all) {
   nh_heap *h = &nh_g.heap[node];
   void *buf[256];
-  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) {
-    size_t k;
-    do {
-      k = nh_xfer_take_oldest(h, cls, buf, 256, !all);
-      if (k) {
-        spans_drain(h, cls, buf, k);
-        stat_add(&h->st.xfer_released, k);
-      }
-    } while (k == 256);
-  }
+  for (unsigned shard = 0; shard < h->xfer_shards; shard++)
+    for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) {
+      size_t k;
+      do {
+        k = nh_xfer_take_oldest(h, shard, cls, buf, 256, !all);
+        if (k) {
+          spans_drain(h, cls, buf, k);
+          stat_add(&h->st.xfer_released, k);
+        }
+      } while (k == 256);
+    }
 }
 
 /* Trim and memory pressure: the transfer caches' blocks back to their spans,

@@ -373,38 +373,49 @@ size_t nh_span_pop_pair(nh_span *a, nh_span *b, void **out, size_t n);
 unsigned nh_span_push(nh_span *span, void *block);
 
 /* ---- xfer.c: the per-node transfer caches ------------------------------------
- * Per (node, class) an array of free block pointers between the caches above
- * and the spans; batches move by memcpy without touching the blocks (xfer.c
- * has the design). Every block held is of the node and carries the free mark. */
+ * Per (node, CPU shard, class) a ring of free block pointers between the
+ * caches above and the spans; batches move by memcpy without touching the
+ * blocks (xfer.c has the design). Every block held is of the node and
+ * carries the free mark. */
 
-#define NH_XFER_MAX_SLOTS 2048 /* most blocks one class's transfer cache holds */
+#define NH_XFER_MAX_SLOTS 65536 /* most blocks one class's shard holds */
+#define NH_XFER_MAX_SHARDS 64   /* a node's CPUs beyond this share shards */
 
 typedef struct nh_xfer {
   nh_lock lock;    /* a leaf: no other lock is taken while it is held */
   uint32_t cap;    /* constant after init: most blocks held; 0: class not cached */
-  uint32_t count;  /* Guarded by lock: blocks held, in slots[0..count) (oldest first) */
+  uint32_t mask;   /* constant after init: ring size - 1 (a power of two >= cap) */
+  uint32_t first;  /* Guarded by lock: ring index of the oldest block */
+  /* Guarded by lock; read relaxed without it by refills looking for a shard
+   * that has blocks (a stale read only skips or visits a shard) */
+  _Atomic uint32_t count;
   uint32_t low;    /* Guarded by lock: fewest held since the last decay pass */
   uint32_t ticks;  /* Guarded by lock: operations since the last look at the clock */
-  void **slots;    /* constant after init: [NH_XFER_MAX_SLOTS] */
+  void **slots;    /* constant after init: the ring, [mask + 1] */
 } __attribute__((aligned(64))) nh_xfer;
 
 struct nh_heap;
-/* Blocks a class's transfer cache may hold for a byte bound (0: not cached). */
+/* Blocks a class's shard may hold for a byte bound (0: not cached). */
 uint32_t nh_xfer_cap_for(uint64_t bytes, unsigned cls);
-/* Sets up h's transfer caches: bytes per class, decay period. 0 or -1. */
-int nh_xfer_init(struct nh_heap *h, uint64_t bytes, uint64_t decay_ms);
+/* Sets up h's transfer caches: one shard per CPU of the node (cpu_rank:
+ * [ncpu_slots] rank of each CPU among its node's, ncpus of this node), the
+ * node's bytes per class split among them, decay period. 0 or -1. */
+int nh_xfer_init(struct nh_heap *h, unsigned ncpus, uint64_t bytes, uint64_t decay_ms);
 void nh_xfer_destroy(struct nh_heap *h);
-/* Up to n of the newest blocks / puts up to n blocks; returns how many.
- * *look: time to look at the decay clock (every 64 operations of a class). */
+/* Up to n of the newest blocks of the calling CPU's shard, then of the
+ * node's other shards / puts up to n blocks on the calling CPU's shard;
+ * returns how many. *look: time to look at the decay clock (every 64
+ * operations of a shard's class). */
 size_t nh_xfer_take(struct nh_heap *h, unsigned cls, void **out, size_t n, bool *look);
 size_t nh_xfer_put(struct nh_heap *h, unsigned cls, void *const *in, size_t n, bool *look);
-/* Up to n of the oldest blocks: all of them, or (decay) no more than the
- * fewest held since the last pass; the call that takes the last of them
- * (fewer than n) starts the class's next decay window. */
-size_t nh_xfer_take_oldest(struct nh_heap *h, unsigned cls, void **out, size_t n, bool decay);
+/* Up to n of the oldest blocks of one shard: all of them, or (decay) no
+ * more than the fewest held since the last pass; the call that takes the
+ * last of them (fewer than n) starts the shard's next decay window. */
+size_t nh_xfer_take_oldest(struct nh_heap *h, unsigned shard, unsigned cls, void **out, size_t n,
+                           bool decay);
 /* true for the one caller that should run h's decay pass now. */
 bool nh_xfer_pass_due(struct nh_heap *h, uint64_t now);
-/* Blocks a class's transfer cache holds now (tests, stats). */
+/* Blocks a class's transfer cache holds now, all shards (tests, stats). */
 uint32_t nh_xfer_count(struct nh_heap *h, unsigned cls);
 void nh_xfer_prefork(struct nh_heap *h);
 void nh_xfer_postfork(struct nh_heap *h, int child);
@@ -460,8 +471,10 @@ typedef struct nh_heap {
   uint64_t huge_kept_bytes; /* Guarded by page_lock: their mapped bytes */
   nh_heap_counters st;
   nh_bin bins[NH_CLASS_COUNT];
-  nh_xfer xfer[NH_CLASS_COUNT]; /* [0] unused */
-  void **xfer_slots;            /* constant after init: every class's slots */
+  nh_xfer *xfer;                /* constant after init: [xfer_shards][NH_CLASS_COUNT], [.][0] unused */
+  unsigned xfer_shards;         /* constant after init: shards (CPUs of the node, 1 to 64) */
+  void **xfer_slots;            /* constant after init: every shard's and class's rings */
+  size_t xfer_slots_count;      /* constant after init: slots in xfer_slots */
   uint64_t xfer_decay_ns;       /* constant after init: decay period, 0: none */
   _Atomic uint64_t xfer_pass_ns; /* relaxed: when the last decay pass ran (CAS elects one) */
 } nh_heap;
@@ -491,7 +504,8 @@ typedef struct nh_heap_params {
   uint64_t huge_keep;            /* [heap] huge_keep: bytes of freed huge mappings kept a node */
   int huge_pages;                /* NH_HUGE_*: the mode asked for ([heap] huge_pages) */
   int paranoid;                  /* [safety] mode = paranoid */
-  uint64_t xfer_bytes;           /* [cache] transfer_size: per node and class, 0: none */
+  uint64_t xfer_bytes;           /* [cache] transfer_size: per node and class (split among
+                                    the node's CPU shards), 0: none */
   uint64_t xfer_decay_ms;        /* [cache] transfer_decay */
 } nh_heap_params;
 
@@ -501,6 +515,8 @@ typedef struct nh_heaps {
   nh_heap *heap;               /* [nnodes] */
   int *home;                   /* [nnodes]: node serving a node's CPUs (itself, or the
                                   nearest node with memory when it has none) */
+  uint16_t *cpu_rank;          /* [topo->ncpu_slots]: rank of a CPU among its node's CPUs
+                                  (its transfer cache shard); constant after init */
   int spill[NH_LEVELS];        /* Synchronization: atomic via relaxed int stores (set at init/reconfig) */
   uint32_t task_limit_milli_pct;
   uint64_t purge_delay_ms;

@@ -3,26 +3,38 @@
  * docs/architecture.md, "The transfer cache").
  *
  * Between the caches above (per CPU or per thread) and the spans of a node's
- * bins sits, per (node, class), an array of free block pointers. A refill
- * takes its batch from the top of the array and a drain puts its batch on top:
- * a memcpy of pointers under a lock held for that copy alone, without
- * touching the blocks. The spans (a walk of free lists, one cache miss per
- * block) are reached only when the array is empty (refill) or full (drain).
+ * bins sits, per (node, class), a ring of free block pointers for each CPU of
+ * the node (a shard; a node of more than NH_XFER_MAX_SHARDS CPUs shares
+ * them). A drain puts its batch on the calling CPU's shard; a refill takes
+ * the newest blocks of its own shard, then of the node's next shards: a
+ * memcpy of pointers under a lock held for that copy alone,
+ * without touching the blocks. The spans (a walk of free lists, one cache
+ * miss per block) are reached only when the shards are empty (refill) or the
+ * CPU's shard is full (drain).
+ *
+ * Why per CPU: blocks a CPU drained come back to that CPU. With one array per
+ * node, two threads that free and allocate the same classes got each other's
+ * blocks back, interleaved at cache-line grain, and the free mark each free
+ * and malloc writes into a block then bounced lines between the CPUs
+ * (glibc_thread, working set 16384 blocks, 2 threads: 18-20 ns a call, 5 ns
+ * per CPU).
  *
  * Every block held here belongs to the node (the heap layer sends a block of
  * another node to that node's transfer cache: nh_heap_drain is called with
- * the block's owner) and carries the free mark (word 1), as in a per-CPU
- * cache, so that a second free of it is caught; word 0 is left as it was.
+ * the block's owner) and carries the free mark, as in a per-CPU cache, so
+ * that a second free of it is caught; word 0 is left as it was.
  *
- * Bounds: a class holds at most cap blocks (the node's [cache] transfer_size
- * bytes of it, at most NH_XFER_MAX_SLOTS). Decay: each array remembers the
- * fewest blocks it held since the last pass (low); a pass, at most once per
- * decay period per node, gives that many of the oldest blocks (the bottom of
- * the array) back to the spans: they were not needed for a whole period.
- * nh_trim and memory pressure give everything back.
+ * Bounds: a class holds at most cap blocks per shard (the node's [cache]
+ * transfer_size bytes of it divided among the shards, at most
+ * NH_XFER_MAX_SLOTS). Decay: each shard's ring remembers the fewest blocks
+ * it held since the last pass (low); a pass, at most once per decay period
+ * per node, gives that many of the oldest blocks back to the spans: they
+ * were not needed for a whole period. nh_trim and memory pressure give
+ * everything back.
  *
  * Lock: nh_xfer.lock is a leaf among the heap's locks: nothing else is taken
- * while it is held (blocks going to or from the spans are moved out first).
+ * while it is held (blocks going to or from the spans are moved out first),
+ * and a thread holds one at a time.
  */
 #include <string.h>
 
@@ -31,9 +43,32 @@
 
 /* Operations on one class between two looks at the decay clock. */
 #define TICKS_PER_LOOK 64
+/* Other shards a refill looks at when its own is short. */
+#define STEAL_LOOKS 8
 
-static size_t slots_bytes(void) {
-  return sizeof(void *) * NH_XFER_MAX_SLOTS * NH_CLASS_COUNT;
+static nh_xfer *xfer_at(nh_heap *h, unsigned shard, unsigned cls) {
+  return &h->xfer[(size_t)shard * NH_CLASS_COUNT + cls];
+}
+
+/* The calling CPU's shard of h (a CPU of another node: the shard of its
+ * rank there). */
+static unsigned my_shard(const nh_heap *h) {
+  int cpu = nh_os_cpu_fast();
+  unsigned r = cpu >= 0 && cpu < nh_g.topo->ncpu_slots ? nh_g.cpu_rank[cpu] : 0;
+  return r % h->xfer_shards;
+}
+
+static uint32_t count_of(const nh_xfer *x) {
+  return atomic_load_explicit(&x->count, memory_order_relaxed);
+}
+static void set_count(nh_xfer *x, uint32_t n) {
+  atomic_store_explicit(&x->count, n, memory_order_relaxed);
+}
+
+static uint32_t ring_size(uint32_t cap) {
+  uint32_t r = 1;
+  while (r < cap) r <<= 1;
+  return cap ? r : 0;
 }
 
 uint32_t nh_xfer_cap_for(uint64_t bytes, unsigned cls) {
@@ -42,25 +77,41 @@ uint32_t nh_xfer_cap_for(uint64_t bytes, unsigned cls) {
   return n >= 2 ? (uint32_t)n : 0; /* one block is no batch: not cached */
 }
 
-int nh_xfer_init(nh_heap *h, uint64_t bytes, uint64_t decay_ms) {
-  h->xfer_slots = NULL;
+int nh_xfer_init(nh_heap *h, unsigned ncpus, uint64_t bytes, uint64_t decay_ms) {
+  unsigned shards = ncpus == 0 ? 1 : ncpus < NH_XFER_MAX_SHARDS ? ncpus : NH_XFER_MAX_SHARDS;
+  uint64_t per = bytes / shards;
+  h->xfer_shards = shards;
   h->xfer_decay_ns = decay_ms * 1000000ull;
   atomic_store_explicit(&h->xfer_pass_ns, nh_os_clock_ns(), memory_order_relaxed);
-  bool any = false;
-  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) any |= nh_xfer_cap_for(bytes, cls) > 0;
-  if (any && (h->xfer_slots = nh_os_meta_alloc(slots_bytes())) == NULL) return -1;
-  for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) {
-    nh_xfer *x = &h->xfer[cls];
-    x->count = x->low = x->ticks = 0;
-    x->cap = cls && any ? nh_xfer_cap_for(bytes, cls) : 0;
-    x->slots = x->cap ? h->xfer_slots + (size_t)cls * NH_XFER_MAX_SLOTS : NULL;
+  size_t ring = 0;
+  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) ring += ring_size(nh_xfer_cap_for(per, cls));
+  h->xfer_slots_count = ring * shards;
+  h->xfer_slots = NULL;
+  h->xfer = nh_os_meta_alloc(sizeof(nh_xfer) * shards * NH_CLASS_COUNT);
+  if (h->xfer == NULL) return -1;
+  if (ring && (h->xfer_slots = nh_os_meta_alloc(sizeof(void *) * h->xfer_slots_count)) == NULL) {
+    nh_xfer_destroy(h);
+    return -1;
   }
+  void **next = h->xfer_slots;
+  for (unsigned s = 0; s < shards; s++)
+    for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) {
+      nh_xfer *x = xfer_at(h, s, cls);
+      x->first = x->low = x->ticks = 0;
+      set_count(x, 0);
+      x->cap = cls ? nh_xfer_cap_for(per, cls) : 0;
+      x->mask = x->cap ? ring_size(x->cap) - 1 : 0;
+      x->slots = x->cap ? next : NULL;
+      next += x->cap ? x->mask + 1 : 0;
+    }
   return 0;
 }
 
 void nh_xfer_destroy(nh_heap *h) {
-  if (h->xfer_slots) nh_os_meta_free(h->xfer_slots, slots_bytes());
+  if (h->xfer_slots) nh_os_meta_free(h->xfer_slots, sizeof(void *) * h->xfer_slots_count);
+  if (h->xfer) nh_os_meta_free(h->xfer, sizeof(nh_xfer) * h->xfer_shards * NH_CLASS_COUNT);
   h->xfer_slots = NULL;
+  h->xfer = NULL;
 }
 
 static void held_add(nh_heap *h, unsigned cls, size_t n, bool add) {
@@ -76,47 +127,80 @@ static bool tick(nh_xfer *x) {
   return true;
 }
 
-size_t nh_xfer_take(nh_heap *h, unsigned cls, void **out, size_t n, bool *look) {
-  nh_xfer *x = &h->xfer[cls];
-  if (x->cap == 0) return 0;
-  nh_lock_acquire(&x->lock);
-  size_t k = n < x->count ? n : x->count;
-  x->count -= (uint32_t)k;
-  memcpy(out, x->slots + x->count, k * sizeof *out);
-  if (x->count < x->low) x->low = x->count;
-  *look = tick(x);
+/* Copies k pointers from / to the ring from position pos on (it wraps).
+ * Caller holds x->lock. */
+static void ring_read(const nh_xfer *x, uint32_t pos, void **out, size_t k) {
+  size_t at = pos & x->mask, room = (size_t)x->mask + 1 - at, a = k < room ? k : room;
+  memcpy(out, x->slots + at, a * sizeof *out);
+  memcpy(out + a, x->slots, (k - a) * sizeof *out);
+}
+static void ring_write(nh_xfer *x, uint32_t pos, void *const *in, size_t k) {
+  size_t at = pos & x->mask, room = (size_t)x->mask + 1 - at, a = k < room ? k : room;
+  memcpy(x->slots + at, in, a * sizeof *in);
+  memcpy(x->slots, in + a, (k - a) * sizeof *in);
+}
+
+/* Up to n blocks of shard x: its newest, or its oldest. Caller holds x->lock. */
+static size_t ring_take(nh_heap *h, nh_xfer *x, unsigned cls, void **out, size_t n, bool oldest) {
+  uint32_t count = count_of(x);
+  size_t k = n < count ? n : count;
+  if (oldest) {
+    ring_read(x, x->first, out, k);
+    x->first = (x->first + (uint32_t)k) & x->mask;
+  } else {
+    ring_read(x, x->first + count - (uint32_t)k, out, k);
+  }
+  set_count(x, count - (uint32_t)k);
   if (k) held_add(h, cls, k, false); /* under the lock: a fork sees it agree with count */
-  nh_lock_release(&x->lock);
   return k;
 }
 
+size_t nh_xfer_take(nh_heap *h, unsigned cls, void **out, size_t n, bool *look) {
+  unsigned own = my_shard(h);
+  nh_xfer *x = xfer_at(h, own, cls);
+  if (x->cap == 0) return 0; /* the same for every shard */
+  nh_lock_acquire(&x->lock);
+  size_t got = ring_take(h, x, cls, out, n, false);
+  if (count_of(x) < x->low) x->low = count_of(x);
+  *look = tick(x);
+  nh_lock_release(&x->lock);
+  /* short: the newest blocks of the node's next shards before the spans
+   * (the oldest, colder, measured no better) */
+  for (unsigned i = 1; got < n && i < h->xfer_shards && i <= STEAL_LOOKS; i++) {
+    nh_xfer *o = xfer_at(h, (own + i) % h->xfer_shards, cls);
+    if (count_of(o) == 0) continue;
+    nh_lock_acquire(&o->lock);
+    got += ring_take(h, o, cls, out + got, n - got, false);
+    if (count_of(o) < o->low) o->low = count_of(o);
+    nh_lock_release(&o->lock);
+  }
+  return got;
+}
+
 size_t nh_xfer_put(nh_heap *h, unsigned cls, void *const *in, size_t n, bool *look) {
-  nh_xfer *x = &h->xfer[cls];
+  nh_xfer *x = xfer_at(h, my_shard(h), cls);
   if (x->cap == 0) return 0;
   nh_lock_acquire(&x->lock);
-  size_t room = x->cap - x->count, k = n < room ? n : room;
-  memcpy(x->slots + x->count, in, k * sizeof *in);
-  x->count += (uint32_t)k;
+  uint32_t count = count_of(x);
+  size_t room = x->cap - count, k = n < room ? n : room;
+  ring_write(x, x->first + count, in, k);
+  set_count(x, count + (uint32_t)k);
   *look = tick(x);
   if (k) held_add(h, cls, k, true);
   nh_lock_release(&x->lock);
   return k;
 }
 
-size_t nh_xfer_take_oldest(nh_heap *h, unsigned cls, void **out, size_t n, bool decay) {
-  nh_xfer *x = &h->xfer[cls];
+size_t nh_xfer_take_oldest(nh_heap *h, unsigned shard, unsigned cls, void **out, size_t n,
+                           bool decay) {
+  nh_xfer *x = xfer_at(h, shard, cls);
   if (x->cap == 0) return 0;
   nh_lock_acquire(&x->lock);
-  size_t want = decay ? x->low : x->count;
-  size_t k = want < n ? want : n;
-  if (k > x->count) k = x->count;
-  memcpy(out, x->slots, k * sizeof *out);
-  memmove(x->slots, x->slots + k, (x->count - k) * sizeof *out);
-  x->count -= (uint32_t)k;
-  /* the pass is over for this class once it took fewer than it could: the
+  size_t want = decay ? x->low : count_of(x);
+  size_t k = ring_take(h, x, cls, out, want < n ? want : n, true);
+  /* the pass is over for this shard once it took fewer than it could: the
    * next window starts from what is left */
-  x->low = decay && k == n ? (uint32_t)(x->low - k) : x->count;
-  if (k) held_add(h, cls, k, false);
+  x->low = decay && k == n ? (uint32_t)(x->low - k) : count_of(x);
   nh_lock_release(&x->lock);
   return k;
 }
@@ -131,20 +215,26 @@ bool nh_xfer_pass_due(nh_heap *h, uint64_t now) {
 }
 
 uint32_t nh_xfer_count(nh_heap *h, unsigned cls) {
-  nh_xfer *x = &h->xfer[cls];
-  nh_lock_acquire(&x->lock);
-  uint32_t n = x->count;
-  nh_lock_release(&x->lock);
+  uint32_t n = 0;
+  for (unsigned sh = 0; sh < h->xfer_shards; sh++) {
+    nh_xfer *x = xfer_at(h, sh, cls);
+    nh_lock_acquire(&x->lock);
+    n += count_of(x);
+    nh_lock_release(&x->lock);
+  }
   return n;
 }
 
 void nh_xfer_prefork(nh_heap *h) {
-  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) nh_lock_acquire(&h->xfer[cls].lock);
+  for (unsigned sh = 0; sh < h->xfer_shards; sh++)
+    for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) nh_lock_acquire(&xfer_at(h, sh, cls)->lock);
 }
 
 void nh_xfer_postfork(nh_heap *h, int child) {
-  for (unsigned cls = NH_CLASS_COUNT; cls-- > 1;) {
-    if (child) nh_lock_reset(&h->xfer[cls].lock);
-    else nh_lock_release(&h->xfer[cls].lock);
-  }
+  for (unsigned sh = h->xfer_shards; sh-- > 0;)
+    for (unsigned cls = NH_CLASS_COUNT; cls-- > 1;) {
+      nh_xfer *x = xfer_at(h, sh, cls);
+      if (child) nh_lock_reset(&x->lock);
+      else nh_lock_release(&x->lock);
+    }
 }

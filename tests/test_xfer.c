@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -16,6 +17,7 @@
 #include "nh_test.h"
 
 #define FOUR_NODES "package:2 numa:2 core:1 pu:1" /* CPU k on node k */
+#define TWO_CPUS "numa:1 core:2 pu:1"             /* CPUs 0 and 1 on node 0 */
 #define UNUSED __attribute__((unused))
 
 static void sleep_ms(long ms) {
@@ -33,6 +35,22 @@ static size_t take(int node, unsigned cls, void **out, size_t n) {
 static void give(int node, unsigned cls, void **blocks, size_t n) {
   for (size_t i = 0; i < n; i++) nh_block_mark_free(blocks[i]);
   nh_heap_drain(node, cls, blocks, n, false);
+}
+
+/* Runs the calling thread on cpu only: 0, or -1 when it cannot. */
+static int pin(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof set, &set) != 0) return -1;
+  sched_yield();
+  return sched_getcpu() == cpu ? 0 : -1;
+}
+static void unpin(void) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int i = 0; i < CPU_SETSIZE; i++) CPU_SET(i, &set);
+  sched_setaffinity(0, sizeof set, &set);
 }
 
 /* A drained batch comes back whole from the transfer cache, its blocks
@@ -60,6 +78,49 @@ static void test_batches_move_whole(void **state UNUSED) {
   }
   give(0, cls, again, 200);
   nh_heaps_check();
+}
+
+/* A node's transfer cache has a shard per CPU: a batch drained on a CPU
+ * comes back to that CPU's refills, not to the other CPU's; a CPU whose
+ * shard is empty takes the other shard's blocks before the spans; and each
+ * shard holds its share of [cache] transfer_size (64K / 2 CPUs: 512 blocks
+ * of 64 B). */
+static void test_shard_per_cpu(void **state UNUSED) {
+  nh_test_start(TWO_CPUS, "cache", "mode", "off", "cache", "transfer_size", "64K", NULL);
+  if (pin(0) != 0 || pin(1) != 0) {
+    unpin();
+    skip(); /* one CPU: nothing to compare */
+  }
+  assert_int_equal(nh_g.heap[0].xfer_shards, 2);
+  unsigned cls = nh_size_class(64);
+  static void *a[50], *b[50], *got[600];
+  assert_int_equal(pin(0), 0);
+  assert_int_equal(take(0, cls, a, 50), 50);
+  assert_int_equal(pin(1), 0);
+  assert_int_equal(take(0, cls, b, 50), 50);
+  assert_int_equal(pin(0), 0);
+  give(0, cls, a, 50);
+  assert_int_equal(pin(1), 0);
+  give(0, cls, b, 50);
+  assert_int_equal(nh_xfer_count(&nh_g.heap[0], cls), 100);
+  assert_int_equal(pin(0), 0);
+  /* CPU 0 gets its own batch back, although CPU 1's went in last */
+  assert_int_equal(take(0, cls, got, 50), 50);
+  for (int i = 0; i < 50; i++) assert_ptr_equal(got[i], a[i]);
+  /* its shard is empty now: the next batch is CPU 1's, not the spans' */
+  uint64_t misses = nh_test_node_stats(0).xfer_misses;
+  assert_int_equal(take(0, cls, got + 50, 50), 50);
+  for (int i = 0; i < 50; i++) assert_ptr_equal(got[50 + i], b[i]);
+  assert_int_equal(nh_test_node_stats(0).xfer_misses, misses);
+  give(0, cls, got, 100);
+  /* bounds per shard: CPU 0's holds 512 of 600 blocks, the rest goes to the spans */
+  nh_trim();
+  assert_int_equal(take(0, cls, got, 600), 600);
+  give(0, cls, got, 600);
+  assert_int_equal(nh_xfer_count(&nh_g.heap[0], cls), 512);
+  nh_trim();
+  assert_int_equal(nh_test_node_stats(0).in_use, 0);
+  unpin();
 }
 
 /* A class holds at most transfer_size bytes (2048 blocks at most); the rest
@@ -311,6 +372,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_batches_move_whole),
       cmocka_unit_test(test_bounds),
+      cmocka_unit_test(test_shard_per_cpu),
       cmocka_unit_test(test_block_goes_home),
       cmocka_unit_test(test_trim_empties),
       cmocka_unit_test(test_decay),
