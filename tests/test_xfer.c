@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
+#include <sys/rseq.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -37,6 +38,11 @@ static void give(int node, unsigned cls, void **blocks, size_t n) {
   nh_heap_drain(node, cls, blocks, n, false);
 }
 
+/* The calling thread's CPU as rseq says (numa/os.h nh_os_cpu_fast). */
+static int rseq_cpu(void) {
+  return *(volatile int32_t *)((char *)__builtin_thread_pointer() + __rseq_offset + 4);
+}
+
 /* Runs the calling thread on cpu only: 0, or -1 when it cannot. */
 static int pin(int cpu) {
   cpu_set_t set;
@@ -44,7 +50,11 @@ static int pin(int cpu) {
   CPU_SET(cpu, &set);
   if (sched_setaffinity(0, sizeof set, &set) != 0) return -1;
   sched_yield();
-  return sched_getcpu() == cpu ? 0 : -1;
+  if (sched_getcpu() != cpu) return -1;
+  /* the transfer cache reads the CPU from rseq's cpu_id, which the kernel
+   * may update only at a later return to user space: wait for it */
+  for (int i = 0; i < 1000 && __rseq_size > 0 && rseq_cpu() != cpu; i++) sched_yield();
+  return 0;
 }
 static void unpin(void) {
   cpu_set_t set;
