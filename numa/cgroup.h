@@ -44,6 +44,10 @@ typedef struct nh_cgroup {
   uint64_t mems[NH_CGROUP_NODE_WORDS]; /* OS nodes the group may use */
   char mems_text[128], cpus_text[256]; /* the files' text, for reports */
   size_t top_len;               /* length of the mount's directory in dir */
+  int cpuset_version;           /* hierarchy of the cpuset files: 0 none, 1 or 2 */
+  int cpuset_noprefix;          /* v1 mounted with noprefix: "mems", not "cpuset.mems" */
+  char cpuset_dir[NH_CGROUP_PATH_MAX]; /* the group in the cpuset's hierarchy */
+  size_t cpuset_top_len;        /* length of that mount's directory in cpuset_dir */
 } nh_cgroup;
 
 /* Reads the process's cgroup under root ("" or NULL: the real machine).

@@ -1,7 +1,8 @@
 /*
  * tests/test_cgroup.c: numa/cgroup.c and api/container.c on fake cgroup
  * trees built in a temporary directory (the test-only root): v2 with nested
- * groups, v1's memory controller, no limit, a cgroup namespace's mount root,
+ * groups, v1's memory controller and cpusets (on their own mount, the
+ * fallbacks, beside v2), no limit, a cgroup namespace's mount root,
  * malformed files; the budget caps (proportional, equal, off, cpuset
  * nodes); and the allocator started inside a fake group (budgets, stats,
  * the load the host API reports, a clean failure at the limit).
@@ -193,6 +194,90 @@ static void test_v1_memory_controller(void **state) {
   assert_true(cg.max == 512 * MiB);
   assert_true(cg.high == NH_CGROUP_NO_LIMIT);
   assert_true(cg.usage == 50 * MiB);
+}
+
+#define V1_MEMORY_MOUNT "34 30 0:31 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+#define V1_CPUSET_MOUNT "36 30 0:33 / /srv/cg/cpuset rw - cgroup cgroup rw,cpuset\n"
+#define V1_CS "srv/cg/cpuset"
+
+/* v1 with its cpuset hierarchy mounted apart (not where the memory
+ * controller's default would put it): the effective files win over the
+ * configured ones. */
+static void test_v1_cpusets(void **state) {
+  (void)state;
+  put("proc/self/cgroup", "6:cpuset:/job\n3:memory:/job\n0::/\n");
+  put("proc/self/mountinfo", V1_MEMORY_MOUNT V1_CPUSET_MOUNT);
+  put("sys/fs/cgroup/memory/job/memory.limit_in_bytes", "268435456\n");
+  put("sys/fs/cgroup/memory/job/memory.usage_in_bytes", "1048576\n");
+  put(V1_CS "/job/cpuset.cpus", "0-7\n");
+  put(V1_CS "/job/cpuset.mems", "0-3\n");
+  put(V1_CS "/job/cpuset.effective_cpus", "2-3\n");
+  put(V1_CS "/job/cpuset.effective_mems", "1\n");
+  static nh_cgroup cg;
+  read_ok(&cg);
+  assert_int_equal(cg.version, 1);
+  assert_int_equal(cg.cpuset_version, 1);
+  assert_true(cg.max == 256 * MiB);
+  assert_int_equal(cg.has_mems, 1);
+  assert_int_equal(cg.has_cpus, 1);
+  assert_string_equal(cg.mems_text, "1");
+  assert_string_equal(cg.cpus_text, "2-3");
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 1), 1);
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 0), 0);
+  /* a resize of the cpuset is seen by a refresh */
+  put(V1_CS "/job/cpuset.effective_mems", "0,2\n");
+  assert_int_equal(nh_cgroup_refresh(&cg, err, sizeof err), 0);
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 1), 0);
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 2), 1);
+}
+
+/* Older kernels have no effective files: cpuset.cpus and cpuset.mems; a
+ * group without them takes its parent's; a noprefix mount drops "cpuset.". */
+static void test_v1_cpusets_fallbacks(void **state) {
+  (void)state;
+  put("proc/self/cgroup", "6:cpuset:/a/b\n3:memory:/a/b\n");
+  put("proc/self/mountinfo", V1_MEMORY_MOUNT V1_CPUSET_MOUNT);
+  put("sys/fs/cgroup/memory/a/b/memory.limit_in_bytes", "268435456\n");
+  put(V1_CS "/a/cpuset.cpus", "0-1\n");
+  put(V1_CS "/a/cpuset.mems", "0\n");
+  put(V1_CS "/a/b/tasks", "1\n"); /* the group, without cpuset files */
+  static nh_cgroup cg;
+  read_ok(&cg);
+  assert_int_equal(cg.has_mems, 1);
+  assert_string_equal(cg.mems_text, "0");
+  assert_string_equal(cg.cpus_text, "0-1");
+  /* noprefix: "effective_mems", "mems" */
+  put("proc/self/mountinfo",
+      V1_MEMORY_MOUNT "36 30 0:33 / /srv/cg/cpuset rw - cgroup cgroup rw,cpuset,noprefix\n");
+  put(V1_CS "/a/b/effective_mems", "3\n");
+  put(V1_CS "/a/b/cpus", "5\n");
+  read_ok(&cg);
+  assert_int_equal(cg.cpuset_noprefix, 1);
+  assert_string_equal(cg.mems_text, "3");
+  assert_string_equal(cg.cpus_text, "5");
+  /* a malformed one is named */
+  put(V1_CS "/a/b/effective_mems", "1-x\n");
+  read_fails(&cg, "effective_mems", "not a node list");
+}
+
+/* A hybrid machine with the memory controller on v2 and the cpusets on v1,
+ * and a cpuset mount whose root is the container's group (a namespace). */
+static void test_v1_cpusets_beside_v2(void **state) {
+  (void)state;
+  put("proc/self/cgroup", "2:cpuset:/ctr/inner\n0::/svc\n");
+  put("proc/self/mountinfo", V2_MOUNT "36 30 0:33 /ctr /srv/cg/cpuset rw - cgroup cgroup rw,cpuset\n");
+  put(V2 "/svc/memory.max", "134217728\n");
+  put(V2 "/svc/memory.current", "4096\n");
+  put(V1_CS "/inner/cpuset.effective_mems", "0-1\n");
+  put(V1_CS "/inner/cpuset.effective_cpus", "0-3\n");
+  static nh_cgroup cg;
+  read_ok(&cg);
+  assert_int_equal(cg.version, 2);
+  assert_int_equal(cg.cpuset_version, 1);
+  assert_true(cg.max == 128 * MiB);
+  assert_string_equal(cg.mems_text, "0-1");
+  assert_string_equal(cg.cpus_text, "0-3");
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 2), 0);
 }
 
 static void test_no_cgroup(void **state) {
@@ -449,6 +534,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_allocator_follows_a_resize, setup, teardown),
       cmocka_unit_test_setup_teardown(test_v2_namespace_mount_root, setup, teardown),
       cmocka_unit_test_setup_teardown(test_v1_memory_controller, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_v1_cpusets, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_v1_cpusets_fallbacks, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_v1_cpusets_beside_v2, setup, teardown),
       cmocka_unit_test_setup_teardown(test_no_cgroup, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
       cmocka_unit_test(test_caps),
