@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "numa/json.h"
 #include "numaheap/numaheap.h"
 #include "percpu/cache.h"
 
@@ -222,8 +223,8 @@ NH_API int nh_stats_print(FILE *out, int json) {
     }
     fprintf(out, "],\"total\":");
     print_node_json(out, &st.total);
-    fprintf(out, ",\"huge_pages\":\"%s\",\"huge_pages_why\":\"%s\"", huge_names[st.huge_pages],
-            st.huge_reason);
+    fprintf(out, ",\"huge_pages\":\"%s\",\"huge_pages_why\":", huge_names[st.huge_pages]);
+    nh_json_string(out, st.huge_reason);
     fprintf(out,
             ",\"cache\":{\"mode\":\"%s\",\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
             ",\"refills\":%" PRIu64 ",\"drains\":%" PRIu64 ",\"remote_sent\":%" PRIu64 "}",

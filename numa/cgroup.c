@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "numa/heap.h"
+#include "numa/json.h"
 #include "numa/os.h"
 
 /* v1 writes this (or a page-rounded neighbour) for "no limit". */
@@ -471,14 +472,21 @@ void nh_cgroup_print(const nh_cgroup *cg, FILE *out, int json) {
     fputs(json ? "{\"version\":0}" : "cgroup: none (no memory controller found)\n", out);
     return;
   }
-  if (json) fprintf(out, "{\"version\":%d,\"path\":\"%s\"", cg->version, cg->path);
-  else fprintf(out, "cgroup: v%d %s:", cg->version, cg->path);
+  if (json) {
+    fprintf(out, "{\"version\":%d,\"path\":", cg->version);
+    nh_json_string(out, cg->path);
+  } else {
+    fprintf(out, "cgroup: v%d %s:", cg->version, cg->path);
+  }
   print_limit(out, "max", cg->max, json);
   print_limit(out, "high", cg->high, json);
   print_limit(out, "usage", cg->usage, json);
   if (json) {
-    fprintf(out, ",\"mems\":\"%s\",\"cpus\":\"%s\"}", cg->has_mems ? cg->mems_text : "",
-            cg->has_cpus ? cg->cpus_text : "");
+    fputs(",\"mems\":", out);
+    nh_json_string(out, cg->has_mems ? cg->mems_text : "");
+    fputs(",\"cpus\":", out);
+    nh_json_string(out, cg->has_cpus ? cg->cpus_text : "");
+    fputs("}", out);
     return;
   }
   fprintf(out, "; mems %s; cpus %s\n", cg->has_mems ? cg->mems_text : "any",

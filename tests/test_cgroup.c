@@ -17,6 +17,7 @@
 
 #include "api/host_internal.h"
 #include "numa/cgroup.h"
+#include "numa/json.h"
 #include "numa/os.h"
 #include "numaheap/hostmem.h"
 
@@ -386,6 +387,31 @@ static void test_print(void **state) {
   assert_non_null(strstr(buf, "cgroup: v2 /a/b/c: max 1024 MiB high 768 MiB"));
 }
 
+/* A group name with a quote, a backslash and a tab: the JSON escapes them
+ * (the text form prints the name as it is). */
+static void test_print_escapes_the_path(void **state) {
+  (void)state;
+  put("proc/self/cgroup", "0::/a\"b\\c\td\n");
+  put("proc/self/mountinfo", V2_MOUNT);
+  put(V2 "/a\"b\\c\td/memory.max", "1048576\n");
+  static nh_cgroup cg;
+  read_ok(&cg);
+  assert_string_equal(cg.path, "/a\"b\\c\td");
+  assert_true(cg.max == MiB);
+  char buf[2048];
+  FILE *f = fmemopen(buf, sizeof buf, "w");
+  nh_cgroup_print(&cg, f, 1);
+  fclose(f);
+  assert_non_null(strstr(buf, "\"path\":\"/a\\\"b\\\\c\\td\",\"max\":1048576"));
+  f = fmemopen(buf, sizeof buf, "w");
+  nh_json_string(f, "\x01\x7f\n\xe2\x82\xac\xe2\x82\xc3\xa9\xed\xa0\x80");
+  fclose(f);
+  /* control characters; the euro sign kept; a cut sequence and a surrogate
+   * replaced byte by byte */
+  assert_string_equal(buf, "\"\\u0001\\u007f\\n\xe2\x82\xac\\ufffd\\ufffd\xc3\xa9"
+                           "\\ufffd\\ufffd\\ufffd\"");
+}
+
 /* ---- the allocator inside a fake group ------------------------------------------- */
 
 #define TWO_NODES "package:2 numa:1 core:1 pu:1"
@@ -541,6 +567,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
       cmocka_unit_test(test_caps),
       cmocka_unit_test_setup_teardown(test_print, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_print_escapes_the_path, setup, teardown),
       cmocka_unit_test_setup_teardown(test_allocator_budgets_follow_the_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_host_load_is_the_groups, setup, teardown),
       cmocka_unit_test(test_segments_bound_preferred_or_strict),
