@@ -215,8 +215,8 @@ static int go_up(char *dir, size_t top_len) {
   return 0;
 }
 
-/* Takes the tightest max (and high) of the chain from cg->dir up to top;
- * limit_dir is the group whose max or high is the lowest of all. */
+/* Takes the tightest max and high of the chain from cg->dir up to top;
+ * limit_dir and high_dir are the groups that set them. */
 static int read_limits(reader *r, nh_cgroup *cg, size_t top_len) {
   const char *max_name = cg->version == 2 ? "memory.max" : "memory.limit_in_bytes";
   char dir[NH_CGROUP_PATH_MAX];
@@ -225,11 +225,17 @@ static int read_limits(reader *r, nh_cgroup *cg, size_t top_len) {
     uint64_t mx = NH_CGROUP_NO_LIMIT, hi = NH_CGROUP_NO_LIMIT;
     if (read_limit(r, dir, max_name, &mx) < 0) return -1;
     if (cg->version == 2 && read_limit(r, dir, "memory.high", &hi) < 0) return -1;
-    uint64_t here = mx < hi ? mx : hi;
-    if (here < nh_cgroup_limit(cg)) strcpy(cg->limit_dir, dir);
-    if (mx < cg->max) cg->max = mx;
-    if (hi < cg->high) cg->high = hi;
+    if (mx < cg->max) {
+      cg->max = mx;
+      strcpy(cg->limit_dir, dir);
+    }
+    if (hi < cg->high) {
+      cg->high = hi;
+      strcpy(cg->high_dir, dir);
+    }
   } while (go_up(dir, top_len) == 0);
+  if (cg->limit_dir[0] == '\0') strcpy(cg->limit_dir, cg->dir);
+  if (cg->high_dir[0] == '\0') strcpy(cg->high_dir, cg->dir);
   return 0;
 }
 
@@ -358,7 +364,6 @@ int nh_cgroup_read(nh_cgroup *cg, const char *root, char *err, size_t errlen) {
     return -1;
   }
   if (cg->version == 0) reset(cg);
-  if (cg->version && cg->limit_dir[0] == '\0') strcpy(cg->limit_dir, cg->dir);
   if (cg->version) nh_cgroup_read_usage(cg);
   return 0;
 }
@@ -367,24 +372,32 @@ int nh_cgroup_refresh(nh_cgroup *cg, char *err, size_t errlen) {
   if (cg->version == 0) return 0;
   reader r = {"", err, errlen};
   cg->max = cg->high = NH_CGROUP_NO_LIMIT;
-  cg->limit_dir[0] = '\0';
+  cg->limit_dir[0] = cg->high_dir[0] = '\0';
   cg->has_mems = cg->has_cpus = 0;
   memset(cg->mems, 0, sizeof cg->mems);
   if (read_limits(&r, cg, cg->top_len) != 0 || read_cpusets(&r, cg) != 0) return -1;
-  if (cg->limit_dir[0] == '\0') strcpy(cg->limit_dir, cg->dir);
   nh_cgroup_read_usage(cg);
+  return 0;
+}
+
+/* memory.current (v1 memory.usage_in_bytes) of dir into *v. 0, or -1. */
+static int read_current(const nh_cgroup *cg, const char *dir, uint64_t *v) {
+  char path[NH_CGROUP_PATH_MAX + 32], text[64];
+  const char *name = cg->version == 2 ? "/memory.current" : "/memory.usage_in_bytes";
+  if (join(path, sizeof path, dir, name, "") != 0 || slurp(path, text, sizeof text) < 0 ||
+      parse_limit(text, v) != 0 || *v == NH_CGROUP_NO_LIMIT)
+    return -1;
   return 0;
 }
 
 int nh_cgroup_read_usage(nh_cgroup *cg) {
   if (cg->version == 0) return -1;
-  char path[NH_CGROUP_PATH_MAX + 32], text[64];
-  const char *name = cg->version == 2 ? "/memory.current" : "/memory.usage_in_bytes";
-  uint64_t v;
-  if (join(path, sizeof path, cg->limit_dir, name, "") != 0 || slurp(path, text, sizeof text) < 0 ||
-      parse_limit(text, &v) != 0 || v == NH_CGROUP_NO_LIMIT)
-    return -1;
+  uint64_t v, h;
+  if (read_current(cg, cg->limit_dir, &v) != 0) return -1;
   cg->usage = v;
+  if (strcmp(cg->high_dir, cg->limit_dir) == 0) cg->high_usage = v;
+  else if (read_current(cg, cg->high_dir, &h) == 0) cg->high_usage = h;
+  else return -1;
   return 0;
 }
 

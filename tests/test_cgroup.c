@@ -10,6 +10,7 @@
 #include "nh_test.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -78,6 +79,7 @@ static void v2_tree(void) {
   put(V2 "/memory.current", "999\n"); /* the root group has no memory.max */
   put(V2 "/a/memory.max", "1073741824\n");
   put(V2 "/a/memory.high", "max\n");
+  put(V2 "/a/memory.current", "314572800\n");
   put(V2 "/a/b/memory.max", "max\n");
   put(V2 "/a/b/memory.high", "805306368\n");
   put(V2 "/a/b/memory.current", "104857600\n");
@@ -112,20 +114,22 @@ static void test_v2_nested_takes_the_tightest(void **state) {
   assert_string_equal(cg.path, "/a/b/c");
   assert_true(cg.max == GiB);          /* a's, tighter than c's 2 GiB */
   assert_true(cg.high == 768 * MiB);   /* b's */
-  assert_true(nh_cgroup_limit(&cg) == 768 * MiB);
-  assert_non_null(strstr(cg.limit_dir, "/a/b"));
-  assert_null(strstr(cg.limit_dir, "/a/b/c"));
-  assert_true(cg.usage == 100 * MiB); /* b's memory.current: the group that limits */
+  assert_true(nh_cgroup_limit(&cg) == GiB); /* the hard limit: memory.high caps nothing */
+  assert_string_equal(cg.limit_dir + strlen(root), "/" V2 "/a");
+  assert_string_equal(cg.high_dir + strlen(root), "/" V2 "/a/b");
+  assert_true(cg.usage == 300 * MiB);      /* a's memory.current: the group that limits */
+  assert_true(cg.high_usage == 100 * MiB); /* b's: the group whose high is the lowest */
   assert_int_equal(cg.has_mems, 1);
   assert_string_equal(cg.mems_text, "1,3");
   assert_string_equal(cg.cpus_text, "0-3");
   assert_int_equal(nh_cgroup_has_mem_node(&cg, 1), 1);
   assert_int_equal(nh_cgroup_has_mem_node(&cg, 0), 0);
   assert_int_equal(nh_cgroup_has_mem_node(&cg, 3), 1);
-  /* usage follows the file */
+  /* usage follows the files */
+  put(V2 "/a/memory.current", "419430400\n");
   put(V2 "/a/b/memory.current", "209715200\n");
   assert_int_equal(nh_cgroup_read_usage(&cg), 0);
-  assert_true(cg.usage == 200 * MiB);
+  assert_true(cg.usage == 400 * MiB && cg.high_usage == 200 * MiB);
 }
 
 static void test_refresh_follows_a_resize(void **state) {
@@ -133,7 +137,7 @@ static void test_refresh_follows_a_resize(void **state) {
   v2_tree();
   static nh_cgroup cg;
   read_ok(&cg);
-  put(V2 "/a/memory.max", "268435456\n"); /* 256 MiB: now b's high binds alone */
+  put(V2 "/a/memory.max", "268435456\n"); /* 256 MiB */
   put(V2 "/a/b/memory.high", "max\n");
   put(V2 "/a/b/c/memory.max", "134217728\n"); /* and c's max, tighter */
   put(V2 "/a/b/c/cpuset.mems.effective", "0\n");
@@ -141,6 +145,7 @@ static void test_refresh_follows_a_resize(void **state) {
   assert_true(nh_cgroup_limit(&cg) == 128 * MiB);
   assert_non_null(strstr(cg.limit_dir, "/a/b/c"));
   assert_true(cg.usage == 1 * MiB); /* c's memory.current */
+  assert_true(cg.high == NH_CGROUP_NO_LIMIT && cg.high_usage == 1 * MiB);
   assert_int_equal(nh_cgroup_has_mem_node(&cg, 0), 1);
   assert_int_equal(nh_cgroup_has_mem_node(&cg, 1), 0);
   put(V2 "/a/b/c/memory.max", "lots\n");
@@ -351,6 +356,13 @@ static void test_caps(void **state) {
   assert_true(l[0].budget == 512 * MiB && l[1].budget == 512 * MiB);
   cap(&cg, NH_CGROUP_SPLIT_OFF, 100000, l);
   assert_true(l[0].budget == 2 * GiB && l[1].budget == 800 * MiB);
+  cg.high = 256 * MiB; /* memory.high caps nothing: the kernel fails nothing there */
+  cap(&cg, NH_CGROUP_SPLIT_PROPORTIONAL, 100000, l);
+  assert_true(l[0].budget == 768 * MiB && l[1].budget == 256 * MiB);
+  cg.max = NH_CGROUP_NO_LIMIT;
+  cap(&cg, NH_CGROUP_SPLIT_PROPORTIONAL, 100000, l);
+  assert_true(l[0].budget == 2 * GiB && l[1].budget == 800 * MiB);
+  cg.high = NH_CGROUP_NO_LIMIT;
   cg.max = 8 * GiB; /* a loose limit: the node budgets stand */
   cap(&cg, NH_CGROUP_SPLIT_PROPORTIONAL, 90000, l);
   assert_true(l[0].budget == 2 * GiB && l[1].budget == 800 * MiB);
@@ -516,6 +528,118 @@ static void test_host_load_is_the_groups(void **state) {
   IHostMemoryManager_Release(m);
 }
 
+/* ---- memory.high: a soft limit ------------------------------------------------------ */
+
+static _Atomic int notes[4]; /* notifications received, by EMemoryAvailable */
+
+static HRESULT STDMETHODCALLTYPE cb_qi(ICLRMemoryNotificationCallback *t, REFIID r, void **o) {
+  (void)t, (void)r, (void)o;
+  return E_NOINTERFACE;
+}
+static ULONG STDMETHODCALLTYPE cb_ref(ICLRMemoryNotificationCallback *t) {
+  (void)t;
+  return 1;
+}
+static HRESULT STDMETHODCALLTYPE cb_note(ICLRMemoryNotificationCallback *t, EMemoryAvailable e) {
+  (void)t;
+  atomic_fetch_add(&notes[e], 1);
+  return S_OK;
+}
+static const ICLRMemoryNotificationCallbackVtbl cb_vtbl = {cb_qi, cb_ref, cb_ref, cb_note};
+static ICLRMemoryNotificationCallback note_cb = {&cb_vtbl};
+
+/* Waits up to 3 s for notes[what] to reach want, then checks that it stays
+ * there for 400 ms (the notifier polls every 100 ms). */
+static void expect_notes(int what, int want) {
+  for (int i = 0; i < 300 && atomic_load(&notes[what]) < want; i++) usleep(10000);
+  usleep(400000);
+  assert_int_equal(atomic_load(&notes[what]), want);
+}
+
+/* Starts the allocator in /job with these memory.max and memory.high. */
+static void start_with_high(const char *max, const char *high, const char *current) {
+  put("proc/self/cgroup", "0::/job\n");
+  put("proc/self/mountinfo", V2_MOUNT);
+  put(V2 "/job/memory.max", max);
+  put(V2 "/job/memory.high", high);
+  put(V2 "/job/memory.current", current);
+  setenv("NUMAHEAP_TEST_CGROUP_ROOT", root, 1);
+  nh_test_start(TWO_NODES, "cgroup", "split", "proportional", "cache", "mode", "off", "notify",
+                "psi", "0", "notify", "low", "90",
+                "notify", "high", "60", NULL);
+  unsetenv("NUMAHEAP_TEST_CGROUP_ROOT");
+}
+
+static nh_stats *stats_now(void) {
+  static nh_stats st;
+  st.size = sizeof st;
+  st.version = NH_STATS_VERSION;
+  assert_int_equal(nh_stats_get(&st), 0);
+  return &st;
+}
+
+/* The kernel fails nothing at memory.high (it throttles and reclaims): no
+ * budget is capped by it and nothing fails above it. GetMemoryLoad is
+ * against it when there is no memory.max. */
+static void test_high_caps_nothing(void **state) {
+  (void)state;
+  start_with_high("max\n", "33554432\n", "8388608\n"); /* high 32 MiB, 8 used */
+  nh_stats *st = stats_now();
+  assert_true(st->cgroup.limit == UINT64_MAX && st->cgroup.high == 32 * MiB);
+  assert_true(st->nodes[0].budget > 64 * MiB && st->nodes[1].budget > 64 * MiB);
+  IHostMemoryManager *m = NULL;
+  assert_int_equal(NhCreateHostMemoryManager(&m), S_OK);
+  DWORD load;
+  SIZE_T avail;
+  assert_int_equal(IHostMemoryManager_GetMemoryLoad(m, &load, &avail), S_OK);
+  assert_int_equal(load, 25);
+  assert_true(avail == 24 * MiB);
+  put(V2 "/job/memory.current", "41943040\n"); /* 40 MiB: over high */
+  usleep(20000);                                /* the heaps re-read it every 10 ms */
+  static void *p[48];
+  for (int i = 0; i < 48; i++) assert_non_null(p[i] = nh_malloc(MiB));
+  for (int i = 0; i < 48; i++) nh_free(p[i]);
+  assert_int_equal(IHostMemoryManager_GetMemoryLoad(m, &load, &avail), S_OK);
+  assert_int_equal(load, 100);
+  assert_true(avail == 0);
+  IHostMemoryManager_Release(m);
+  /* with a memory.max too: it caps the budgets and is what the load is against */
+  start_with_high("134217728\n", "33554432\n", "67108864\n"); /* max 128, high 32, 64 used */
+  st = stats_now();
+  assert_true(st->cgroup.limit == 128 * MiB && st->cgroup.high == 32 * MiB);
+  assert_true(st->nodes[0].budget == (uint64_t)(128 * MiB * 0.9) / 2);
+  assert_int_equal(NhCreateHostMemoryManager(&m), S_OK);
+  assert_int_equal(IHostMemoryManager_GetMemoryLoad(m, &load, &avail), S_OK);
+  assert_int_equal(load, 50);
+  IHostMemoryManager_Release(m);
+}
+
+/* The notifier sends Low when the usage reaches memory.high (and trims),
+ * High when it falls under [notify] high / [notify] low of it (60/90: two
+ * thirds), not between. */
+static void test_high_sends_low(void **state) {
+  (void)state;
+  start_with_high("max\n", "33554432\n", "8388608\n");
+  IHostMemoryManager *m = NULL;
+  assert_int_equal(NhCreateHostMemoryManager(&m), S_OK);
+  for (int i = 0; i < 4; i++) atomic_store(&notes[i], 0);
+  assert_int_equal(IHostMemoryManager_RegisterMemoryNotificationCallback(m, &note_cb), S_OK);
+  expect_notes(eMemoryAvailableLow, 0); /* 25% of high */
+  uint64_t trims = stats_now()->cgroup.low_trims;
+  put(V2 "/job/memory.current", "33554432\n"); /* at high */
+  expect_notes(eMemoryAvailableLow, 1);
+  nh_stats *st = stats_now();
+  assert_true(st->cgroup.high_lows == 1 && st->cgroup.psi_lows == 0);
+  assert_true(st->cgroup.low_trims > trims);
+  put(V2 "/job/memory.current", "25165824\n"); /* 24 MiB: 75% of high, above two thirds */
+  expect_notes(eMemoryAvailableHigh, 0);
+  put(V2 "/job/memory.current", "20971520\n"); /* 20 MiB: 62.5% */
+  expect_notes(eMemoryAvailableHigh, 1);
+  expect_notes(eMemoryAvailableLow, 1);
+  assert_int_equal(IHostMemoryManager_RegisterMemoryNotificationCallback(m, NULL), S_OK);
+  IHostMemoryManager_Release(m);
+}
+
 /* ---- binding ---------------------------------------------------------------------- */
 
 /* The policy of the page holding p (get_mempolicy with MPOL_F_ADDR), and its node. */
@@ -570,6 +694,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_print_escapes_the_path, setup, teardown),
       cmocka_unit_test_setup_teardown(test_allocator_budgets_follow_the_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_host_load_is_the_groups, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_high_caps_nothing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_high_sends_low, setup, teardown),
       cmocka_unit_test(test_segments_bound_preferred_or_strict),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
