@@ -31,9 +31,11 @@
  *            LOW (send Low)
  *   LOW (load-driven) --load < high, no new pressure-->  NORMAL (send High)
  *   LOW (pressure-driven: load < low when it began) --no new pressure for
- *            NEUTRAL_POLLS polls--> NORMAL, sending High if the load is under
- *            high, else Neutral (so the runtime leaves low-memory mode);
- *            load reaching low makes it load-driven.
+ *            NEUTRAL_POLLS polls (PSI_QUIET_POLLS when the last pressure
+ *            was PSI's: a trigger fires at most once per window, so a
+ *            stall that goes on shows only every 2 s)--> NORMAL, sending
+ *            High if the load is under high, else Neutral (so the runtime
+ *            leaves low-memory mode); load reaching low makes it load-driven.
  * While requests keep spilling or failing, or tasks keep stalling, LOW
  * stays (no Low/High ping-pong).
  * One notification per crossing; a new registration starts from NORMAL.
@@ -57,6 +59,9 @@
 #define POLL_MS 100
 #define NEUTRAL_POLLS 10 /* ~1 s without pressure */
 #define PSI_WINDOW_US 2000000u
+/* ~4 s without pressure after PSI's: a trigger fires at most once per 2 s
+ * window however long the stall lasts, so quiet must outlast two windows */
+#define PSI_QUIET_POLLS (2 * (int)(PSI_WINDOW_US / 1000u) / POLL_MS)
 
 static pthread_mutex_t nt_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t nt_cond;                   /* Initialised with nt_thread (monotonic clock) */
@@ -67,6 +72,7 @@ static bool nt_trim;                             /* Guarded by nt_mutex: trim af
 static int nt_quiet;                             /* Guarded by nt_mutex: polls without pressure */
 static int nt_cause;                             /* Guarded by nt_mutex: why LOW began (NH_LOW_*) */
 static bool nt_psi_fired;                        /* Guarded by nt_mutex: a PSI event since evaluate */
+static bool nt_psi_last;                         /* Guarded by nt_mutex: the last pressure was PSI's */
 /* Synchronization: atomic. nt_pressure: set with release by the hook,
  * exchanged with acquire by the notifier. nt_active: relaxed hint
  * (1 while a callback is registered); a missed signal costs one poll. */
@@ -198,6 +204,7 @@ static EMemoryAvailable evaluate(void) {
   nt_psi_fired = false;
   uint32_t low = nh_cfg->v[NH_OPT_NOTIFY_LOW].milli_pct, high = nh_cfg->v[NH_OPT_NOTIFY_HIGH].milli_pct;
   if (load >= high || pressure) nh_container_tight();
+  if (pressure) nt_psi_last = !request; /* PSI fires once per window: wait longer for quiet */
   if (!nt_low) {
     if (load >= low) return enter_low(true, hard >= low ? NH_LOW_LOAD : NH_LOW_HIGH);
     return pressure ? enter_low(false, request ? NH_LOW_REQUEST : NH_LOW_PSI) : 0;
@@ -208,7 +215,7 @@ static EMemoryAvailable evaluate(void) {
   }
   if (load >= low) nt_low_by_load = true;
   if (nt_low_by_load) return load < high ? leave_low(eMemoryAvailableHigh) : 0;
-  if (++nt_quiet < NEUTRAL_POLLS) return 0;
+  if (++nt_quiet < (nt_psi_last ? PSI_QUIET_POLLS : NEUTRAL_POLLS)) return 0;
   return leave_low(load < high ? eMemoryAvailableHigh : eMemoryAvailableNeutral);
 }
 
@@ -311,7 +318,7 @@ HRESULT nh_host_notify_register(ICLRMemoryNotificationCallback *cb) {
   ICLRMemoryNotificationCallback *old = nt_cb;
   if (cb) ICLRMemoryNotificationCallback_AddRef(cb);
   nt_cb = cb;
-  nt_low = nt_low_by_load = nt_psi_fired = false;
+  nt_low = nt_low_by_load = nt_psi_fired = nt_psi_last = false;
   nt_quiet = 0;
   atomic_store_explicit(&nt_pressure, 0, memory_order_relaxed);
   atomic_store_explicit(&nt_active, cb != NULL, memory_order_relaxed);
