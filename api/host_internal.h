@@ -85,11 +85,16 @@ void nh_host_pressure(int node, int level);
 /* Replaces the registered callback (NULL: none; the notifier goes idle).
  * AddRefs the new one, Releases the old. Returns once no poll is running. */
 HRESULT nh_host_notify_register(ICLRMemoryNotificationCallback *cb);
+/* Why a Low was sent: the load (budgets, memory.max) reached [notify] low;
+ * the usage reached memory.high; a request spilled or failed; a PSI
+ * trigger fired (with neither load nor a request). */
+enum { NH_LOW_LOAD, NH_LOW_HIGH, NH_LOW_REQUEST, NH_LOW_PSI, NH_LOW_CAUSES };
 typedef struct nh_host_notify_stats {
   uint64_t pressure_events[3]; /* per level: failed or spilled requests */
   uint64_t sent[4];            /* notifications sent, by EMemoryAvailable (1..3) */
   int low_mode;                /* 1 while the last notification sent was Low */
   uint64_t psi_events;         /* PSI trigger events seen by the notifier */
+  uint64_t lows[NH_LOW_CAUSES]; /* Lows sent, by cause (NH_LOW_*) */
 } nh_host_notify_stats;
 void nh_host_notify_stats_get(nh_host_notify_stats *out);
 

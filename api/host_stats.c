@@ -24,9 +24,11 @@ void nh_host_stats_print(FILE *out) {
           vm.large_hugetlb, nh_host_vas_views(), nh_host_vas_bytes());
   fprintf(out,
           "host: pressure task %" PRIu64 " appdomain %" PRIu64 " process %" PRIu64
-          "; psi %" PRIu64 "; sent low %" PRIu64 " neutral %" PRIu64 " high %" PRIu64 "%s\n",
+          "; psi %" PRIu64 "; sent low %" PRIu64 " (load %" PRIu64 " high %" PRIu64
+          " request %" PRIu64 " psi %" PRIu64 ") neutral %" PRIu64 " high %" PRIu64 "%s\n",
           ns.pressure_events[0], ns.pressure_events[1], ns.pressure_events[2], ns.psi_events,
-          ns.sent[eMemoryAvailableLow], ns.sent[eMemoryAvailableNeutral],
+          ns.sent[eMemoryAvailableLow], ns.lows[NH_LOW_LOAD], ns.lows[NH_LOW_HIGH],
+          ns.lows[NH_LOW_REQUEST], ns.lows[NH_LOW_PSI], ns.sent[eMemoryAvailableNeutral],
           ns.sent[eMemoryAvailableHigh], ns.low_mode ? " (low)" : "");
   nh_host_sites_print(out);
 }

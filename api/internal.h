@@ -71,9 +71,14 @@ void nh_container_get(nh_cgroup *out);
 void nh_container_tight(void);
 /* Caps the budgets of limits[] (one per node of t) by the cgroup. */
 void nh_container_cap(const nh_topo *t, const nh_config *cfg, nh_node_limits *limits);
-/* The cgroup's usage (read now) and limit: false when there is no limit,
- * or [cgroup] split is off. Waits for cg_lock: not for allocating paths. */
-bool nh_container_load(uint64_t *usage, uint64_t *limit);
+/* The cgroup's figures for the memory load, usages read now. */
+typedef struct nh_container_figures {
+  uint64_t max, usage;       /* the hard limit (NH_CGROUP_NO_LIMIT: none) and its group's usage */
+  uint64_t high, high_usage; /* memory.high (NH_CGROUP_NO_LIMIT: none) and its group's usage */
+} nh_container_figures;
+/* Fills *f: false when the cgroup has neither max nor high, or [cgroup]
+ * split is off. Waits for cg_lock: not for allocating paths. */
+bool nh_container_load(nh_container_figures *f);
 /* Counts a trim done on entering low memory (host_notify.c). */
 void nh_container_count_trim(void);
 void nh_container_stats(nh_cgroup_stats *out);

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/host_internal.h"
 #include "api/internal.h"
+#include "numa/json.h"
 #include "numaheap/numaheap.h"
 #include "percpu/cache.h"
 
@@ -104,6 +106,11 @@ NH_API int nh_stats_get(nh_stats *st) {
     add_into(&st->total, &s);
   }
   nh_container_stats(&st->cgroup);
+  nh_host_notify_stats ns;
+  nh_host_notify_stats_get(&ns);
+  st->cgroup.psi_events = ns.psi_events;
+  st->cgroup.high_lows = ns.lows[NH_LOW_HIGH];
+  st->cgroup.psi_lows = ns.lows[NH_LOW_PSI];
   return 0;
 }
 
@@ -160,19 +167,29 @@ static void print_node_json(FILE *out, const nh_node_stats *s) {
 static const char *const mode_names[] = {"percpu", "perthread", "off"};
 static const char *const huge_names[] = {"off", "thp", "hugetlb"}; /* NH_HUGE_* */
 
+/* A limit as text ("none") or JSON (null). */
+static void limit_text(char *buf, size_t cap, uint64_t v, int json) {
+  if (v == UINT64_MAX) snprintf(buf, cap, json ? "null" : "none");
+  else snprintf(buf, cap, "%" PRIu64, v);
+}
+
 static void print_cgroup(FILE *out, const nh_cgroup_stats *c, int json) {
-  char lim[32];
-  if (c->limit == UINT64_MAX) snprintf(lim, sizeof lim, json ? "null" : "none");
-  else snprintf(lim, sizeof lim, "%" PRIu64, c->limit);
+  char lim[32], high[32];
+  limit_text(lim, sizeof lim, c->limit, json);
+  limit_text(high, sizeof high, c->high, json);
   if (json)
     fprintf(out,
-            ",\"cgroup\":{\"version\":%d,\"limit\":%s,\"usage\":%" PRIu64 ",\"rereads\":%" PRIu64
-            ",\"low_trims\":%" PRIu64 "}",
-            c->version, lim, c->usage, c->rereads, c->low_trims);
+            ",\"cgroup\":{\"version\":%d,\"limit\":%s,\"high\":%s,\"usage\":%" PRIu64
+            ",\"rereads\":%" PRIu64 ",\"low_trims\":%" PRIu64 ",\"psi_events\":%" PRIu64
+            ",\"high_lows\":%" PRIu64 ",\"psi_lows\":%" PRIu64 "}",
+            c->version, lim, high, c->usage, c->rereads, c->low_trims, c->psi_events,
+            c->high_lows, c->psi_lows);
   else
     fprintf(out,
-            "cgroup: v%d limit %s usage %" PRIu64 " rereads %" PRIu64 " low_trims %" PRIu64 "\n",
-            c->version, lim, c->usage, c->rereads, c->low_trims);
+            "cgroup: v%d limit %s high %s usage %" PRIu64 " rereads %" PRIu64 " low_trims %" PRIu64
+            " psi_events %" PRIu64 " high_lows %" PRIu64 " psi_lows %" PRIu64 "\n",
+            c->version, lim, high, c->usage, c->rereads, c->low_trims, c->psi_events,
+            c->high_lows, c->psi_lows);
 }
 
 /* One line (or JSON object) per CPU cache that saw any traffic. */
@@ -222,8 +239,8 @@ NH_API int nh_stats_print(FILE *out, int json) {
     }
     fprintf(out, "],\"total\":");
     print_node_json(out, &st.total);
-    fprintf(out, ",\"huge_pages\":\"%s\",\"huge_pages_why\":\"%s\"", huge_names[st.huge_pages],
-            st.huge_reason);
+    fprintf(out, ",\"huge_pages\":\"%s\",\"huge_pages_why\":", huge_names[st.huge_pages]);
+    nh_json_string(out, st.huge_reason);
     fprintf(out,
             ",\"cache\":{\"mode\":\"%s\",\"hits\":%" PRIu64 ",\"misses\":%" PRIu64
             ",\"refills\":%" PRIu64 ",\"drains\":%" PRIu64 ",\"remote_sent\":%" PRIu64 "}",

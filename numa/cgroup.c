@@ -6,8 +6,10 @@
  * controller on v1; else v2's "0::/path"); /proc/self/mountinfo says where
  * that hierarchy is mounted (cgroup2, or cgroup with the memory option;
  * /sys/fs/cgroup[/memory] when it does not say); then the limit files of the
- * group and of each group above it up to the mount, the tightest winning;
- * the cpuset files of the nearest group that has them.
+ * group and of each group above it up to the mount, the tightest winning.
+ * The cpusets likewise: v1's cpuset line and its own mount (cgroup with the
+ * cpuset option), else v2's group; the files of the nearest group that has
+ * them (v1: cpuset.effective_cpus/_mems, else cpuset.cpus/.mems).
  *
  * No malloc: paths and file texts live in fixed buffers on the stack (a few
  * KiB), mountinfo in pages from the OS layer.
@@ -18,6 +20,7 @@
 #include <string.h>
 
 #include "numa/heap.h"
+#include "numa/json.h"
 #include "numa/os.h"
 
 /* v1 writes this (or a page-rounded neighbour) for "no limit". */
@@ -68,32 +71,35 @@ static int copy_span(char *out, size_t cap, const char *s, const char *e) {
   return 0;
 }
 
-/* Finds the group: sets cg->version and cg->path. 0 (version 0 when no
- * line fits), -1 on a malformed file. */
-static int parse_proc_cgroup(reader *r, const char *path, const char *text, nh_cgroup *cg) {
-  char v2[NH_CGROUP_PATH_MAX] = "";
-  int have_v2 = 0;
+/* The groups /proc/self/cgroup names: v1's memory and cpuset hierarchies
+ * and v2's unified one (empty strings where there is no such line). */
+typedef struct proc_groups {
+  char memory[NH_CGROUP_PATH_MAX], cpuset[NH_CGROUP_PATH_MAX], unified[NH_CGROUP_PATH_MAX];
+} proc_groups;
+
+/* Takes one "id:controllers:/path" line [line, eol) into g. 0, or -1 when
+ * it is not such a line or the path is too long. */
+static int take_line(reader *r, const char *path, const char *line, const char *eol, proc_groups *g) {
+  const char *c1 = memchr(line, ':', (size_t)(eol - line));
+  const char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(eol - c1 - 1)) : NULL;
+  if (c2 == NULL || c2[1] != '/') return fail(r, path, "a line is not \"id:controllers:/path\"");
+  char *out = NULL;
+  if (has_word(c1 + 1, c2, "memory")) out = g->memory;
+  else if (has_word(c1 + 1, c2, "cpuset")) out = g->cpuset;
+  else if (c1 - line == 1 && line[0] == '0' && c2 == c1 + 1) out = g->unified;
+  if (out && copy_span(out, NH_CGROUP_PATH_MAX, c2 + 1, eol) != 0) return fail(r, path, "path too long");
+  return 0;
+}
+
+/* Reads every line of /proc/self/cgroup's text into g. 0, or -1 on a
+ * malformed file. */
+static int parse_proc_cgroup(reader *r, const char *path, const char *text, proc_groups *g) {
+  g->memory[0] = g->cpuset[0] = g->unified[0] = '\0';
   for (const char *line = text; *line;) {
     const char *eol = strchr(line, '\n');
     if (eol == NULL) eol = line + strlen(line);
-    const char *c1 = memchr(line, ':', (size_t)(eol - line));
-    const char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(eol - c1 - 1)) : NULL;
-    if (eol > line && (c2 == NULL || c2[1] != '/'))
-      return fail(r, path, "a line is not \"id:controllers:/path\"");
-    if (c2 && has_word(c1 + 1, c2, "memory")) {
-      if (copy_span(cg->path, sizeof cg->path, c2 + 1, eol) != 0) return fail(r, path, "path too long");
-      cg->version = 1;
-      return 0;
-    }
-    if (c2 && c1 - line == 1 && line[0] == '0' && c2 == c1 + 1) {
-      if (copy_span(v2, sizeof v2, c2 + 1, eol) != 0) return fail(r, path, "path too long");
-      have_v2 = 1;
-    }
+    if (eol > line && take_line(r, path, line, eol, g) != 0) return -1;
     line = *eol ? eol + 1 : eol;
-  }
-  if (have_v2) {
-    memcpy(cg->path, v2, sizeof v2);
-    cg->version = 2;
   }
   return 0;
 }
@@ -114,8 +120,16 @@ static const char *field(const char *s, const char *e, int n, size_t *len) {
   }
 }
 
-/* Whether a mountinfo line [s, e) mounts our hierarchy; fills mnt and mroot. */
-static int match_mount(const char *s, const char *e, int version, char *mnt, char *mroot) {
+/* A hierarchy's mount: where (point), which group is its root, and
+ * whether v1 files go without the controller's prefix ("noprefix"). */
+typedef struct mount_at {
+  char point[NH_CGROUP_PATH_MAX], root[NH_CGROUP_PATH_MAX];
+  int noprefix;
+} mount_at;
+
+/* Whether a mountinfo line [s, e) mounts the hierarchy (cgroup2 for
+ * version 2, else v1 "cgroup" with controller ctl among its options); fills m. */
+static int match_mount(const char *s, const char *e, int version, const char *ctl, mount_at *m) {
   const char *dash = strstr(s, " - ");
   if (dash == NULL || dash > e) return 0;
   size_t tl = 0, ol = 0, rl = 0, ml = 0;
@@ -124,19 +138,23 @@ static int match_mount(const char *s, const char *e, int version, char *mnt, cha
   if (type == NULL) return 0;
   int hit = version == 2 ? (tl == 7 && memcmp(type, "cgroup2", 7) == 0)
                          : (tl == 6 && memcmp(type, "cgroup", 6) == 0 && opts &&
-                            has_word(opts, opts + ol, "memory"));
+                            has_word(opts, opts + ol, ctl));
   const char *root = field(s, dash, 3, &rl), *point = field(s, dash, 4, &ml);
   if (!hit || root == NULL || point == NULL) return 0;
-  if (copy_span(mroot, NH_CGROUP_PATH_MAX, root, root + rl) != 0) return 0;
-  return copy_span(mnt, NH_CGROUP_PATH_MAX, point, point + ml) == 0;
+  if (copy_span(m->root, sizeof m->root, root, root + rl) != 0) return 0;
+  m->noprefix = version == 1 && has_word(opts, opts + ol, "noprefix");
+  return copy_span(m->point, sizeof m->point, point, point + ml) == 0;
 }
 
 #define MOUNTINFO_MAX ((size_t)256 << 10) /* beyond it, the default mount points */
 
-/* Where the hierarchy is mounted (mnt) and which group is its root (mroot). */
-static void find_mount(reader *r, int version, char *mnt, char *mroot) {
-  strcpy(mnt, version == 2 ? "/sys/fs/cgroup" : "/sys/fs/cgroup/memory");
-  strcpy(mroot, "/");
+/* Where the hierarchy is mounted (version 2, or v1's of controller ctl);
+ * /sys/fs/cgroup[/ctl] with root "/" when mountinfo does not say. */
+static void find_mount(reader *r, int version, const char *ctl, mount_at *m) {
+  if (version == 2) strcpy(m->point, "/sys/fs/cgroup");
+  else snprintf(m->point, sizeof m->point, "/sys/fs/cgroup/%s", ctl);
+  strcpy(m->root, "/");
+  m->noprefix = 0;
   char path[NH_CGROUP_PATH_MAX];
   if (join(path, sizeof path, r->root, "/proc/self/mountinfo", "") != 0) return;
   /* mountinfo runs to tens of KiB on container hosts: pages from the OS
@@ -144,13 +162,12 @@ static void find_mount(reader *r, int version, char *mnt, char *mroot) {
   char *text = nh_os_meta_alloc(MOUNTINFO_MAX);
   if (text == NULL) return;
   if (slurp(path, text, MOUNTINFO_MAX) > 0) {
-    char m[NH_CGROUP_PATH_MAX], mr[NH_CGROUP_PATH_MAX];
+    mount_at found;
     for (const char *line = text; *line;) {
       const char *eol = strchr(line, '\n');
       if (eol == NULL) eol = line + strlen(line);
-      if (match_mount(line, eol, version, m, mr)) {
-        strcpy(mnt, m);
-        strcpy(mroot, mr);
+      if (match_mount(line, eol, version, ctl, &found)) {
+        *m = found;
         break;
       }
       line = *eol ? eol + 1 : eol;
@@ -198,8 +215,8 @@ static int go_up(char *dir, size_t top_len) {
   return 0;
 }
 
-/* Takes the tightest max (and high) of the chain from cg->dir up to top;
- * limit_dir is the group whose max or high is the lowest of all. */
+/* Takes the tightest max and high of the chain from cg->dir up to top;
+ * limit_dir and high_dir are the groups that set them. */
 static int read_limits(reader *r, nh_cgroup *cg, size_t top_len) {
   const char *max_name = cg->version == 2 ? "memory.max" : "memory.limit_in_bytes";
   char dir[NH_CGROUP_PATH_MAX];
@@ -208,11 +225,17 @@ static int read_limits(reader *r, nh_cgroup *cg, size_t top_len) {
     uint64_t mx = NH_CGROUP_NO_LIMIT, hi = NH_CGROUP_NO_LIMIT;
     if (read_limit(r, dir, max_name, &mx) < 0) return -1;
     if (cg->version == 2 && read_limit(r, dir, "memory.high", &hi) < 0) return -1;
-    uint64_t here = mx < hi ? mx : hi;
-    if (here < nh_cgroup_limit(cg)) strcpy(cg->limit_dir, dir);
-    if (mx < cg->max) cg->max = mx;
-    if (hi < cg->high) cg->high = hi;
+    if (mx < cg->max) {
+      cg->max = mx;
+      strcpy(cg->limit_dir, dir);
+    }
+    if (hi < cg->high) {
+      cg->high = hi;
+      strcpy(cg->high_dir, dir);
+    }
   } while (go_up(dir, top_len) == 0);
+  if (cg->limit_dir[0] == '\0') strcpy(cg->limit_dir, cg->dir);
+  if (cg->high_dir[0] == '\0') strcpy(cg->high_dir, cg->dir);
   return 0;
 }
 
@@ -239,11 +262,11 @@ static int parse_node_list(const char *s, uint64_t *mask) {
   return 0;
 }
 
-/* Text of the nearest dir/name up to top, without its newline. 1, 0 none. */
-static int read_nearest(const nh_cgroup *cg, size_t top_len, const char *name, char *out,
-                        size_t cap) {
+/* Text of the nearest dir/name from dir up to top, without its newline.
+ * 1, 0 none. */
+static int read_nearest(const char *from, size_t top_len, const char *name, char *out, size_t cap) {
   char dir[NH_CGROUP_PATH_MAX], path[NH_CGROUP_PATH_MAX + 40];
-  strcpy(dir, cg->dir);
+  strcpy(dir, from);
   do {
     if (join(path, sizeof path, dir, "/", name) == 0 && slurp(path, out, cap) >= 0) {
       out[strcspn(out, "\n")] = '\0';
@@ -253,16 +276,34 @@ static int read_nearest(const nh_cgroup *cg, size_t top_len, const char *name, c
   return 0;
 }
 
-static int read_cpusets(reader *r, nh_cgroup *cg, size_t top_len) {
-  if (cg->version != 2) return 0; /* v1 cpusets are a separate hierarchy: not read */
-  cg->has_cpus = read_nearest(cg, top_len, "cpuset.cpus.effective", cg->cpus_text,
-                              sizeof cg->cpus_text);
-  if (!read_nearest(cg, top_len, "cpuset.mems.effective", cg->mems_text, sizeof cg->mems_text))
+/* The nearest of the cpuset file what ("cpus" or "mems"): v2's
+ * cpuset.<what>.effective; v1's cpuset.effective_<what>, else
+ * cpuset.<what> (without "cpuset." on a noprefix mount). The name read goes
+ * to name. 1, 0 none. */
+static int read_cpuset_file(const nh_cgroup *cg, const char *what, char *out, size_t cap,
+                            char *name, size_t name_cap) {
+  const char *pre = cg->cpuset_noprefix ? "" : "cpuset.";
+  if (cg->cpuset_version == 2) {
+    snprintf(name, name_cap, "cpuset.%s.effective", what);
+    return read_nearest(cg->cpuset_dir, cg->cpuset_top_len, name, out, cap);
+  }
+  snprintf(name, name_cap, "%seffective_%s", pre, what);
+  if (read_nearest(cg->cpuset_dir, cg->cpuset_top_len, name, out, cap)) return 1;
+  snprintf(name, name_cap, "%s%s", pre, what);
+  return read_nearest(cg->cpuset_dir, cg->cpuset_top_len, name, out, cap);
+}
+
+static int read_cpusets(reader *r, nh_cgroup *cg) {
+  if (cg->cpuset_version == 0) return 0;
+  char name[40];
+  cg->has_cpus = read_cpuset_file(cg, "cpus", cg->cpus_text, sizeof cg->cpus_text, name, sizeof name);
+  if (!read_cpuset_file(cg, "mems", cg->mems_text, sizeof cg->mems_text, name, sizeof name))
     return 0;
   if (cg->mems_text[0] == '\0') return 0; /* an empty file: the controller is off here */
   if (parse_node_list(cg->mems_text, cg->mems) != 0) {
-    char p[NH_CGROUP_PATH_MAX + 40];
-    join(p, sizeof p, cg->dir, "/", "cpuset.mems.effective (or a parent's)");
+    char p[NH_CGROUP_PATH_MAX + 64], n[64];
+    snprintf(n, sizeof n, "%s (or a parent's)", name);
+    join(p, sizeof p, cg->cpuset_dir, "/", n);
     return fail(r, p, "not a node list such as \"0-1,3\"");
   }
   cg->has_mems = 1;
@@ -276,36 +317,53 @@ static void reset(nh_cgroup *cg) {
   cg->max = cg->high = NH_CGROUP_NO_LIMIT;
 }
 
-/* The group's directory from the mount and the path relative to its root. */
-static int group_dir(reader *r, nh_cgroup *cg, size_t *top_len) {
-  char mnt[NH_CGROUP_PATH_MAX], mroot[NH_CGROUP_PATH_MAX], top[NH_CGROUP_PATH_MAX];
-  find_mount(r, cg->version, mnt, mroot);
-  const char *rel = cg->path;
-  size_t rl = strlen(mroot);
-  if (rl > 1 && strncmp(rel, mroot, rl) == 0 && (rel[rl] == '/' || rel[rl] == '\0')) rel += rl;
+/* A group's directory (dir) from its hierarchy's mount and the path
+ * /proc/self/cgroup gives, with the length of the mount's directory in it. */
+static int group_dir(reader *r, int version, const char *ctl, const char *path, char *dir,
+                     size_t *top_len, int *noprefix) {
+  mount_at m;
+  char top[NH_CGROUP_PATH_MAX];
+  find_mount(r, version, ctl, &m);
+  const char *rel = path;
+  size_t rl = strlen(m.root);
+  if (rl > 1 && strncmp(rel, m.root, rl) == 0 && (rel[rl] == '/' || rel[rl] == '\0')) rel += rl;
   if (strcmp(rel, "/") == 0) rel = "";
-  if (join(top, sizeof top, r->root, mnt, "") != 0 ||
-      join(cg->dir, sizeof cg->dir, top, rel, "") != 0)
-    return fail(r, mnt, "cgroup path too long");
+  if (join(top, sizeof top, r->root, m.point, "") != 0 ||
+      join(dir, NH_CGROUP_PATH_MAX, top, rel, "") != 0)
+    return fail(r, m.point, "cgroup path too long");
   *top_len = strlen(top);
+  if (noprefix) *noprefix = m.noprefix;
   return 0;
+}
+
+/* Picks the memory controller's group (v1's line first: a hybrid machine
+ * keeps it on v1; else v2's) and the cpuset's (v1's cpuset line, else v2's
+ * group when there is one). */
+static int locate(reader *r, const proc_groups *g, nh_cgroup *cg) {
+  cg->version = g->memory[0] ? 1 : g->unified[0] ? 2 : 0;
+  if (cg->version == 0) return 0;
+  strcpy(cg->path, cg->version == 1 ? g->memory : g->unified);
+  if (group_dir(r, cg->version, "memory", cg->path, cg->dir, &cg->top_len, NULL) != 0) return -1;
+  cg->cpuset_version = g->cpuset[0] ? 1 : g->unified[0] ? 2 : 0;
+  if (cg->cpuset_version == 0) return 0;
+  return group_dir(r, cg->cpuset_version, "cpuset", cg->cpuset_version == 1 ? g->cpuset : g->unified,
+                   cg->cpuset_dir, &cg->cpuset_top_len, &cg->cpuset_noprefix);
 }
 
 int nh_cgroup_read(nh_cgroup *cg, const char *root, char *err, size_t errlen) {
   reader r = {root ? root : "", err, errlen};
   char path[NH_CGROUP_PATH_MAX], text[8192];
+  proc_groups g;
   reset(cg);
   if (join(path, sizeof path, r.root, "/proc/self/cgroup", "") != 0)
     return fail(&r, r.root, "root path too long");
   if (slurp(path, text, sizeof text) < 0) return 0; /* no /proc: no cgroup */
-  size_t top_len = 0;
-  if (parse_proc_cgroup(&r, path, text, cg) != 0 || (cg->version && group_dir(&r, cg, &top_len)) ||
-      (cg->version && (read_limits(&r, cg, top_len) || read_cpusets(&r, cg, top_len)))) {
+  if (parse_proc_cgroup(&r, path, text, &g) != 0 || locate(&r, &g, cg) != 0 ||
+      (cg->version && (read_limits(&r, cg, cg->top_len) || read_cpusets(&r, cg)))) {
     reset(cg);
     return -1;
   }
-  cg->top_len = top_len;
-  if (cg->version && cg->limit_dir[0] == '\0') strcpy(cg->limit_dir, cg->dir);
+  if (cg->version == 0) reset(cg);
   if (cg->version) nh_cgroup_read_usage(cg);
   return 0;
 }
@@ -314,24 +372,32 @@ int nh_cgroup_refresh(nh_cgroup *cg, char *err, size_t errlen) {
   if (cg->version == 0) return 0;
   reader r = {"", err, errlen};
   cg->max = cg->high = NH_CGROUP_NO_LIMIT;
-  cg->limit_dir[0] = '\0';
+  cg->limit_dir[0] = cg->high_dir[0] = '\0';
   cg->has_mems = cg->has_cpus = 0;
   memset(cg->mems, 0, sizeof cg->mems);
-  if (read_limits(&r, cg, cg->top_len) != 0 || read_cpusets(&r, cg, cg->top_len) != 0) return -1;
-  if (cg->limit_dir[0] == '\0') strcpy(cg->limit_dir, cg->dir);
+  if (read_limits(&r, cg, cg->top_len) != 0 || read_cpusets(&r, cg) != 0) return -1;
   nh_cgroup_read_usage(cg);
+  return 0;
+}
+
+/* memory.current (v1 memory.usage_in_bytes) of dir into *v. 0, or -1. */
+static int read_current(const nh_cgroup *cg, const char *dir, uint64_t *v) {
+  char path[NH_CGROUP_PATH_MAX + 32], text[64];
+  const char *name = cg->version == 2 ? "/memory.current" : "/memory.usage_in_bytes";
+  if (join(path, sizeof path, dir, name, "") != 0 || slurp(path, text, sizeof text) < 0 ||
+      parse_limit(text, v) != 0 || *v == NH_CGROUP_NO_LIMIT)
+    return -1;
   return 0;
 }
 
 int nh_cgroup_read_usage(nh_cgroup *cg) {
   if (cg->version == 0) return -1;
-  char path[NH_CGROUP_PATH_MAX + 32], text[64];
-  const char *name = cg->version == 2 ? "/memory.current" : "/memory.usage_in_bytes";
-  uint64_t v;
-  if (join(path, sizeof path, cg->limit_dir, name, "") != 0 || slurp(path, text, sizeof text) < 0 ||
-      parse_limit(text, &v) != 0 || v == NH_CGROUP_NO_LIMIT)
-    return -1;
+  uint64_t v, h;
+  if (read_current(cg, cg->limit_dir, &v) != 0) return -1;
   cg->usage = v;
+  if (strcmp(cg->high_dir, cg->limit_dir) == 0) cg->high_usage = v;
+  else if (read_current(cg, cg->high_dir, &h) == 0) cg->high_usage = h;
+  else return -1;
   return 0;
 }
 
@@ -419,14 +485,21 @@ void nh_cgroup_print(const nh_cgroup *cg, FILE *out, int json) {
     fputs(json ? "{\"version\":0}" : "cgroup: none (no memory controller found)\n", out);
     return;
   }
-  if (json) fprintf(out, "{\"version\":%d,\"path\":\"%s\"", cg->version, cg->path);
-  else fprintf(out, "cgroup: v%d %s:", cg->version, cg->path);
+  if (json) {
+    fprintf(out, "{\"version\":%d,\"path\":", cg->version);
+    nh_json_string(out, cg->path);
+  } else {
+    fprintf(out, "cgroup: v%d %s:", cg->version, cg->path);
+  }
   print_limit(out, "max", cg->max, json);
   print_limit(out, "high", cg->high, json);
   print_limit(out, "usage", cg->usage, json);
   if (json) {
-    fprintf(out, ",\"mems\":\"%s\",\"cpus\":\"%s\"}", cg->has_mems ? cg->mems_text : "",
-            cg->has_cpus ? cg->cpus_text : "");
+    fputs(",\"mems\":", out);
+    nh_json_string(out, cg->has_mems ? cg->mems_text : "");
+    fputs(",\"cpus\":", out);
+    nh_json_string(out, cg->has_cpus ? cg->cpus_text : "");
+    fputs("}", out);
     return;
   }
   fprintf(out, "; mems %s; cpus %s\n", cg->has_mems ? cg->mems_text : "any",

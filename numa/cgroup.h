@@ -1,14 +1,15 @@
 /*
  * numa/cgroup.h: the process's control group, as a value.
  *
- * What a container grants: the memory limit (cgroup v2 memory.max and
- * memory.high, the tightest along the chain of nested groups; v1's
- * memory.limit_in_bytes where the machine has the v1 memory controller),
- * the usage counted against it (memory.current, v1 memory.usage_in_bytes)
+ * What a container grants: the hard memory limit (cgroup v2 memory.max, the
+ * tightest along the chain of nested groups; v1's memory.limit_in_bytes
+ * where the machine has the v1 memory controller), the soft one (v2
+ * memory.high: the kernel throttles and reclaims there, it fails nothing),
+ * the usage counted against each (memory.current, v1 memory.usage_in_bytes)
  * and the nodes and CPUs it may use (cpuset.mems.effective,
  * cpuset.cpus.effective). Nothing here decides anything: api/ caps the
- * node budgets with nh_cgroup_cap_budgets() and reads the usage for the
- * memory load.
+ * node budgets by the hard limit with nh_cgroup_cap_budgets() and reads the
+ * usage for the memory load; memory.high is where the notifier sends Low.
  *
  * Files are read with nh_os_read_file into stack buffers (mountinfo into
  * pages from nh_os_meta_alloc): no malloc, so
@@ -36,14 +37,20 @@ typedef struct nh_cgroup {
   int version;                  /* 0: no cgroup found (or no memory controller), 1 or 2 */
   char path[NH_CGROUP_PATH_MAX];  /* the group, as /proc/self/cgroup names it */
   char dir[NH_CGROUP_PATH_MAX];   /* its directory (root prefix included) */
-  char limit_dir[NH_CGROUP_PATH_MAX]; /* the group whose limit is the tightest */
+  char limit_dir[NH_CGROUP_PATH_MAX]; /* the group whose max is the tightest (dir if none) */
+  char high_dir[NH_CGROUP_PATH_MAX];  /* the group whose high is the tightest (dir if none) */
   uint64_t max;                 /* tightest hard limit; NH_CGROUP_NO_LIMIT if none */
   uint64_t high;                /* tightest memory.high (v2); NH_CGROUP_NO_LIMIT if none */
   uint64_t usage;               /* limit_dir's memory.current when last read */
+  uint64_t high_usage;          /* high_dir's memory.current when last read */
   int has_mems, has_cpus;       /* 1 when the cpuset files were found */
   uint64_t mems[NH_CGROUP_NODE_WORDS]; /* OS nodes the group may use */
   char mems_text[128], cpus_text[256]; /* the files' text, for reports */
   size_t top_len;               /* length of the mount's directory in dir */
+  int cpuset_version;           /* hierarchy of the cpuset files: 0 none, 1 or 2 */
+  int cpuset_noprefix;          /* v1 mounted with noprefix: "mems", not "cpuset.mems" */
+  char cpuset_dir[NH_CGROUP_PATH_MAX]; /* the group in the cpuset's hierarchy */
+  size_t cpuset_top_len;        /* length of that mount's directory in cpuset_dir */
 } nh_cgroup;
 
 /* Reads the process's cgroup under root ("" or NULL: the real machine).
@@ -59,13 +66,14 @@ int nh_cgroup_read(nh_cgroup *cg, const char *root, char *err, size_t errlen);
  * half updated: callers refresh a copy). */
 int nh_cgroup_refresh(nh_cgroup *cg, char *err, size_t errlen);
 
-/* Re-reads cg->usage from limit_dir. 0, or -1 (usage unchanged). */
+/* Re-reads cg->usage from limit_dir and cg->high_usage from high_dir. 0,
+ * or -1 when a file was unreadable (its figure unchanged). */
 int nh_cgroup_read_usage(nh_cgroup *cg);
 
-/* The limit in force: the lower of max and high; NH_CGROUP_NO_LIMIT if none. */
-static inline uint64_t nh_cgroup_limit(const nh_cgroup *cg) {
-  return cg->max < cg->high ? cg->max : cg->high;
-}
+/* The hard limit, which budgets and the heaps' room are capped by:
+ * memory.max (v1 memory.limit_in_bytes); NH_CGROUP_NO_LIMIT if none.
+ * memory.high is not one: the kernel fails no allocation there. */
+static inline uint64_t nh_cgroup_limit(const nh_cgroup *cg) { return cg->max; }
 
 /* Whether OS node os_node is in the group's cpuset.mems.effective (always
  * 1 when the file was not found). */

@@ -1,7 +1,8 @@
 /*
  * tests/test_cgroup.c: numa/cgroup.c and api/container.c on fake cgroup
  * trees built in a temporary directory (the test-only root): v2 with nested
- * groups, v1's memory controller, no limit, a cgroup namespace's mount root,
+ * groups, v1's memory controller and cpusets (on their own mount, the
+ * fallbacks, beside v2), no limit, a cgroup namespace's mount root,
  * malformed files; the budget caps (proportional, equal, off, cpuset
  * nodes); and the allocator started inside a fake group (budgets, stats,
  * the load the host API reports, a clean failure at the limit).
@@ -9,6 +10,7 @@
 #include "nh_test.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -16,6 +18,7 @@
 
 #include "api/host_internal.h"
 #include "numa/cgroup.h"
+#include "numa/json.h"
 #include "numa/os.h"
 #include "numaheap/hostmem.h"
 
@@ -76,6 +79,7 @@ static void v2_tree(void) {
   put(V2 "/memory.current", "999\n"); /* the root group has no memory.max */
   put(V2 "/a/memory.max", "1073741824\n");
   put(V2 "/a/memory.high", "max\n");
+  put(V2 "/a/memory.current", "314572800\n");
   put(V2 "/a/b/memory.max", "max\n");
   put(V2 "/a/b/memory.high", "805306368\n");
   put(V2 "/a/b/memory.current", "104857600\n");
@@ -110,20 +114,22 @@ static void test_v2_nested_takes_the_tightest(void **state) {
   assert_string_equal(cg.path, "/a/b/c");
   assert_true(cg.max == GiB);          /* a's, tighter than c's 2 GiB */
   assert_true(cg.high == 768 * MiB);   /* b's */
-  assert_true(nh_cgroup_limit(&cg) == 768 * MiB);
-  assert_non_null(strstr(cg.limit_dir, "/a/b"));
-  assert_null(strstr(cg.limit_dir, "/a/b/c"));
-  assert_true(cg.usage == 100 * MiB); /* b's memory.current: the group that limits */
+  assert_true(nh_cgroup_limit(&cg) == GiB); /* the hard limit: memory.high caps nothing */
+  assert_string_equal(cg.limit_dir + strlen(root), "/" V2 "/a");
+  assert_string_equal(cg.high_dir + strlen(root), "/" V2 "/a/b");
+  assert_true(cg.usage == 300 * MiB);      /* a's memory.current: the group that limits */
+  assert_true(cg.high_usage == 100 * MiB); /* b's: the group whose high is the lowest */
   assert_int_equal(cg.has_mems, 1);
   assert_string_equal(cg.mems_text, "1,3");
   assert_string_equal(cg.cpus_text, "0-3");
   assert_int_equal(nh_cgroup_has_mem_node(&cg, 1), 1);
   assert_int_equal(nh_cgroup_has_mem_node(&cg, 0), 0);
   assert_int_equal(nh_cgroup_has_mem_node(&cg, 3), 1);
-  /* usage follows the file */
+  /* usage follows the files */
+  put(V2 "/a/memory.current", "419430400\n");
   put(V2 "/a/b/memory.current", "209715200\n");
   assert_int_equal(nh_cgroup_read_usage(&cg), 0);
-  assert_true(cg.usage == 200 * MiB);
+  assert_true(cg.usage == 400 * MiB && cg.high_usage == 200 * MiB);
 }
 
 static void test_refresh_follows_a_resize(void **state) {
@@ -131,7 +137,7 @@ static void test_refresh_follows_a_resize(void **state) {
   v2_tree();
   static nh_cgroup cg;
   read_ok(&cg);
-  put(V2 "/a/memory.max", "268435456\n"); /* 256 MiB: now b's high binds alone */
+  put(V2 "/a/memory.max", "268435456\n"); /* 256 MiB */
   put(V2 "/a/b/memory.high", "max\n");
   put(V2 "/a/b/c/memory.max", "134217728\n"); /* and c's max, tighter */
   put(V2 "/a/b/c/cpuset.mems.effective", "0\n");
@@ -139,6 +145,7 @@ static void test_refresh_follows_a_resize(void **state) {
   assert_true(nh_cgroup_limit(&cg) == 128 * MiB);
   assert_non_null(strstr(cg.limit_dir, "/a/b/c"));
   assert_true(cg.usage == 1 * MiB); /* c's memory.current */
+  assert_true(cg.high == NH_CGROUP_NO_LIMIT && cg.high_usage == 1 * MiB);
   assert_int_equal(nh_cgroup_has_mem_node(&cg, 0), 1);
   assert_int_equal(nh_cgroup_has_mem_node(&cg, 1), 0);
   put(V2 "/a/b/c/memory.max", "lots\n");
@@ -193,6 +200,90 @@ static void test_v1_memory_controller(void **state) {
   assert_true(cg.max == 512 * MiB);
   assert_true(cg.high == NH_CGROUP_NO_LIMIT);
   assert_true(cg.usage == 50 * MiB);
+}
+
+#define V1_MEMORY_MOUNT "34 30 0:31 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+#define V1_CPUSET_MOUNT "36 30 0:33 / /srv/cg/cpuset rw - cgroup cgroup rw,cpuset\n"
+#define V1_CS "srv/cg/cpuset"
+
+/* v1 with its cpuset hierarchy mounted apart (not where the memory
+ * controller's default would put it): the effective files win over the
+ * configured ones. */
+static void test_v1_cpusets(void **state) {
+  (void)state;
+  put("proc/self/cgroup", "6:cpuset:/job\n3:memory:/job\n0::/\n");
+  put("proc/self/mountinfo", V1_MEMORY_MOUNT V1_CPUSET_MOUNT);
+  put("sys/fs/cgroup/memory/job/memory.limit_in_bytes", "268435456\n");
+  put("sys/fs/cgroup/memory/job/memory.usage_in_bytes", "1048576\n");
+  put(V1_CS "/job/cpuset.cpus", "0-7\n");
+  put(V1_CS "/job/cpuset.mems", "0-3\n");
+  put(V1_CS "/job/cpuset.effective_cpus", "2-3\n");
+  put(V1_CS "/job/cpuset.effective_mems", "1\n");
+  static nh_cgroup cg;
+  read_ok(&cg);
+  assert_int_equal(cg.version, 1);
+  assert_int_equal(cg.cpuset_version, 1);
+  assert_true(cg.max == 256 * MiB);
+  assert_int_equal(cg.has_mems, 1);
+  assert_int_equal(cg.has_cpus, 1);
+  assert_string_equal(cg.mems_text, "1");
+  assert_string_equal(cg.cpus_text, "2-3");
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 1), 1);
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 0), 0);
+  /* a resize of the cpuset is seen by a refresh */
+  put(V1_CS "/job/cpuset.effective_mems", "0,2\n");
+  assert_int_equal(nh_cgroup_refresh(&cg, err, sizeof err), 0);
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 1), 0);
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 2), 1);
+}
+
+/* Older kernels have no effective files: cpuset.cpus and cpuset.mems; a
+ * group without them takes its parent's; a noprefix mount drops "cpuset.". */
+static void test_v1_cpusets_fallbacks(void **state) {
+  (void)state;
+  put("proc/self/cgroup", "6:cpuset:/a/b\n3:memory:/a/b\n");
+  put("proc/self/mountinfo", V1_MEMORY_MOUNT V1_CPUSET_MOUNT);
+  put("sys/fs/cgroup/memory/a/b/memory.limit_in_bytes", "268435456\n");
+  put(V1_CS "/a/cpuset.cpus", "0-1\n");
+  put(V1_CS "/a/cpuset.mems", "0\n");
+  put(V1_CS "/a/b/tasks", "1\n"); /* the group, without cpuset files */
+  static nh_cgroup cg;
+  read_ok(&cg);
+  assert_int_equal(cg.has_mems, 1);
+  assert_string_equal(cg.mems_text, "0");
+  assert_string_equal(cg.cpus_text, "0-1");
+  /* noprefix: "effective_mems", "mems" */
+  put("proc/self/mountinfo",
+      V1_MEMORY_MOUNT "36 30 0:33 / /srv/cg/cpuset rw - cgroup cgroup rw,cpuset,noprefix\n");
+  put(V1_CS "/a/b/effective_mems", "3\n");
+  put(V1_CS "/a/b/cpus", "5\n");
+  read_ok(&cg);
+  assert_int_equal(cg.cpuset_noprefix, 1);
+  assert_string_equal(cg.mems_text, "3");
+  assert_string_equal(cg.cpus_text, "5");
+  /* a malformed one is named */
+  put(V1_CS "/a/b/effective_mems", "1-x\n");
+  read_fails(&cg, "effective_mems", "not a node list");
+}
+
+/* A hybrid machine with the memory controller on v2 and the cpusets on v1,
+ * and a cpuset mount whose root is the container's group (a namespace). */
+static void test_v1_cpusets_beside_v2(void **state) {
+  (void)state;
+  put("proc/self/cgroup", "2:cpuset:/ctr/inner\n0::/svc\n");
+  put("proc/self/mountinfo", V2_MOUNT "36 30 0:33 /ctr /srv/cg/cpuset rw - cgroup cgroup rw,cpuset\n");
+  put(V2 "/svc/memory.max", "134217728\n");
+  put(V2 "/svc/memory.current", "4096\n");
+  put(V1_CS "/inner/cpuset.effective_mems", "0-1\n");
+  put(V1_CS "/inner/cpuset.effective_cpus", "0-3\n");
+  static nh_cgroup cg;
+  read_ok(&cg);
+  assert_int_equal(cg.version, 2);
+  assert_int_equal(cg.cpuset_version, 1);
+  assert_true(cg.max == 128 * MiB);
+  assert_string_equal(cg.mems_text, "0-1");
+  assert_string_equal(cg.cpus_text, "0-3");
+  assert_int_equal(nh_cgroup_has_mem_node(&cg, 2), 0);
 }
 
 static void test_no_cgroup(void **state) {
@@ -265,6 +356,13 @@ static void test_caps(void **state) {
   assert_true(l[0].budget == 512 * MiB && l[1].budget == 512 * MiB);
   cap(&cg, NH_CGROUP_SPLIT_OFF, 100000, l);
   assert_true(l[0].budget == 2 * GiB && l[1].budget == 800 * MiB);
+  cg.high = 256 * MiB; /* memory.high caps nothing: the kernel fails nothing there */
+  cap(&cg, NH_CGROUP_SPLIT_PROPORTIONAL, 100000, l);
+  assert_true(l[0].budget == 768 * MiB && l[1].budget == 256 * MiB);
+  cg.max = NH_CGROUP_NO_LIMIT;
+  cap(&cg, NH_CGROUP_SPLIT_PROPORTIONAL, 100000, l);
+  assert_true(l[0].budget == 2 * GiB && l[1].budget == 800 * MiB);
+  cg.high = NH_CGROUP_NO_LIMIT;
   cg.max = 8 * GiB; /* a loose limit: the node budgets stand */
   cap(&cg, NH_CGROUP_SPLIT_PROPORTIONAL, 90000, l);
   assert_true(l[0].budget == 2 * GiB && l[1].budget == 800 * MiB);
@@ -299,6 +397,31 @@ static void test_print(void **state) {
   nh_cgroup_print(&cg, f, 0);
   fclose(f);
   assert_non_null(strstr(buf, "cgroup: v2 /a/b/c: max 1024 MiB high 768 MiB"));
+}
+
+/* A group name with a quote, a backslash and a tab: the JSON escapes them
+ * (the text form prints the name as it is). */
+static void test_print_escapes_the_path(void **state) {
+  (void)state;
+  put("proc/self/cgroup", "0::/a\"b\\c\td\n");
+  put("proc/self/mountinfo", V2_MOUNT);
+  put(V2 "/a\"b\\c\td/memory.max", "1048576\n");
+  static nh_cgroup cg;
+  read_ok(&cg);
+  assert_string_equal(cg.path, "/a\"b\\c\td");
+  assert_true(cg.max == MiB);
+  char buf[2048];
+  FILE *f = fmemopen(buf, sizeof buf, "w");
+  nh_cgroup_print(&cg, f, 1);
+  fclose(f);
+  assert_non_null(strstr(buf, "\"path\":\"/a\\\"b\\\\c\\td\",\"max\":1048576"));
+  f = fmemopen(buf, sizeof buf, "w");
+  nh_json_string(f, "\x01\x7f\n\xe2\x82\xac\xe2\x82\xc3\xa9\xed\xa0\x80");
+  fclose(f);
+  /* control characters; the euro sign kept; a cut sequence and a surrogate
+   * replaced byte by byte */
+  assert_string_equal(buf, "\"\\u0001\\u007f\\n\xe2\x82\xac\\ufffd\\ufffd\xc3\xa9"
+                           "\\ufffd\\ufffd\\ufffd\"");
 }
 
 /* ---- the allocator inside a fake group ------------------------------------------- */
@@ -405,6 +528,118 @@ static void test_host_load_is_the_groups(void **state) {
   IHostMemoryManager_Release(m);
 }
 
+/* ---- memory.high: a soft limit ------------------------------------------------------ */
+
+static _Atomic int notes[4]; /* notifications received, by EMemoryAvailable */
+
+static HRESULT STDMETHODCALLTYPE cb_qi(ICLRMemoryNotificationCallback *t, REFIID r, void **o) {
+  (void)t, (void)r, (void)o;
+  return E_NOINTERFACE;
+}
+static ULONG STDMETHODCALLTYPE cb_ref(ICLRMemoryNotificationCallback *t) {
+  (void)t;
+  return 1;
+}
+static HRESULT STDMETHODCALLTYPE cb_note(ICLRMemoryNotificationCallback *t, EMemoryAvailable e) {
+  (void)t;
+  atomic_fetch_add(&notes[e], 1);
+  return S_OK;
+}
+static const ICLRMemoryNotificationCallbackVtbl cb_vtbl = {cb_qi, cb_ref, cb_ref, cb_note};
+static ICLRMemoryNotificationCallback note_cb = {&cb_vtbl};
+
+/* Waits up to 3 s for notes[what] to reach want, then checks that it stays
+ * there for 400 ms (the notifier polls every 100 ms). */
+static void expect_notes(int what, int want) {
+  for (int i = 0; i < 300 && atomic_load(&notes[what]) < want; i++) usleep(10000);
+  usleep(400000);
+  assert_int_equal(atomic_load(&notes[what]), want);
+}
+
+/* Starts the allocator in /job with these memory.max and memory.high. */
+static void start_with_high(const char *max, const char *high, const char *current) {
+  put("proc/self/cgroup", "0::/job\n");
+  put("proc/self/mountinfo", V2_MOUNT);
+  put(V2 "/job/memory.max", max);
+  put(V2 "/job/memory.high", high);
+  put(V2 "/job/memory.current", current);
+  setenv("NUMAHEAP_TEST_CGROUP_ROOT", root, 1);
+  nh_test_start(TWO_NODES, "cgroup", "split", "proportional", "cache", "mode", "off", "notify",
+                "psi", "0", "notify", "low", "90",
+                "notify", "high", "60", NULL);
+  unsetenv("NUMAHEAP_TEST_CGROUP_ROOT");
+}
+
+static nh_stats *stats_now(void) {
+  static nh_stats st;
+  st.size = sizeof st;
+  st.version = NH_STATS_VERSION;
+  assert_int_equal(nh_stats_get(&st), 0);
+  return &st;
+}
+
+/* The kernel fails nothing at memory.high (it throttles and reclaims): no
+ * budget is capped by it and nothing fails above it. GetMemoryLoad is
+ * against it when there is no memory.max. */
+static void test_high_caps_nothing(void **state) {
+  (void)state;
+  start_with_high("max\n", "33554432\n", "8388608\n"); /* high 32 MiB, 8 used */
+  nh_stats *st = stats_now();
+  assert_true(st->cgroup.limit == UINT64_MAX && st->cgroup.high == 32 * MiB);
+  assert_true(st->nodes[0].budget > 64 * MiB && st->nodes[1].budget > 64 * MiB);
+  IHostMemoryManager *m = NULL;
+  assert_int_equal(NhCreateHostMemoryManager(&m), S_OK);
+  DWORD load;
+  SIZE_T avail;
+  assert_int_equal(IHostMemoryManager_GetMemoryLoad(m, &load, &avail), S_OK);
+  assert_int_equal(load, 25);
+  assert_true(avail == 24 * MiB);
+  put(V2 "/job/memory.current", "41943040\n"); /* 40 MiB: over high */
+  usleep(20000);                                /* the heaps re-read it every 10 ms */
+  static void *p[48];
+  for (int i = 0; i < 48; i++) assert_non_null(p[i] = nh_malloc(MiB));
+  for (int i = 0; i < 48; i++) nh_free(p[i]);
+  assert_int_equal(IHostMemoryManager_GetMemoryLoad(m, &load, &avail), S_OK);
+  assert_int_equal(load, 100);
+  assert_true(avail == 0);
+  IHostMemoryManager_Release(m);
+  /* with a memory.max too: it caps the budgets and is what the load is against */
+  start_with_high("134217728\n", "33554432\n", "67108864\n"); /* max 128, high 32, 64 used */
+  st = stats_now();
+  assert_true(st->cgroup.limit == 128 * MiB && st->cgroup.high == 32 * MiB);
+  assert_true(st->nodes[0].budget == (uint64_t)(128 * MiB * 0.9) / 2);
+  assert_int_equal(NhCreateHostMemoryManager(&m), S_OK);
+  assert_int_equal(IHostMemoryManager_GetMemoryLoad(m, &load, &avail), S_OK);
+  assert_int_equal(load, 50);
+  IHostMemoryManager_Release(m);
+}
+
+/* The notifier sends Low when the usage reaches memory.high (and trims),
+ * High when it falls under [notify] high / [notify] low of it (60/90: two
+ * thirds), not between. */
+static void test_high_sends_low(void **state) {
+  (void)state;
+  start_with_high("max\n", "33554432\n", "8388608\n");
+  IHostMemoryManager *m = NULL;
+  assert_int_equal(NhCreateHostMemoryManager(&m), S_OK);
+  for (int i = 0; i < 4; i++) atomic_store(&notes[i], 0);
+  assert_int_equal(IHostMemoryManager_RegisterMemoryNotificationCallback(m, &note_cb), S_OK);
+  expect_notes(eMemoryAvailableLow, 0); /* 25% of high */
+  uint64_t trims = stats_now()->cgroup.low_trims;
+  put(V2 "/job/memory.current", "33554432\n"); /* at high */
+  expect_notes(eMemoryAvailableLow, 1);
+  nh_stats *st = stats_now();
+  assert_true(st->cgroup.high_lows == 1 && st->cgroup.psi_lows == 0);
+  assert_true(st->cgroup.low_trims > trims);
+  put(V2 "/job/memory.current", "25165824\n"); /* 24 MiB: 75% of high, above two thirds */
+  expect_notes(eMemoryAvailableHigh, 0);
+  put(V2 "/job/memory.current", "20971520\n"); /* 20 MiB: 62.5% */
+  expect_notes(eMemoryAvailableHigh, 1);
+  expect_notes(eMemoryAvailableLow, 1);
+  assert_int_equal(IHostMemoryManager_RegisterMemoryNotificationCallback(m, NULL), S_OK);
+  IHostMemoryManager_Release(m);
+}
+
 /* ---- binding ---------------------------------------------------------------------- */
 
 /* The policy of the page holding p (get_mempolicy with MPOL_F_ADDR), and its node. */
@@ -449,12 +684,18 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_allocator_follows_a_resize, setup, teardown),
       cmocka_unit_test_setup_teardown(test_v2_namespace_mount_root, setup, teardown),
       cmocka_unit_test_setup_teardown(test_v1_memory_controller, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_v1_cpusets, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_v1_cpusets_fallbacks, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_v1_cpusets_beside_v2, setup, teardown),
       cmocka_unit_test_setup_teardown(test_no_cgroup, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
       cmocka_unit_test(test_caps),
       cmocka_unit_test_setup_teardown(test_print, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_print_escapes_the_path, setup, teardown),
       cmocka_unit_test_setup_teardown(test_allocator_budgets_follow_the_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_host_load_is_the_groups, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_high_caps_nothing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_high_sends_low, setup, teardown),
       cmocka_unit_test(test_segments_bound_preferred_or_strict),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "api/cli/cli.h"
+#include "numa/json.h"
 
 static int stats_main(int argc, char **argv);
 
@@ -41,17 +42,6 @@ const nh_cli_command nh_cli_stats = {
 enum { FMT_TEXT, FMT_JSON, FMT_PROM };
 
 static const char *const level_names[] = {"task", "appdomain", "process"};
-
-static void json_string(FILE *out, const char *s) {
-  fputc('"', out);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') fprintf(out, "\\%c", c);
-    else if (c < 0x20) fprintf(out, "\\u%04x", c);
-    else fputc(c, out);
-  }
-  fputc('"', out);
-}
 
 /* A value as its kind wants it: labels are signed (os_node may be -1). */
 static void put_value(FILE *out, const nh_pub_field *f, uint64_t v) {
@@ -114,7 +104,7 @@ static void json_record(const nh_cli_region *r, int s, uint32_t i) {
 static void print_json(const nh_cli_region *r) {
   const nh_pub_header *h = r->h;
   printf("{\"pid\":%d,\"command\":", (int)r->pid);
-  json_string(stdout, r->comm);
+  nh_json_string(stdout, r->comm);
   printf(",\"library\":\"%.16s\",\"layout\":%u,\"cache_mode\":\"%.16s\",\"interval_ms\":%" PRIu64
          ",\"updated_ns\":%" PRIu64 ",\"snapshots\":%" PRIu64,
          h->library, (unsigned)h->version, h->cache_mode, h->interval_ms, h->updated_ns,
@@ -225,7 +215,7 @@ static void list_row(const nh_cli_region *r, int json, int first) {
   uint64_t committed = sum_nodes(r, "committed"), in_use = sum_nodes(r, "in_use");
   if (json) {
     printf("%s{\"pid\":%d,\"command\":", first ? "" : ",", (int)r->pid);
-    json_string(stdout, r->comm);
+    nh_json_string(stdout, r->comm);
     printf(",\"library\":\"%.16s\",\"nodes\":%u,\"cpus\":%u,\"committed\":%" PRIu64
            ",\"in_use\":%" PRIu64 "}", h->library, nodes, cpus, committed, in_use);
     return;

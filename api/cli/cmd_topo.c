@@ -11,6 +11,7 @@
 #include "api/cli/cli.h"
 #include "numa/cgroup.h"
 #include "numa/heap.h"
+#include "numa/json.h"
 #include "numa/os.h"
 
 static int topo_main(int argc, char **argv);
@@ -152,8 +153,10 @@ static void print_json(FILE *out, const nh_topo *t, const nh_config *cfg) {
   }
   const char *why;
   int mode = huge_mode(cfg, &why);
-  fprintf(out, "],\"huge_pages\":{\"mode\":\"%s\",\"why\":\"%s\"}}\n",
-          nh_options[NH_OPT_HEAP_HUGE_PAGES].choices[mode], why);
+  fprintf(out, "],\"huge_pages\":{\"mode\":\"%s\",\"why\":",
+          nh_options[NH_OPT_HEAP_HUGE_PAGES].choices[mode]);
+  nh_json_string(out, why);
+  fputs("}}\n", out);
 }
 
 static int topo_main(int argc, char **argv) {

@@ -175,7 +175,7 @@ read -r -a layout_args <<< "$("layout_qemu_$layout")"
 # shellcheck disable=SC2054  # commas inside qemu option values
 qemu_args=(-accel tcg,thread=multi -cpu max -nographic -no-reboot -nic none
   -kernel "$kernel" -initrd "$run/initrd.gz"
-  -append "console=ttyS0 quiet panic=-1 numa_balancing=disable mitigations=off ${NHVM_APPEND:-}"
+  -append "console=ttyS0 quiet panic=-1 numa_balancing=disable mitigations=off psi=1 ${NHVM_APPEND:-}"
   "${layout_args[@]}")
 echo "run-vm.sh: $layout $testname (timeout ${timeout_s}s, log $log)"
 [[ ${NHVM_VERBOSE:-0} == 1 ]] && echo "$qemu ${qemu_args[*]}"

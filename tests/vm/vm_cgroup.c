@@ -27,7 +27,23 @@
  *            notify    eMemoryAvailableLow arrives, then after everything is
  *                      freed eMemoryAvailableHigh, in that order; the Low
  *                      trim is counted;
- *          then memory.events of the group shows oom_kill 0.
+ *          then memory.events of the group shows oom_kill 0;
+ *   psi    (not in the default list: the entry vm.2node.vm_cgroup.psi runs
+ *          psi and high) numaheap in the root group with [notify] psi, and
+ *          a second process in /sys/fs/cgroup/nhstall (memory.high 16 MiB,
+ *          no swap) touching 64 MiB: every charge over memory.high is
+ *          throttled, which PSI records as memory stall. The only way
+ *          numaheap can learn of it is its PSI trigger (its own load is
+ *          nil, it has no limit, no request fails): Low arrives, counted as
+ *          PSI's (psi_lows), and stays while the stall goes on (no High for
+ *          three PSI windows: hysteresis); once the staller is killed, High;
+ *          memory.events of nhstall shows the throttling (high > 0);
+ *   high   joins /sys/fs/cgroup/nhhigh (memory.high 32 MiB, no memory.max)
+ *          and runs high-child in it: the budgets are not capped by
+ *          memory.high; 1 MiB blocks, each written, go past memory.high
+ *          without a failure; Low arrives, counted as memory.high's, and a
+ *          trim; GetMemoryLoad matches memory.current / memory.high; after
+ *          the frees, High.
  */
 #include "vmtest.h"
 
@@ -40,6 +56,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -231,11 +248,35 @@ static void check_split_child(void) {
 
 static const char limit_ini[] = "[cache]\nmode = off\n[notify]\nlow = 90\nhigh = 60\n";
 
-static void check_limit(void) {
+/* Mounts cgroup2 (once) and enables the controllers for the groups below. */
+static void mount_cgroup2(const char *check, const char *controllers) {
   mkdir("/sys/fs/cgroup", 0755);
   if (mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, NULL) != 0 && errno != EBUSY)
-    vm_fail("limit", "mount cgroup2: %s", strerror(errno));
-  write_file("limit", "/sys/fs/cgroup/cgroup.subtree_control", "+memory +cpuset");
+    vm_fail(check, "mount cgroup2: %s", strerror(errno));
+  write_file(check, "/sys/fs/cgroup/cgroup.subtree_control", controllers);
+}
+
+/* Makes group dir with memory.high (and memory.max unless NULL) set. */
+static void make_group(const char *check, const char *dir, size_t high, const char *max) {
+  char path[128], text[64];
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST) vm_fail(check, "mkdir %s: %s", dir, strerror(errno));
+  snprintf(path, sizeof path, "%s/memory.high", dir);
+  snprintf(text, sizeof text, "%zu", high);
+  write_file(check, path, text);
+  if (max == NULL) return;
+  snprintf(path, sizeof path, "%s/memory.max", dir);
+  write_file(check, path, max);
+}
+
+static void join_group(const char *check, const char *dir) {
+  char path[128], text[32];
+  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+  snprintf(text, sizeof text, "%d", (int)getpid());
+  write_file(check, path, text);
+}
+
+static void check_limit(void) {
+  mount_cgroup2("limit", "+memory +cpuset");
   if (mkdir(GROUP, 0755) != 0 && errno != EEXIST) vm_fail("limit", "mkdir %s: %s", GROUP, strerror(errno));
   char text[64];
   snprintf(text, sizeof text, "%zu", LIMIT);
@@ -303,19 +344,25 @@ static void child_budgets(void) {
         st.node_count - 1);
 }
 
-/* GetMemoryLoad against memory.current read right after it. */
-static void child_load(IHostMemoryManager *m, const char *when) {
+/* GetMemoryLoad against group's memory.current (read right after it) over
+ * limit, at most 100%. */
+static void group_load(IHostMemoryManager *m, const char *when, const char *group, size_t limit) {
   DWORD load;
   SIZE_T avail;
+  char path[128];
   if (IHostMemoryManager_GetMemoryLoad(m, &load, &avail) != S_OK) vm_fail("load", "GetMemoryLoad failed");
-  long long usage = read_number(GROUP "/memory.current", NULL);
-  long long want = usage * 100 / (long long)LIMIT;
+  snprintf(path, sizeof path, "%s/memory.current", group);
+  long long usage = read_number(path, NULL);
+  long long want = usage * 100 / (long long)limit;
+  if (want > 100) want = 100;
   if (usage < 0 || (long long)load < want - 2 || (long long)load > want + 2)
-    vm_fail("load", "%s: GetMemoryLoad says %u%%, memory.current/memory.max is %lld%%", when,
+    vm_fail("load", "%s: GetMemoryLoad says %u%%, memory.current/limit is %lld%%", when,
             (unsigned)load, want);
   vm_ok("load", "%s: GetMemoryLoad %u%%, usage/limit %lld%% (%lld MiB)", when, (unsigned)load, want,
         usage >> 20);
 }
+
+static void child_load(IHostMemoryManager *m, const char *when) { group_load(m, when, GROUP, LIMIT); }
 
 static void check_limit_child(void) {
   child_budgets();
@@ -365,6 +412,176 @@ static void check_limit_child(void) {
   IHostMemoryManager_RegisterMemoryNotificationCallback(m, NULL);
 }
 
+/* ---- psi and high --------------------------------------------------------------- */
+
+#define STALL_GROUP "/sys/fs/cgroup/nhstall"
+#define STALL_HIGH (16 * MIB)
+#define HIGH_GROUP "/sys/fs/cgroup/nhhigh"
+#define HIGH (32 * MIB)
+
+static const char psi_ini[] = "[cache]\nmode = off\n[notify]\nlow = 90\nhigh = 60\npsi = 100\n";
+static const char high_ini[] = "[cache]\nmode = off\n[notify]\nlow = 90\nhigh = 60\n";
+
+static nh_stats *stats_now(void) {
+  static nh_stats st;
+  st.size = sizeof st;
+  st.version = NH_STATS_VERSION;
+  if (nh_stats_get(&st) != 0) vm_fail("stats", "nh_stats_get: %s", nh_last_error());
+  return &st;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+/* The staller: joins STALL_GROUP and writes 64 MiB over and over (each pass
+ * given back with MADV_DONTNEED, so that every page is charged again): past
+ * memory.high each charge is throttled (no swap: reclaim finds nothing, the
+ * kernel makes it sleep up to 2 s), which PSI counts as memory stall. Only
+ * syscalls and memset: it is a fork of a threaded process. */
+static _Noreturn void staller(void) {
+  /* dies with the child, even one that failed; and holds no end of the
+   * console's pipe, which init waits on */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  int null = open("/dev/null", O_WRONLY);
+  if (null >= 0) dup2(null, 1), dup2(null, 2);
+  char text[32];
+  int n = snprintf(text, sizeof text, "%d", (int)getpid());
+  int fd = open(STALL_GROUP "/cgroup.procs", O_WRONLY);
+  if (fd < 0 || write(fd, text, (size_t)n) != n) _exit(3);
+  close(fd);
+  size_t len = 64 * MIB;
+  char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) _exit(4);
+  for (;;) {
+    for (size_t off = 0; off < len; off += VM_PAGE) m[off] = 1;
+    madvise(m, len, MADV_DONTNEED);
+  }
+}
+
+static void check_psi(void) {
+  if (access("/proc/pressure/memory", R_OK) != 0)
+    vm_fail("psi", "/proc/pressure/memory: %s (a kernel without PSI, or psi=0)", strerror(errno));
+  mount_cgroup2("psi", "+memory");
+  make_group("psi", STALL_GROUP, STALL_HIGH, NULL);
+  vm_ok("psi", "%s: memory.high %zu MiB, no memory.max; numaheap stays in the root group",
+        STALL_GROUP, STALL_HIGH >> 20);
+  vm_run_config_child("psi", "/tmp/vm_psi.ini", psi_ini, me, args, "psi-child");
+  long long high = read_number(STALL_GROUP "/memory.events", "high ");
+  if (high <= 0) vm_fail("psi", "memory.events of %s shows high %lld: never throttled", STALL_GROUP, high);
+  vm_ok("psi", "memory.events of the staller's group: high %lld, oom_kill %lld", high,
+        read_number(STALL_GROUP "/memory.events", "oom_kill "));
+}
+
+static void check_psi_child(void) {
+  IHostMemoryManager *m = NULL;
+  if (NhCreateHostMemoryManager(&m) != S_OK) vm_fail("psi", "cannot create the host memory manager");
+  if (IHostMemoryManager_RegisterMemoryNotificationCallback(m, &cb) != S_OK)
+    vm_fail("psi", "RegisterMemoryNotificationCallback failed");
+  nh_stats *st = stats_now();
+  if (st->cgroup.limit != UINT64_MAX || st->cgroup.high != UINT64_MAX)
+    vm_fail("psi", "numaheap's own group has a limit (%llu, high %llu): the root group has none",
+            (unsigned long long)st->cgroup.limit, (unsigned long long)st->cgroup.high);
+  sleep_ms(1000);
+  if (atomic_load(&nnotes) != 0) vm_fail("psi", "a notification (%d) before any stall", notes[0]);
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0) vm_fail("psi", "fork: %s", strerror(errno));
+  if (pid == 0) staller();
+  int first = wait_note(0, 30000);
+  st = stats_now();
+  if (first != eMemoryAvailableLow)
+    vm_fail("psi", "no Low within 30 s of the stall (got %d; %llu PSI events)", first,
+            (unsigned long long)st->cgroup.psi_events);
+  if (st->cgroup.psi_lows != 1 || st->cgroup.high_lows != 0 || st->cgroup.psi_events == 0)
+    vm_fail("psi", "the Low is not PSI's: psi_lows %llu high_lows %llu psi_events %llu",
+            (unsigned long long)st->cgroup.psi_lows, (unsigned long long)st->cgroup.high_lows,
+            (unsigned long long)st->cgroup.psi_events);
+  uint64_t first_events = st->cgroup.psi_events; /* st is overwritten by the next stats_now */
+  vm_ok("psi", "Low from the PSI trigger (psi_events %llu, psi_lows 1)",
+        (unsigned long long)first_events);
+  sleep_ms(6000); /* three 2 s PSI windows of stall */
+  int seen = atomic_load(&nnotes);
+  uint64_t events = stats_now()->cgroup.psi_events;
+  if (seen != 1)
+    vm_fail("hysteresis", "while the stall went on %d notifications came (the second: %d)", seen,
+            notes[1]);
+  if (events <= first_events)
+    vm_fail("hysteresis", "no PSI event during 6 s of stall (memory.events of the staller's "
+            "group: high %lld)", read_number(STALL_GROUP "/memory.events", "high "));
+  vm_ok("hysteresis", "Low stayed through 6 s of stall (%llu more PSI events)",
+        (unsigned long long)(events - first_events));
+  int status = 0;
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+    vm_fail("psi", "the staller ended with status 0x%x, not by our SIGKILL", status);
+  int second = wait_note(1, 20000);
+  if (second != eMemoryAvailableHigh)
+    vm_fail("psi", "after the stall ended came %d, not High (%d notifications)", second,
+            atomic_load(&nnotes));
+  sleep_ms(1000);
+  if (atomic_load(&nnotes) != 2) vm_fail("psi", "a notification after High (%d)", notes[2]);
+  vm_ok("psi", "Low, then High once the staller was gone; nothing more");
+  IHostMemoryManager_RegisterMemoryNotificationCallback(m, NULL);
+}
+
+static void check_high(void) {
+  mount_cgroup2("high", "+memory");
+  make_group("high", HIGH_GROUP, HIGH, "max");
+  join_group("high", HIGH_GROUP);
+  vm_ok("high", "in %s: memory.high %zu MiB, memory.max max", HIGH_GROUP, HIGH >> 20);
+  vm_run_config_child("high", "/tmp/vm_high.ini", high_ini, me, args, "high-child");
+  vm_ok("high", "memory.events: high %lld, oom_kill %lld",
+        read_number(HIGH_GROUP "/memory.events", "high "),
+        read_number(HIGH_GROUP "/memory.events", "oom_kill "));
+}
+
+static void check_high_child(void) {
+  nh_stats *st = stats_now();
+  if (st->cgroup.version != 2 || st->cgroup.high != HIGH || st->cgroup.limit != UINT64_MAX)
+    vm_fail("high", "numaheap found cgroup v%d high %llu limit %llu", st->cgroup.version,
+            (unsigned long long)st->cgroup.high, (unsigned long long)st->cgroup.limit);
+  if (st->nodes[0].budget <= HIGH)
+    vm_fail("high", "node 0's budget %llu is capped by memory.high",
+            (unsigned long long)st->nodes[0].budget);
+  IHostMemoryManager *m = NULL;
+  if (NhCreateHostMemoryManager(&m) != S_OK ||
+      IHostMemoryManager_RegisterMemoryNotificationCallback(m, &cb) != S_OK)
+    vm_fail("high", "cannot create the host memory manager and register");
+  group_load(m, "at start", HIGH_GROUP, HIGH);
+  /* a little past memory.high: each charge over it is throttled, harder
+   * the further over it goes */
+  static void *blocks[64];
+  int n = 0;
+  while (n < 64 && read_number(HIGH_GROUP "/memory.current", NULL) < (long long)(HIGH + MIB)) {
+    if ((blocks[n] = nh_malloc(MIB)) == NULL)
+      vm_fail("high", "nh_malloc failed after %d MiB, under memory.high's throttling", n);
+    memset(blocks[n++], 0x5c, MIB);
+  }
+  long long usage = read_number(HIGH_GROUP "/memory.current", NULL);
+  if (usage < (long long)HIGH) vm_fail("high", "64 MiB of blocks left usage at %lld MiB", usage >> 20);
+  vm_ok("high", "%d MiB taken, memory.current %lld MiB: past memory.high, nothing failed", n,
+        usage >> 20);
+  group_load(m, "past memory.high", HIGH_GROUP, HIGH);
+  int first = wait_note(0, 10000);
+  st = stats_now();
+  if (first != eMemoryAvailableLow || st->cgroup.high_lows != 1 || st->cgroup.low_trims == 0)
+    vm_fail("high", "first notification %d; high_lows %llu, low_trims %llu", first,
+            (unsigned long long)st->cgroup.high_lows, (unsigned long long)st->cgroup.low_trims);
+  for (int i = 0; i < n; i++) nh_free(blocks[i]);
+  nh_trim();
+  int second = wait_note(1, 10000);
+  if (second != eMemoryAvailableHigh)
+    vm_fail("high", "after the frees came %d, not High (%d notifications; memory.current %lld MiB)",
+            second, atomic_load(&nnotes), read_number(HIGH_GROUP "/memory.current", NULL) >> 20);
+  vm_ok("high", "Low at memory.high (high_lows 1, %llu trim(s)), High after the frees",
+        (unsigned long long)st->cgroup.low_trims);
+  IHostMemoryManager_RegisterMemoryNotificationCallback(m, NULL);
+}
+
 int main(int argc, char **argv) {
   static vm_args a;
   char err[256];
@@ -380,6 +597,14 @@ int main(int argc, char **argv) {
     check_split_child();
     return 0;
   }
+  if (a.argc == 1 && strcmp(a.argv[0], "psi-child") == 0) {
+    check_psi_child();
+    return 0;
+  }
+  if (a.argc == 1 && strcmp(a.argv[0], "high-child") == 0) {
+    check_high_child();
+    return 0;
+  }
   static const char *const all[] = {"fill", "split", "limit"}; /* limit last: it joins a cgroup */
   const char *const *checks = a.argc ? (const char *const *)a.argv : all;
   int n = a.argc ? a.argc : 3;
@@ -388,7 +613,9 @@ int main(int argc, char **argv) {
     else if (strcmp(checks[i], "split") == 0)
       vm_run_config_child("split", "/tmp/vm_split.ini", split_ini, me, args, "split-child");
     else if (strcmp(checks[i], "limit") == 0) check_limit();
-    else vm_fail("usage", "unknown check \"%s\" (fill, split, limit)", checks[i]);
+    else if (strcmp(checks[i], "psi") == 0) check_psi();
+    else if (strcmp(checks[i], "high") == 0) check_high(); /* joins a group: last */
+    else vm_fail("usage", "unknown check \"%s\" (fill, split, limit, psi, high)", checks[i]);
   }
   return 0;
 }

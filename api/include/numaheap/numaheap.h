@@ -103,7 +103,7 @@ NH_API const char *nh_last_error(void);
 enum nh_level { NH_LEVEL_TASK = 0, NH_LEVEL_APPDOMAIN = 1, NH_LEVEL_PROCESS = 2, NH_LEVEL_COUNT = 3 };
 
 /** Version of nh_stats; a snapshot is refused when the caller's differs. */
-#define NH_STATS_VERSION 2
+#define NH_STATS_VERSION 3
 
 /** Per-node counters. Bytes are bytes; "count" fields are events. */
 typedef struct nh_node_stats {
@@ -141,12 +141,20 @@ typedef struct nh_node_stats {
 /** The process's cgroup (docs/numa.md, "Containers"). */
 typedef struct nh_cgroup_stats {
   int version;                  /**< 0: no cgroup with a memory controller; 1 or 2 */
-  uint64_t limit;               /**< bytes: the lower of memory.max and memory.high along the
-                                     chain of groups; UINT64_MAX when there is none */
+  uint64_t limit;               /**< bytes: the hard limit, the lowest memory.max (v1:
+                                     memory.limit_in_bytes) along the chain of groups, which
+                                     caps the budgets; UINT64_MAX when there is none */
+  uint64_t high;                /**< bytes: the lowest memory.high along the chain, where
+                                     Low is sent (nothing is capped by it); UINT64_MAX: none */
   uint64_t usage;               /**< memory.current (v1: memory.usage_in_bytes) when last read */
   uint64_t rereads;             /**< times it was read again because memory was tight */
   uint64_t low_trims;           /**< trims (caches flushed, free pages purged) on entering
                                      low memory */
+  uint64_t psi_events;          /**< PSI trigger events (memory stall) the notifier saw */
+  uint64_t high_lows;           /**< Low notifications sent because the usage reached
+                                     memory.high */
+  uint64_t psi_lows;            /**< Low notifications sent because of PSI alone (the load
+                                     under [notify] low, no request failed or spilled) */
 } nh_cgroup_stats;
 
 /** Snapshot of all counters. Fill `size` and `version` before calling. */
@@ -159,7 +167,8 @@ typedef struct nh_stats {
   const char *huge_reason;      /**< why that mode (a static string) */
 #define NH_STATS_MAX_NODES 256
   nh_node_stats nodes[NH_STATS_MAX_NODES]; /**< per node, node_count entries */
-  nh_cgroup_stats cgroup;       /**< the cgroup found (version 2 of this struct) */
+  nh_cgroup_stats cgroup;       /**< the cgroup found (version 2 of this struct; high
+                                     and the PSI counts: version 3) */
 } nh_stats;
 
 /** Fills @p st; 0, or -1 with EINVAL if size/version do not match. */
