@@ -63,7 +63,8 @@ static void note_set(scratch *s, uint32_t *slot, const char *section, const char
                      const char *value, uint32_t where) {
   if (slot) *slot = where;
   if (value[0] == '\0' || strcmp(section, "topology") != 0) return;
-  s->topo_line[strcmp(key, "xml") == 0] = where;
+  if (strcmp(key, "synthetic") == 0 || strcmp(key, "xml") == 0)
+    s->topo_line[strcmp(key, "xml") == 0] = where;
 }
 
 static uint32_t max_u32(uint32_t a, uint32_t b) { return a > b ? a : b; }

@@ -112,9 +112,17 @@ static void fill_params(const nh_config *cfg, nh_heap_params *hp, nh_cache_param
   cp->default_level = cfg->v[NH_OPT_HEAP_DEFAULT_LEVEL].choice;
 }
 
+/* Loads the topology; a warning of the source (hwloc could not be loaded:
+ * read from /sys) goes to stderr. */
 static int load_topology(const nh_config *cfg, char *err, size_t errlen) {
   nh_topo_source src = nh_config_topo_source(cfg);
-  return nh_topo_load(&g_topo, &src, err, errlen);
+  if (nh_topo_load(&g_topo, &src, err, errlen) != 0) return -1;
+  if (g_topo.warning[0]) {
+    char msg[480];
+    int n = snprintf(msg, sizeof msg, "numaheap: warning: %s\n", g_topo.warning);
+    nh_os_write_stderr(msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+  }
+  return 0;
 }
 
 /* Taken while g_limits is recomputed and applied after start-up (nh_init's
@@ -302,7 +310,8 @@ bool nh_start(void) {
 /* Applies the live-changeable parts of cfg to the running allocator. */
 static int reconfigure(const nh_config *cfg) {
   const nh_config *cur = nh_cfg;
-  if (strcmp(cfg->synthetic, cur->synthetic) != 0 || strcmp(cfg->xml, cur->xml) != 0) {
+  if (strcmp(cfg->synthetic, cur->synthetic) != 0 || strcmp(cfg->xml, cur->xml) != 0 ||
+      cfg->v[NH_OPT_TOPOLOGY_DISCOVERY].choice != cur->v[NH_OPT_TOPOLOGY_DISCOVERY].choice) {
     nh_set_error("the [topology] section cannot change after the allocator started");
     errno = EBUSY;
     return -1;

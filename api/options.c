@@ -27,6 +27,7 @@ static const char *const publish_words[] = {"no", "yes", NULL};
 static const char *const safety_words[] = {"normal", "paranoid", NULL};
 static const char *const huge_words[] = {"off", "thp", "hugetlb", NULL}; /* NH_HUGE_* order */
 static const char *const bind_words[] = {"preferred", "strict", NULL};
+static const char *const discovery_words[] = {"auto", "hwloc", "sysfs", NULL}; /* NH_DISCOVERY_* */
 static const char *const split_words[] = {"proportional", "equal", "off", NULL};
 
 #define ROW(sec, k, envname, t, def, ch, mx, d) \
@@ -40,6 +41,10 @@ const nh_opt_desc nh_options[NH_OPT_COUNT] = {
   [NH_OPT_TOPOLOGY_XML] = ROW("topology", "xml", "NUMAHEAP_TOPOLOGY_XML",
       NH_T_STRING, "", NULL, 0,
       "path of an hwloc XML topology to simulate; empty: the real one"),
+  [NH_OPT_TOPOLOGY_DISCOVERY] = ROW("topology", "discovery", "NUMAHEAP_TOPOLOGY_DISCOVERY",
+      NH_T_ENUM, "auto", discovery_words, 0,
+      "how the real machine is read: auto (hwloc, loaded at run time, when it has more than one "
+      "NUMA node; else /sys), hwloc, or sysfs (never hwloc)"),
   [NH_OPT_HEAP_BUDGET] = ROW("heap", "budget", "NUMAHEAP_HEAP_BUDGET",
       NH_T_SIZE_PCT, "80%", NULL, 0,
       "per node: the most memory numaheap takes from the node (bytes or % of the node)"),

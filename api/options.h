@@ -20,6 +20,7 @@
 typedef enum nh_opt {
   NH_OPT_TOPOLOGY_SYNTHETIC, /* [topology] synthetic: hwloc synthetic string */
   NH_OPT_TOPOLOGY_XML,       /* [topology] xml: path of an hwloc XML file */
+  NH_OPT_TOPOLOGY_DISCOVERY, /* [topology] discovery: auto|hwloc|sysfs (real machine) */
   NH_OPT_HEAP_BUDGET,        /* [heap] budget: bytes or % of node memory */
   NH_OPT_HEAP_RESERVE,       /* [heap] reserve: bytes or % of node memory */
   NH_OPT_HEAP_PURGE_DELAY,   /* [heap] purge_delay: ms before free pages go back to the OS */
@@ -157,10 +158,11 @@ static inline uint64_t nh_size_resolve(nh_size_spec s, uint64_t node_mem) {
 }
 
 /* The topology source the config names: [topology] synthetic, xml, or the
- * real machine when neither is set. */
+ * real machine when neither is set, discovered per [topology] discovery. */
 #include "numa/topo.h"
 static inline nh_topo_source nh_config_topo_source(const nh_config *cfg) {
-  nh_topo_source src = {NH_TOPO_REAL, NULL, 0, NULL};
+  nh_topo_source src = {NH_TOPO_REAL, NULL, 0, NULL, NH_DISCOVERY_AUTO, NULL};
+  src.discovery = (nh_topo_discovery)cfg->v[NH_OPT_TOPOLOGY_DISCOVERY].choice;
   if (cfg->synthetic[0]) src.kind = NH_TOPO_SYNTHETIC, src.spec = cfg->synthetic;
   else if (cfg->xml[0]) src.kind = NH_TOPO_XML, src.spec = cfg->xml;
   return src;
