@@ -234,7 +234,7 @@ static int build(const nh_config *cfg, char *err, size_t errlen) {
   }
   nh_default_level = cp.default_level;
   if (reserve_configured(cfg)) nh_heaps_precommit_reserves();
-  if (g_cfg != cfg) memcpy(g_cfg, cfg, sizeof *g_cfg);
+  nh_config_copy(g_cfg, cfg);
   nh_cfg = g_cfg;
   install_hooks(g_cfg);
   return 0;
@@ -338,7 +338,7 @@ static int reconfigure(const nh_config *cfg) {
   nh_heaps_set_limits(&hp);
   nh_os_set_bind(cfg->v[NH_OPT_HEAP_BIND].choice == NH_BIND_STRICT); /* binds from now on */
   nh_default_level = cp.default_level;
-  memcpy(g_cfg, cfg, sizeof *g_cfg);
+  nh_config_copy(g_cfg, cfg);
   nh_lock_release(&limits_lock);
   return 0;
 }
@@ -404,7 +404,7 @@ static int reinit_paused(const nh_config *cfg, char *err, size_t errlen) {
   nh_topo_free(&g_topo);
   nh_os_meta_free(g_limits, sizeof(nh_node_limits) * (size_t)g_limits_n);
   g_limits = NULL;
-  memcpy(g_cfg, cfg, sizeof *g_cfg);
+  nh_config_copy(g_cfg, cfg);
   if (build(g_cfg, err, errlen) == 0) {
     open_fast_paths();
     return 0;

@@ -417,8 +417,20 @@ int nh_config_set(nh_config *cfg, const char *section, const char *key, const ch
   return -1;
 }
 
+void nh_config_copy(nh_config *dst, const nh_config *src) {
+  if (dst == src) return;
+  memcpy(dst->v, src->v, sizeof dst->v);
+  memcpy(dst->set, src->set, sizeof dst->set);
+  memcpy(dst->synthetic, src->synthetic, strlen(src->synthetic) + 1);
+  memcpy(dst->xml, src->xml, strlen(src->xml) + 1);
+  dst->noverrides = src->noverrides;
+  memcpy(dst->overrides, src->overrides, sizeof dst->overrides[0] * (size_t)src->noverrides);
+}
+
 void nh_config_defaults(nh_config *cfg) {
-  memset(cfg, 0, sizeof *cfg);
+  memset(cfg->v, 0, sizeof cfg->v);
+  cfg->synthetic[0] = cfg->xml[0] = '\0';
+  cfg->noverrides = 0;
   char problem[256];
   for (int i = 0; i < NH_OPT_COUNT; i++) {
     int rc = nh_config_store(cfg, nh_options[i].section, nh_options[i].key,

@@ -401,17 +401,23 @@ static bool round_locked(uint64_t gen) {
   return true;
 }
 
-/* arg: the generation times two, plus one for a fork child, which waits one
- * interval before its first round: a child that execs or exits at once (most
- * do) never creates a region. */
+/* The first round waits: a process that exits within its first moments (a
+ * small command: most of them) never creates a region, and pays neither the
+ * memfd nor the snapshot's pages (docs/benchmarks.md, "Footprint of a small
+ * program"). A fork child waits a whole interval (one that execs or exits at
+ * once, most do, never creates a region); start-up waits the interval, at
+ * most FIRST_DELAY_MS. */
+#define FIRST_DELAY_MS 200
+
+/* arg: the generation times two, plus one for a fork child. */
 static void *publisher(void *arg) {
   uint64_t gen = (uint64_t)(uintptr_t)arg >> 1;
-  if ((uintptr_t)arg & 1) {
-    nh_lock_acquire(&g_lock);
-    uint64_t ms = g_interval_ms;
-    nh_lock_release(&g_lock);
-    nh_os_sleep_ms(ms);
-  }
+  nh_os_thread_name("numaheap-stats"); /* itself: pthread_setname_np's sprintf costs pages */
+  nh_lock_acquire(&g_lock);
+  uint64_t first = g_interval_ms;
+  nh_lock_release(&g_lock);
+  if (!((uintptr_t)arg & 1) && first > FIRST_DELAY_MS) first = FIRST_DELAY_MS;
+  nh_os_sleep_ms(first);
   for (;;) {
     nh_lock_acquire(&g_lock);
     bool go = round_locked(gen);
@@ -428,7 +434,7 @@ static void spawn_locked(bool child) {
   uint64_t gen = ++g_gen;
   g_running = 1;
   void *arg = (void *)(uintptr_t)(gen << 1 | (child ? 1 : 0));
-  if (nh_os_thread_start(publisher, arg, "numaheap-stats") != 0) g_running = 0;
+  if (nh_os_thread_start(publisher, arg) != 0) g_running = 0;
 }
 
 /* Drops the region (it disappears from /proc/PID/fd). Caller holds g_lock. */

@@ -27,7 +27,6 @@
 #define DIST_LOCAL 10
 #define DIST_PACKAGE 20
 #define DIST_REMOTE 30
-#define MAX_NODES NH_TOPO_MAX_NODES
 
 /* ---- errors ------------------------------------------------------------------ */
 
@@ -115,35 +114,40 @@ static int list_rank(const char *s, int id) {
 }
 
 int nh_topo_possible_cpus(const char *cpu_dir) {
-  char path[4096], buf[4096];
-  snprintf(path, sizeof path, "%s/possible", cpu_dir);
+  char path[512], buf[4096];
+  nh_os_path(path, sizeof path, cpu_dir, "/possible", -1, "");
   if (nh_topo_read_file(path, buf, sizeof buf) <= 0) return 0;
   return nh_topo_list_slots(buf);
+}
+
+/* The col-th number (0-based) of a distance row; -1 if it has fewer. */
+static long row_column(const char *s, int col) {
+  long v = -1;
+  for (int k = 0; k <= col; k++)
+    if ((v = nh_topo_parse_num(&s)) < 0) return -1;
+  return v;
 }
 
 /* Reads node i's kernel distance row into row[0..t->nnodes), one column per
  * node of t, found by its os_index's rank in the online list. */
 static int read_sys_row(const nh_topo *t, const char *node_dir, const char *online, int i,
                         uint32_t *row) {
-  char path[4096], buf[8192];
-  long want[MAX_NODES];
-  int nwant = 0;
-  snprintf(path, sizeof path, "%s/node%d/distance", node_dir, t->nodes[i].os_index);
+  char path[512], buf[8192];
+  nh_os_path(path, sizeof path, node_dir, "/node", t->nodes[i].os_index, "/distance");
   if (nh_topo_read_file(path, buf, sizeof buf) <= 0) return -1;
-  const char *s = buf;
-  for (long v; nwant < MAX_NODES && (v = nh_topo_parse_num(&s)) >= 0;) want[nwant++] = v;
   for (int j = 0; j < t->nnodes; j++) {
     int col = list_rank(online, t->nodes[j].os_index);
-    if (col < 0 || col >= nwant || want[col] <= 0 || want[col] > (long)UINT32_MAX) return -1;
-    row[j] = (uint32_t)want[col];
+    long v = col < 0 ? -1 : row_column(buf, col);
+    if (v <= 0 || v > (long)UINT32_MAX) return -1;
+    row[j] = (uint32_t)v;
   }
   return 0;
 }
 
 int nh_topo_read_sys_distances(nh_topo *t, const char *node_dir) {
-  char path[4096], online[4096];
+  char path[512], online[4096];
   size_t size = sizeof(uint32_t) * (size_t)t->nnodes * (size_t)t->nnodes;
-  snprintf(path, sizeof path, "%s/online", node_dir);
+  nh_os_path(path, sizeof path, node_dir, "/online", -1, "");
   if (nh_topo_read_file(path, online, sizeof online) <= 0) return -1;
   uint32_t *m = nh_os_meta_alloc(size);
   if (!m) return -1;

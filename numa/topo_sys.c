@@ -19,24 +19,14 @@
 #include "numa/os.h"
 #include "numa/topo_build.h"
 
-#define PATH_CAP 4096
-#define LIST_CAP 8192
+/* Stack buffers: small, since this runs at the bottom of the first malloc's
+ * stack (a small program's stack high-water mark is part of its RSS). */
+#define PATH_CAP 512
+#define LIST_CAP 4096
 
-/* buf = a + b + (n >= 0 ? decimal n : "") + c, truncated to cap. */
+/* buf (PATH_CAP bytes) = a + b + (n >= 0 ? decimal n : "") + c. */
 static const char *path4(char *buf, const char *a, const char *b, long n, const char *c) {
-  char num[24] = "";
-  if (n >= 0) {
-    char rev[24];
-    int k = 0;
-    do rev[k++] = (char)('0' + n % 10); while ((n /= 10) > 0 && k < 23);
-    for (int i = 0; i < k; i++) num[i] = rev[k - 1 - i];
-    num[k] = '\0';
-  }
-  size_t len = 0;
-  const char *parts[4] = {a, b, num, c};
-  for (int p = 0; p < 4; p++)
-    for (const char *s = parts[p]; *s && len + 1 < PATH_CAP; s++) buf[len++] = *s;
-  buf[len] = '\0';
+  nh_os_path(buf, PATH_CAP, a, b, n, c);
   return buf;
 }
 
