@@ -381,6 +381,8 @@ static void report_failure(int err) {
   nh_os_write_stderr(msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
 }
 
+static void publish_at_exit(void);
+
 /* One round: creates the region when there is none, when it needs room for
  * more CPUs, or when the program closed its descriptor (a daemon closing
  * every descriptor after start-up), then publishes. false when this thread
@@ -390,6 +392,9 @@ static bool round_locked(uint64_t gen) {
   if (gen != g_gen) return false;
   uint32_t ncpus = (uint32_t)nh_cache_cpu_count();
   if (g_region == NULL || ncpus > g_cpu_capacity || !nh_os_memfd_owned(g_fd, g_id)) {
+    /* The exit handler with the first region, not at start-up: a process
+     * that never publishes does not touch atexit's code either. */
+    if (!g_atexit) g_atexit = atexit(publish_at_exit) == 0;
     int err = region_create(ncpus);
     if (err != 0) {
       report_failure(err);
@@ -460,7 +465,6 @@ void nh_publish_apply(const nh_config *cfg) {
   nh_lock_acquire(&g_lock);
   g_interval_ms = ms < 10 ? 10 : ms;
   if (on && !g_running) {
-    if (!g_atexit) g_atexit = atexit(publish_at_exit) == 0;
     spawn_locked(false);
   } else if (!on && g_running) {
     g_gen++;
