@@ -95,8 +95,10 @@ int nh_topo_load(nh_topo *t, const nh_topo_source *src, char *err, size_t errlen
  * meminfo,distance}, cpu/possible, cpu/cpu<N>/topology/physical_package_id.
  * Without node/ (a kernel without NUMA), one node 0 with cpu/present's CPUs
  * and /proc/meminfo's memory. A node's package is the one all its CPUs are
- * in (-1 for a node without CPUs or across packages), numbered densely by
- * physical id. No hwloc, no malloc, no stdio. 0, or -1 with err. */
+ * in (-1 across packages), numbered densely by physical id; a node without
+ * CPUs takes the package of the one node with CPUs nearest to it (-1 if
+ * several are equally near: hwloc's rule). No hwloc, no malloc, no stdio.
+ * 0, or -1 with err. */
 int nh_topo_load_sysfs(nh_topo *t, const char *sys_root, char *err, size_t errlen);
 
 /* Releases the arrays of *t (it must not be in use by a live allocator) and

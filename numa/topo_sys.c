@@ -139,11 +139,31 @@ static void fill_packages(nh_topo *t, const long *ids) {
   t->npackages = dense > 0 ? dense : 1;
 }
 
-static int packages(nh_topo *t, const sys_src *s) {
+/* A node without CPUs: the node with CPUs nearest to it, when exactly one
+ * is nearest (hwloc's rule: it gives the CPU-less node that node's CPUs as
+ * its locality, so it sits in the same package); -1 otherwise, or without
+ * distances. */
+static int nearest_with_cpus(const nh_topo *t, int i, int have_dist) {
+  int best = -1;
+  uint32_t best_d = UINT32_MAX;
+  for (int j = 0; have_dist && j < t->nnodes; j++) {
+    uint32_t d = nh_topo_dist(t, i, j);
+    if (j == i || t->nodes[j].ncpus == 0 || d > best_d) continue;
+    best = d < best_d ? j : -1;
+    best_d = d;
+  }
+  return best;
+}
+
+static int packages(nh_topo *t, const sys_src *s, int have_dist) {
   size_t size = sizeof(long) * (size_t)t->nnodes;
   long *ids = nh_os_meta_alloc(size);
   if (ids == NULL) return -1;
   for (int i = 0; i < t->nnodes; i++) ids[i] = node_package(t, s, i);
+  for (int i = 0; i < t->nnodes; i++) {
+    int near = t->nodes[i].ncpus == 0 ? nearest_with_cpus(t, i, have_dist) : -1;
+    if (near >= 0) ids[i] = ids[near];
+  }
   fill_packages(t, ids);
   nh_os_meta_free(ids, size);
   return 0;
@@ -169,10 +189,11 @@ int nh_topo_load_sysfs(nh_topo *t, const char *sys_root, char *err, size_t errle
   t->kind = NH_TOPO_REAL;
   t->via = NH_DISCOVERY_SYSFS;
   for (int i = 0; i < n; i++) fill_node(t, &s, i);
-  if (packages(t, &s) != 0) {
+  int have_dist = nh_topo_read_sys_distances(t, path4(path, sys_root, "/node", -1, "")) == 0;
+  if (packages(t, &s, have_dist) != 0) {
     nh_topo_free(t);
     return nh_topo_fail(&real, err, errlen, "out of memory for the package table");
   }
-  nh_topo_finish(t, 0, path4(path, sys_root, "/node", -1, ""));
+  nh_topo_finish(t, have_dist, path);
   return 0;
 }

@@ -386,8 +386,9 @@ static void load_sysroot(nh_topo *t, const char *name) {
 }
 
 /* tests/data/topo/sysroot: nodes 0, 1, 4; CPUs 0-1 on node 0 (package 0),
- * 2-3 on node 1 (physical package 3), node 4 without CPUs; 8 possible CPUs;
- * the distances of the sysfs fixture above. */
+ * 2-3 on node 1 (physical package 3), node 4 without CPUs (in the package of
+ * node 0, the one nearest to it: 31 against 33); 8 possible CPUs; the
+ * distances of the sysfs fixture above. */
 static void test_sysfs_fixture(void **state UNUSED) {
   nh_topo t;
   load_sysroot(&t, "sysroot");
@@ -397,7 +398,7 @@ static void test_sysfs_fixture(void **state UNUSED) {
   assert_int_equal(t.npackages, 2);
   assert_int_equal(t.ncpu_slots, 8);
   assert_int_equal(t.ncpus, 4);
-  static const int os[3] = {0, 1, 4}, pkg[3] = {0, 1, -1}, ncpus[3] = {2, 2, 0};
+  static const int os[3] = {0, 1, 4}, pkg[3] = {0, 1, 0}, ncpus[3] = {2, 2, 0};
   static const uint64_t mem[3] = {4 * GiB, 2 * GiB, 8 * GiB};
   for (int i = 0; i < 3; i++) {
     assert_int_equal(t.nodes[i].os_index, os[i]);
