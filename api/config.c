@@ -40,7 +40,7 @@ typedef struct scratch {
 
 static scratch *scratch_new(const nh_config *cfg) {
   scratch *s = nh_os_meta_alloc(sizeof *s);
-  if (s) memcpy(&s->cfg, cfg, sizeof *cfg);
+  if (s) nh_config_copy(&s->cfg, cfg);
   return s;
 }
 
@@ -63,7 +63,8 @@ static void note_set(scratch *s, uint32_t *slot, const char *section, const char
                      const char *value, uint32_t where) {
   if (slot) *slot = where;
   if (value[0] == '\0' || strcmp(section, "topology") != 0) return;
-  s->topo_line[strcmp(key, "xml") == 0] = where;
+  if (strcmp(key, "synthetic") == 0 || strcmp(key, "xml") == 0)
+    s->topo_line[strcmp(key, "xml") == 0] = where;
 }
 
 static uint32_t max_u32(uint32_t a, uint32_t b) { return a > b ? a : b; }
@@ -235,7 +236,7 @@ static int parse_text(nh_config *cfg, const char *text, size_t len, const char *
     st.lineno = (uint32_t)rc, fail(&st, "syntax error");
   if (!st.failed && rc < 0) snprintf(err, errlen, "%s: cannot parse: out of memory", name);
   int ok = !st.failed && rc == 0 && check_file_layer(&st) == 0;
-  if (ok) memcpy(cfg, &s->cfg, sizeof *cfg);
+  if (ok) nh_config_copy(cfg, &s->cfg);
   scratch_free(s);
   return ok ? 0 : -1;
 }
@@ -390,9 +391,17 @@ static int check_env_layer(const scratch *s, char *err, size_t errlen) {
   return -1;
 }
 
+/* 1 if envp holds a NUMAHEAP_* variable (most processes have none: then no
+ * scratch layer is built). */
+static int env_has_options(char *const *envp) {
+  for (uint32_t i = 0; envp[i]; i++)
+    if (strncmp(envp[i], ENV_PREFIX, strlen(ENV_PREFIX)) == 0) return 1;
+  return 0;
+}
+
 int nh_config_apply_env(nh_config *cfg, char *const *envp, char *err, size_t errlen) {
   if (envp == NULL) envp = environ;
-  if (envp == NULL) return 0;
+  if (envp == NULL || !env_has_options(envp)) return 0;
   scratch *s = scratch_new(cfg);
   if (s == NULL) {
     snprintf(err, errlen, "environment: out of memory");
@@ -403,7 +412,7 @@ int nh_config_apply_env(nh_config *cfg, char *const *envp, char *err, size_t err
     if (strncmp(envp[i], ENV_PREFIX, strlen(ENV_PREFIX)) == 0)
       rc = env_apply_one(s, envp[i], i + 1, err, errlen);
   if (rc == 0) rc = check_env_layer(s, err, errlen);
-  if (rc == 0) memcpy(cfg, &s->cfg, sizeof *cfg);
+  if (rc == 0) nh_config_copy(cfg, &s->cfg);
   scratch_free(s);
   return rc;
 }

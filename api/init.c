@@ -112,9 +112,17 @@ static void fill_params(const nh_config *cfg, nh_heap_params *hp, nh_cache_param
   cp->default_level = cfg->v[NH_OPT_HEAP_DEFAULT_LEVEL].choice;
 }
 
+/* Loads the topology; a warning of the source (hwloc could not be loaded:
+ * read from /sys) goes to stderr. */
 static int load_topology(const nh_config *cfg, char *err, size_t errlen) {
   nh_topo_source src = nh_config_topo_source(cfg);
-  return nh_topo_load(&g_topo, &src, err, errlen);
+  if (nh_topo_load(&g_topo, &src, err, errlen) != 0) return -1;
+  if (g_topo.warning[0]) {
+    char msg[480];
+    int n = snprintf(msg, sizeof msg, "numaheap: warning: %s\n", g_topo.warning);
+    nh_os_write_stderr(msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+  }
+  return 0;
 }
 
 /* Taken while g_limits is recomputed and applied after start-up (nh_init's
@@ -226,7 +234,7 @@ static int build(const nh_config *cfg, char *err, size_t errlen) {
   }
   nh_default_level = cp.default_level;
   if (reserve_configured(cfg)) nh_heaps_precommit_reserves();
-  if (g_cfg != cfg) memcpy(g_cfg, cfg, sizeof *g_cfg);
+  nh_config_copy(g_cfg, cfg);
   nh_cfg = g_cfg;
   install_hooks(g_cfg);
   return 0;
@@ -302,7 +310,8 @@ bool nh_start(void) {
 /* Applies the live-changeable parts of cfg to the running allocator. */
 static int reconfigure(const nh_config *cfg) {
   const nh_config *cur = nh_cfg;
-  if (strcmp(cfg->synthetic, cur->synthetic) != 0 || strcmp(cfg->xml, cur->xml) != 0) {
+  if (strcmp(cfg->synthetic, cur->synthetic) != 0 || strcmp(cfg->xml, cur->xml) != 0 ||
+      cfg->v[NH_OPT_TOPOLOGY_DISCOVERY].choice != cur->v[NH_OPT_TOPOLOGY_DISCOVERY].choice) {
     nh_set_error("the [topology] section cannot change after the allocator started");
     errno = EBUSY;
     return -1;
@@ -329,7 +338,7 @@ static int reconfigure(const nh_config *cfg) {
   nh_heaps_set_limits(&hp);
   nh_os_set_bind(cfg->v[NH_OPT_HEAP_BIND].choice == NH_BIND_STRICT); /* binds from now on */
   nh_default_level = cp.default_level;
-  memcpy(g_cfg, cfg, sizeof *g_cfg);
+  nh_config_copy(g_cfg, cfg);
   nh_lock_release(&limits_lock);
   return 0;
 }
@@ -395,7 +404,7 @@ static int reinit_paused(const nh_config *cfg, char *err, size_t errlen) {
   nh_topo_free(&g_topo);
   nh_os_meta_free(g_limits, sizeof(nh_node_limits) * (size_t)g_limits_n);
   g_limits = NULL;
-  memcpy(g_cfg, cfg, sizeof *g_cfg);
+  nh_config_copy(g_cfg, cfg);
   if (build(g_cfg, err, errlen) == 0) {
     open_fast_paths();
     return 0;

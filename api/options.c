@@ -27,6 +27,7 @@ static const char *const publish_words[] = {"no", "yes", NULL};
 static const char *const safety_words[] = {"normal", "paranoid", NULL};
 static const char *const huge_words[] = {"off", "thp", "hugetlb", NULL}; /* NH_HUGE_* order */
 static const char *const bind_words[] = {"preferred", "strict", NULL};
+static const char *const discovery_words[] = {"auto", "hwloc", "sysfs", NULL}; /* NH_DISCOVERY_* */
 static const char *const split_words[] = {"proportional", "equal", "off", NULL};
 
 #define ROW(sec, k, envname, t, def, ch, mx, d) \
@@ -40,6 +41,10 @@ const nh_opt_desc nh_options[NH_OPT_COUNT] = {
   [NH_OPT_TOPOLOGY_XML] = ROW("topology", "xml", "NUMAHEAP_TOPOLOGY_XML",
       NH_T_STRING, "", NULL, 0,
       "path of an hwloc XML topology to simulate; empty: the real one"),
+  [NH_OPT_TOPOLOGY_DISCOVERY] = ROW("topology", "discovery", "NUMAHEAP_TOPOLOGY_DISCOVERY",
+      NH_T_ENUM, "auto", discovery_words, 0,
+      "how the real machine is read: auto (hwloc, loaded at run time, when it has more than one "
+      "NUMA node; else /sys), hwloc, or sysfs (never hwloc)"),
   [NH_OPT_HEAP_BUDGET] = ROW("heap", "budget", "NUMAHEAP_HEAP_BUDGET",
       NH_T_SIZE_PCT, "80%", NULL, 0,
       "per node: the most memory numaheap takes from the node (bytes or % of the node)"),
@@ -412,8 +417,20 @@ int nh_config_set(nh_config *cfg, const char *section, const char *key, const ch
   return -1;
 }
 
+void nh_config_copy(nh_config *dst, const nh_config *src) {
+  if (dst == src) return;
+  memcpy(dst->v, src->v, sizeof dst->v);
+  memcpy(dst->set, src->set, sizeof dst->set);
+  memcpy(dst->synthetic, src->synthetic, strlen(src->synthetic) + 1);
+  memcpy(dst->xml, src->xml, strlen(src->xml) + 1);
+  dst->noverrides = src->noverrides;
+  memcpy(dst->overrides, src->overrides, sizeof dst->overrides[0] * (size_t)src->noverrides);
+}
+
 void nh_config_defaults(nh_config *cfg) {
-  memset(cfg, 0, sizeof *cfg);
+  memset(cfg->v, 0, sizeof cfg->v);
+  cfg->synthetic[0] = cfg->xml[0] = '\0';
+  cfg->noverrides = 0;
   char problem[256];
   for (int i = 0; i < NH_OPT_COUNT; i++) {
     int rc = nh_config_store(cfg, nh_options[i].section, nh_options[i].key,

@@ -20,6 +20,7 @@
 typedef enum nh_opt {
   NH_OPT_TOPOLOGY_SYNTHETIC, /* [topology] synthetic: hwloc synthetic string */
   NH_OPT_TOPOLOGY_XML,       /* [topology] xml: path of an hwloc XML file */
+  NH_OPT_TOPOLOGY_DISCOVERY, /* [topology] discovery: auto|hwloc|sysfs (real machine) */
   NH_OPT_HEAP_BUDGET,        /* [heap] budget: bytes or % of node memory */
   NH_OPT_HEAP_RESERVE,       /* [heap] reserve: bytes or % of node memory */
   NH_OPT_HEAP_PURGE_DELAY,   /* [heap] purge_delay: ms before free pages go back to the OS */
@@ -116,17 +117,25 @@ typedef struct nh_node_override {
 /* Largest config file accepted, in bytes. */
 #define NH_CONFIG_MAX_FILE (1u << 20)
 
+/* About 48 KiB, mostly room: the strings and overrides[] are used only up to
+ * their NUL and noverrides. nh_config_defaults and nh_config_copy write only
+ * what is used, so that a config in fresh memory costs a small program a few
+ * pages, not twelve (copy configs with nh_config_copy, not memcpy). */
 typedef struct nh_config {
   nh_opt_value v[NH_OPT_COUNT];
   uint8_t set[NH_OPT_COUNT];   /* 1 when given by a file or the environment */
+  int noverrides;
   char synthetic[NH_OPT_STRLEN];
   char xml[NH_OPT_STRLEN];
-  int noverrides;
-  nh_node_override overrides[NH_MAX_NODE_OVERRIDES];
+  nh_node_override overrides[NH_MAX_NODE_OVERRIDES]; /* [0, noverrides) in use */
 } nh_config;
 
-/* Fills cfg with every default. */
+/* Fills cfg with every default (writes only the used part: see above). */
 void nh_config_defaults(nh_config *cfg);
+
+/* *dst = *src, for the used part only: the option values, set flags, the
+ * two strings up to their NUL, the overrides in use. */
+void nh_config_copy(nh_config *dst, const nh_config *src);
 
 /* Parses an INI file into cfg (on top of what cfg holds). 0, or -1 with err
  * = "<path>:<line>: <problem>" (or "<path>: <problem>" for an unreadable
@@ -157,10 +166,11 @@ static inline uint64_t nh_size_resolve(nh_size_spec s, uint64_t node_mem) {
 }
 
 /* The topology source the config names: [topology] synthetic, xml, or the
- * real machine when neither is set. */
+ * real machine when neither is set, discovered per [topology] discovery. */
 #include "numa/topo.h"
 static inline nh_topo_source nh_config_topo_source(const nh_config *cfg) {
-  nh_topo_source src = {NH_TOPO_REAL, NULL, 0, NULL};
+  nh_topo_source src = {NH_TOPO_REAL, NULL, 0, NULL, NH_DISCOVERY_AUTO, NULL};
+  src.discovery = (nh_topo_discovery)cfg->v[NH_OPT_TOPOLOGY_DISCOVERY].choice;
   if (cfg->synthetic[0]) src.kind = NH_TOPO_SYNTHETIC, src.spec = cfg->synthetic;
   else if (cfg->xml[0]) src.kind = NH_TOPO_XML, src.spec = cfg->xml;
   return src;

@@ -381,6 +381,8 @@ static void report_failure(int err) {
   nh_os_write_stderr(msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
 }
 
+static void publish_at_exit(void);
+
 /* One round: creates the region when there is none, when it needs room for
  * more CPUs, or when the program closed its descriptor (a daemon closing
  * every descriptor after start-up), then publishes. false when this thread
@@ -390,6 +392,9 @@ static bool round_locked(uint64_t gen) {
   if (gen != g_gen) return false;
   uint32_t ncpus = (uint32_t)nh_cache_cpu_count();
   if (g_region == NULL || ncpus > g_cpu_capacity || !nh_os_memfd_owned(g_fd, g_id)) {
+    /* The exit handler with the first region, not at start-up: a process
+     * that never publishes does not touch atexit's code either. */
+    if (!g_atexit) g_atexit = atexit(publish_at_exit) == 0;
     int err = region_create(ncpus);
     if (err != 0) {
       report_failure(err);
@@ -401,17 +406,23 @@ static bool round_locked(uint64_t gen) {
   return true;
 }
 
-/* arg: the generation times two, plus one for a fork child, which waits one
- * interval before its first round: a child that execs or exits at once (most
- * do) never creates a region. */
+/* The first round waits: a process that exits within its first moments (a
+ * small command: most of them) never creates a region, and pays neither the
+ * memfd nor the snapshot's pages (docs/benchmarks.md, "Footprint of a small
+ * program"). A fork child waits a whole interval (one that execs or exits at
+ * once, most do, never creates a region); start-up waits the interval, at
+ * most FIRST_DELAY_MS. */
+#define FIRST_DELAY_MS 200
+
+/* arg: the generation times two, plus one for a fork child. */
 static void *publisher(void *arg) {
   uint64_t gen = (uint64_t)(uintptr_t)arg >> 1;
-  if ((uintptr_t)arg & 1) {
-    nh_lock_acquire(&g_lock);
-    uint64_t ms = g_interval_ms;
-    nh_lock_release(&g_lock);
-    nh_os_sleep_ms(ms);
-  }
+  nh_os_thread_name("numaheap-stats"); /* itself: pthread_setname_np's sprintf costs pages */
+  nh_lock_acquire(&g_lock);
+  uint64_t first = g_interval_ms;
+  nh_lock_release(&g_lock);
+  if (!((uintptr_t)arg & 1) && first > FIRST_DELAY_MS) first = FIRST_DELAY_MS;
+  nh_os_sleep_ms(first);
   for (;;) {
     nh_lock_acquire(&g_lock);
     bool go = round_locked(gen);
@@ -428,7 +439,7 @@ static void spawn_locked(bool child) {
   uint64_t gen = ++g_gen;
   g_running = 1;
   void *arg = (void *)(uintptr_t)(gen << 1 | (child ? 1 : 0));
-  if (nh_os_thread_start(publisher, arg, "numaheap-stats") != 0) g_running = 0;
+  if (nh_os_thread_start(publisher, arg) != 0) g_running = 0;
 }
 
 /* Drops the region (it disappears from /proc/PID/fd). Caller holds g_lock. */
@@ -454,7 +465,6 @@ void nh_publish_apply(const nh_config *cfg) {
   nh_lock_acquire(&g_lock);
   g_interval_ms = ms < 10 ? 10 : ms;
   if (on && !g_running) {
-    if (!g_atexit) g_atexit = atexit(publish_at_exit) == 0;
     spawn_locked(false);
   } else if (!on && g_running) {
     g_gen++;

@@ -116,6 +116,11 @@ for a in "${chosen[@]}"; do
   lib[$a]=$(library_of "$a")
   [[ -n ${lib[$a]} ]] && libs_arg+="${libs_arg:+:}${lib[$a]}"
 done
+# libnumaheap loads libhwloc with dlopen on a multi-node machine: ldd does not
+# list it, so the image gets it explicitly.
+for h in /usr/lib/x86_64-linux-gnu/libhwloc.so.15 /usr/lib64/libhwloc.so.15; do
+  [[ -f $h ]] && { libs_arg+="${libs_arg:+:}$h"; break; }
+done
 
 # ---- one VM per allocator and run ------------------------------------------------
 mkdir -p "$cache"

@@ -39,8 +39,7 @@ static int fail(reader *r, const char *path, const char *problem) {
 
 /* "root" + "a" + "b" into out; -1 when too long. */
 static int join(char *out, size_t cap, const char *root, const char *a, const char *b) {
-  int n = snprintf(out, cap, "%s%s%s", root, a, b);
-  return n < 0 || (size_t)n >= cap ? -1 : 0;
+  return nh_os_path(out, cap, root, a, -1, b) < 0 ? -1 : 0;
 }
 
 /* Reads a file into buf: length, -1 when missing/unreadable. */

@@ -9,6 +9,7 @@
 #include "numa/os.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <linux/membarrier.h>
 #include <poll.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -72,7 +74,7 @@ static int fault_fires(_Atomic int *counter) {
 size_t nh_os_page_size(void) {
   static size_t page; /* benign race: every thread computes the same value */
   if (page == 0) {
-    long v = sysconf(_SC_PAGESIZE);
+    unsigned long v = getauxval(AT_PAGESZ); /* not sysconf: its code and tables cost pages */
     page = v > 0 ? (size_t)v : 4096;
   }
   return page;
@@ -203,8 +205,8 @@ int nh_os_advise_huge(void *addr, size_t size) {
 
 uint64_t nh_os_node_free_hugepages(int os_node) {
   char path[128], buf[64];
-  snprintf(path, sizeof path,
-           "/sys/devices/system/node/node%d/hugepages/hugepages-2048kB/free_hugepages", os_node);
+  nh_os_path(path, sizeof path, "/sys/devices/system/node/node", "", os_node,
+             "/hugepages/hugepages-2048kB/free_hugepages");
   if (read_small_file(path, buf, sizeof buf) <= 0) return 0;
   uint64_t v = 0;
   for (const char *p = buf; *p >= '0' && *p <= '9'; p++) v = v * 10 + (uint64_t)(*p - '0');
@@ -343,6 +345,20 @@ int nh_os_is_mapped(const void *addr) {
   return errno == ENOMEM ? 0 : 1; /* ENOMEM: unmapped; anything else (EAGAIN): assume mapped */
 }
 
+long nh_os_path(char *buf, size_t cap, const char *a, const char *b, long n, const char *c) {
+  char num[24];
+  int k = 0;
+  if (n >= 0) do num[k++] = (char)('0' + n % 10); while ((n /= 10) > 0 && k < 23);
+  size_t len = 0;
+  bool fits = cap > 0;
+  for (const char *s = a; *s && fits; s++) fits = len + 1 < cap && (buf[len++] = *s);
+  for (const char *s = b; *s && fits; s++) fits = len + 1 < cap && (buf[len++] = *s);
+  while (k > 0 && fits) fits = len + 1 < cap && (buf[len++] = num[--k]);
+  for (const char *s = c; *s && fits; s++) fits = len + 1 < cap && (buf[len++] = *s);
+  if (cap > 0) buf[len] = '\0';
+  return fits ? (long)len : -1;
+}
+
 long nh_os_read_file(const char *path, char *buf, size_t cap, int *err) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -403,7 +419,7 @@ uint64_t nh_os_node_available(int os_node) {
   uint64_t injected = atomic_load_explicit(&os_node_avail, memory_order_relaxed);
   if (injected) return injected;
   char path[96], buf[4096];
-  snprintf(path, sizeof path, "/sys/devices/system/node/node%d/meminfo", os_node);
+  nh_os_path(path, sizeof path, "/sys/devices/system/node/node", "", os_node, "/meminfo");
   if (read_small_file(path, buf, sizeof buf) <= 0) return UINT64_MAX;
   long long free_kb = meminfo_kb(buf, "MemFree"), cache_kb = meminfo_kb(buf, "Inactive(file)");
   if (free_kb < 0) return UINT64_MAX;

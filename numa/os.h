@@ -155,6 +155,12 @@ uint64_t nh_os_node_available(int os_node);
 int nh_os_real_node_slots(void);
 int nh_os_real_node_has_memory(int os_node);
 
+/* Puts a path together without printf (whose code and tables would be a
+ * small program's only use of them: pages of RSS): a + b + (n >= 0 ? n in
+ * decimal : nothing) + c into buf. Its length, or -1 when it does not fit in
+ * cap (buf then holds a truncated, terminated path). */
+long nh_os_path(char *buf, size_t cap, const char *a, const char *b, long n, const char *c);
+
 /* Reads up to cap-1 bytes of a file into buf and NUL-terminates them:
  * the length read, or -1 with *err set to the errno value. open/read only:
  * no stdio, no malloc (safe while numaheap starts as the process's malloc). */

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,11 @@ void nh_os_sleep_ms(uint64_t ms) {
   }
 }
 
-int nh_os_thread_start(void *(*fn)(void *), void *arg, const char *name) {
+void nh_os_thread_name(const char *name) {
+  prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+}
+
+int nh_os_thread_start(void *(*fn)(void *), void *arg) {
   sigset_t all, old;
   pthread_attr_t attr;
   pthread_t t;
@@ -106,6 +111,5 @@ int nh_os_thread_start(void *(*fn)(void *), void *arg, const char *name) {
   int rc = pthread_create(&t, &attr, fn, arg);
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (rc == 0) pthread_setname_np(t, name);
   return rc;
 }

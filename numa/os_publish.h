@@ -40,8 +40,11 @@ uint64_t nh_os_realtime_ns(void);
 void nh_os_sleep_ms(uint64_t ms);
 
 /* Starts a detached thread running fn(arg) with every signal blocked (so
- * that signals meant for the program never land on it) and the name `name`
- * (at most 15 characters). 0, or an errno value. */
-int nh_os_thread_start(void *(*fn)(void *), void *arg, const char *name);
+ * that signals meant for the program never land on it). 0, or an errno
+ * value. */
+int nh_os_thread_start(void *(*fn)(void *), void *arg);
+
+/* Names the calling thread (at most 15 characters; PR_SET_NAME). */
+void nh_os_thread_name(const char *name);
 
 #endif

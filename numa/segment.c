@@ -176,10 +176,6 @@ static void *map_backed(nh_heap *h, size_t size, size_t align, bool huge_ok, uin
   return p;
 }
 
-/* Ordinary segments of a node mapped before this many others use base pages:
- * a program that allocates little pays for no 2 MiB page around a header and
- * a few small blocks (bench: a small program's peak RSS +0.5 MiB otherwise). */
-#define NH_THP_FIRST_SEGMENT 2
 
 nh_segment *nh_segment_map_new(nh_heap *h, size_t size, size_t align, int level, bool huge) {
   if (!nh_node_has_room(h, size)) return NULL;

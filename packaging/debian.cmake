@@ -29,14 +29,19 @@ set(CPACK_DEBIAN_RUNTIME_DESCRIPTION "NUMA-aware memory allocator (shared librar
  numaheap keeps one heap per NUMA node and a cache per CPU, with per-node
  budgets and criticality-aware fallback between nodes. Linking it (or
  LD_PRELOAD) replaces malloc; it also serves the CLR hosting memory API.")
+# libhwloc is loaded with dlopen (numa/hwloc_load.h), so dpkg-shlibdeps does
+# not see it: named here (machines with several NUMA nodes, synthetic and XML
+# topologies use it). CPack adds the shlibdeps it finds to this list.
+set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS "libhwloc15")
 # ldconfig after install and removal (the library's SONAME link and cache)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_EXTRA ${CMAKE_CURRENT_LIST_DIR}/triggers)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME libnumaheap-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
-# libnumaheap.a links hwloc and inih: its users need their -dev packages
-set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "libhwloc-dev, libinih-dev")
+# libnumaheap.a links inih: its users need its -dev package (hwloc is loaded
+# at run time: the runtime package's libhwloc15 is enough)
+set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "libinih-dev")
 set(CPACK_DEBIAN_DEV_DESCRIPTION "NUMA-aware memory allocator (development files)
  Headers, the static library, the CMake package (find_package(numaheap))
  and the pkg-config module (numaheap) of numaheap.")

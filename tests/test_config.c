@@ -298,6 +298,7 @@ static void test_full_file(void **state UNUSED) {
   assert_int_equal(c->v[NH_OPT_CGROUP_SHARE].milli_pct, 90000);
   assert_int_equal(c->v[NH_OPT_CGROUP_REREAD].u, 1000);
   assert_int_equal(c->v[NH_OPT_NOTIFY_PSI].u, 200);
+  assert_int_equal(c->v[NH_OPT_TOPOLOGY_DISCOVERY].choice, NH_DISCOVERY_HWLOC);
   const nh_node_override *o = find_override(c, 1);
   assert_non_null(o);
   assert_int_equal(o->budget.bytes, 512 * MiB);
@@ -589,6 +590,7 @@ static void test_unreadable_file(void **state UNUSED) {
 static void test_env_every_option(void **state UNUSED) {
   static const char *const good[NH_OPT_COUNT] = {
       [NH_OPT_TOPOLOGY_SYNTHETIC] = "numa:4 pu:2", [NH_OPT_TOPOLOGY_XML] = "",
+      [NH_OPT_TOPOLOGY_DISCOVERY] = "sysfs",
       [NH_OPT_HEAP_BUDGET] = "1G", [NH_OPT_HEAP_RESERVE] = "2%",
       [NH_OPT_HEAP_PURGE_DELAY] = "5", [NH_OPT_HEAP_DEFAULT_LEVEL] = "task",
       [NH_OPT_HEAP_HUGE_PAGES] = "off", [NH_OPT_HEAP_HUGE_KEEP] = "0",
@@ -763,7 +765,8 @@ static void test_round_trip(void **state UNUSED) {
   nh_config *c = new_defaults();
   round_trip(c);
   static const char *const values[][3] = {
-      {"topology", "xml", "/opt/topo files/x;y.xml"}, {"heap", "budget", "12345"},
+      {"topology", "xml", "/opt/topo files/x;y.xml"}, {"topology", "discovery", "sysfs"},
+      {"heap", "budget", "12345"},
       {"heap", "reserve", "0.125%"}, {"heap", "purge_delay", "0"},
       {"heap", "default_level", "process"}, {"criticality", "task.limit", "33.3%"},
       {"criticality", "task.spill", "none"}, {"criticality", "appdomain.spill", "package"},

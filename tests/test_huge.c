@@ -293,20 +293,23 @@ static void test_kept_large_span_best_fit(void **state) {
 
 /* ---- hugepage-aware purge ------------------------------------------------------------------ */
 
-/* Pages 1-31 (unit 0 but the header) and 32-63 (unit 1) of node 3's third
- * segment (the first two are filled first: they use base pages): x fills
+/* Pages 1-31 (unit 0 but the header) and 32-63 (unit 1) of node 3's first
+ * advised segment (the NH_THP_FIRST_SEGMENT before it are filled first: they
+ * use base pages): x fills
  * unit 0, y and z unit 1. x and z are freed; two purge passes later (the
  * decay) unit 0 goes back whole, and unit 1, where y still lives, not at all
  * under huge pages (in part without them). */
 static uint64_t purge_around_live_block(bool thp) {
   const size_t page = NH_PAGE_SIZE;
-  void *fill[4];
-  for (int i = 0; i < 4; i++) fill[i] = nh_malloc_node((i % 2 ? 32 : 31) * page, 3);
+  void *fill[2 * NH_THP_FIRST_SEGMENT];
+  for (int i = 0; i < 2 * NH_THP_FIRST_SEGMENT; i++)
+    fill[i] = nh_malloc_node((i % 2 ? 32 : 31) * page, 3);
   uint8_t *x = nh_malloc_node(31 * page, 3), *y = nh_malloc_node(5 * page, 3);
   uint8_t *z = nh_malloc_node(27 * page, 3);
   nh_segment *seg = nh_segment_of(x);
   assert_int_equal(seg->advised != 0, thp);
-  assert_int_equal(nh_segment_of(fill[0])->advised, 0); /* a node's first segments: base pages */
+  for (int i = 0; i < 2 * NH_THP_FIRST_SEGMENT; i++) /* a node's first segments: base pages */
+    assert_int_equal(nh_segment_of(fill[i])->advised, 0);
   assert_ptr_equal(x, (uint8_t *)seg + page);
   assert_ptr_equal(y, (uint8_t *)seg + 32 * page);
   assert_ptr_equal(z, (uint8_t *)seg + 37 * page);
@@ -320,7 +323,7 @@ static uint64_t purge_around_live_block(bool thp) {
   uint64_t now = nh_test_node_stats(3).purged - purged;
   for (size_t i = 0; i < 5 * page; i += 4096) assert_int_equal(y[i], 1);
   nh_free(y);
-  for (int i = 0; i < 4; i++) nh_free(fill[i]);
+  for (int i = 0; i < 2 * NH_THP_FIRST_SEGMENT; i++) nh_free(fill[i]);
   nh_heaps_check();
   return now;
 }

@@ -2,8 +2,10 @@
  * tests/test_topo.c: numa/topo.c. Synthetic topologies from 1 to 72 nodes,
  * hwloc XML fixtures (tests/data/topo: asymmetric distances with ties,
  * CPU-less and memory-less nodes, sparse CPU ids past 64 with disallowed and
- * offline CPUs), the kernel distance reader on a sysfs fixture, the real
- * machine, errors, the binding of simulated nodes, and the printers.
+ * offline CPUs), the kernel distance reader on a sysfs fixture, the /sys
+ * reader on fixture trees, the real machine (read by hwloc and by /sys: the
+ * same value), hwloc that cannot be loaded, errors, the binding of simulated
+ * nodes, and the printers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,7 +38,7 @@ static const char *data_path(const char *name) {
 
 static void load_src(nh_topo *t, nh_topo_kind kind, const char *spec, int real_nodes,
                      const int *ids) {
-  nh_topo_source src = {kind, spec, real_nodes, ids};
+  nh_topo_source src = {.kind = kind, .spec = spec, .real_nodes = real_nodes, .real_node_ids = ids};
   err[0] = '\0';
   if (nh_topo_load(t, &src, err, sizeof err) != 0) fail_msg("loading %s: %s", spec ? spec : "the real machine", err);
 }
@@ -374,12 +376,170 @@ static void test_real_machine(void **state UNUSED) {
   nh_topo_free(&t);
 }
 
+/* ---- the /sys reader -------------------------------------------------------------- */
+
+static void load_sysroot(nh_topo *t, const char *name) {
+  char root[4096];
+  snprintf(root, sizeof root, "%s", data_path(name));
+  err[0] = '\0';
+  if (nh_topo_load_sysfs(t, root, err, sizeof err) != 0) fail_msg("loading %s: %s", root, err);
+}
+
+/* tests/data/topo/sysroot: nodes 0, 1, 4; CPUs 0-1 on node 0 (package 0),
+ * 2-3 on node 1 (physical package 3), node 4 without CPUs (in the package of
+ * node 0, the one nearest to it: 31 against 33); 8 possible CPUs; the
+ * distances of the sysfs fixture above. */
+static void test_sysfs_fixture(void **state UNUSED) {
+  nh_topo t;
+  load_sysroot(&t, "sysroot");
+  assert_int_equal(t.kind, NH_TOPO_REAL);
+  assert_int_equal(t.via, NH_DISCOVERY_SYSFS);
+  assert_int_equal(t.nnodes, 3);
+  assert_int_equal(t.npackages, 2);
+  assert_int_equal(t.ncpu_slots, 8);
+  assert_int_equal(t.ncpus, 4);
+  static const int os[3] = {0, 1, 4}, pkg[3] = {0, 1, 0}, ncpus[3] = {2, 2, 0};
+  static const uint64_t mem[3] = {4 * GiB, 2 * GiB, 8 * GiB};
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(t.nodes[i].os_index, os[i]);
+    assert_int_equal(t.nodes[i].bind_os_node, os[i]);
+    assert_int_equal(t.nodes[i].package, pkg[i]);
+    assert_int_equal(t.nodes[i].ncpus, ncpus[i]);
+    assert_int_equal(t.nodes[i].mem_bytes, mem[i]);
+  }
+  static const int cpu_node[8] = {0, 0, 1, 1, -1, -1, -1, -1};
+  for (int c = 0; c < 8; c++) assert_int_equal(nh_topo_cpu_node(&t, c), cpu_node[c]);
+  static const uint32_t dist[9] = {10, 20, 32, 20, 10, 32, 31, 33, 10};
+  assert_memory_equal(t.dist, dist, sizeof dist);
+  assert_int_equal(t.dist_derived, 0);
+  static const int fb0[2] = {1, 2}, fb1[2] = {0, 2}, fb2[2] = {0, 1};
+  assert_fallback(&t, 0, fb0);
+  assert_fallback(&t, 1, fb1);
+  assert_fallback(&t, 2, fb2);
+  assert_string_equal(t.warning, "");
+  nh_topo_free(&t);
+}
+
+/* No node/ directory (a kernel without NUMA): one node 0 with cpu/present's
+ * CPUs, /proc/meminfo's memory, no package ids (-1), derived distances. */
+static void test_sysfs_without_numa(void **state UNUSED) {
+  nh_topo t;
+  load_sysroot(&t, "sysroot-nonuma");
+  assert_int_equal(t.nnodes, 1);
+  assert_int_equal(t.nodes[0].os_index, 0);
+  assert_int_equal(t.nodes[0].package, -1);
+  assert_int_equal(t.npackages, 1);
+  assert_int_equal(t.ncpu_slots, 4);
+  assert_int_equal(t.ncpus, 3);
+  assert_int_equal(nh_topo_cpu_node(&t, 2), 0);
+  assert_int_equal(nh_topo_cpu_node(&t, 3), -1);
+  assert_true(t.nodes[0].mem_bytes > 0);
+  assert_int_equal(t.dist_derived, 1);
+  assert_int_equal(nh_topo_dist(&t, 0, 0), 10);
+  nh_topo_free(&t);
+}
+
+static void test_sysfs_errors(void **state UNUSED) {
+  nh_topo t;
+  memset(&t, 0xa5, sizeof t);
+  char root[4096];
+  snprintf(root, sizeof root, "%s", data_path("sysroot-badnodes"));
+  assert_int_equal(nh_topo_load_sysfs(&t, root, err, sizeof err), -1);
+  assert_true(is_zeroed(&t));
+  if (!strstr(err, "real topology: ") || !strstr(err, "sysroot-badnodes/node/online lists no node"))
+    fail_msg("error \"%s\"", err);
+}
+
+/* ---- the real machine, by both readers -------------------------------------------- */
+
+static void load_real(nh_topo *t, nh_topo_discovery d) {
+  nh_topo_source src = {.kind = NH_TOPO_REAL, .discovery = d};
+  err[0] = '\0';
+  if (nh_topo_load(t, &src, err, sizeof err) != 0) fail_msg("real machine: %s", err);
+}
+
+/* Every field but `via`. */
+static void assert_same_topo(const nh_topo *a, const nh_topo *b) {
+  assert_int_equal(a->kind, b->kind);
+  assert_int_equal(a->nnodes, b->nnodes);
+  assert_int_equal(a->npackages, b->npackages);
+  assert_int_equal(a->ncpu_slots, b->ncpu_slots);
+  assert_int_equal(a->ncpus, b->ncpus);
+  assert_int_equal(a->dist_derived, b->dist_derived);
+  assert_memory_equal(a->cpu_node, b->cpu_node, sizeof(int) * (size_t)a->ncpu_slots);
+  assert_memory_equal(a->dist, b->dist, sizeof(uint32_t) * (size_t)a->nnodes * (size_t)a->nnodes);
+  for (int i = 0; i < a->nnodes; i++) {
+    assert_int_equal(a->nodes[i].os_index, b->nodes[i].os_index);
+    assert_int_equal(a->nodes[i].bind_os_node, b->nodes[i].bind_os_node);
+    assert_int_equal(a->nodes[i].package, b->nodes[i].package);
+    assert_int_equal(a->nodes[i].ncpus, b->nodes[i].ncpus);
+    assert_int_equal(a->nodes[i].mem_bytes, b->nodes[i].mem_bytes);
+    assert_fallback(b, i, a->nodes[i].fallback);
+  }
+}
+
+/* The /sys reader gives the value hwloc gives (on this machine; the VM
+ * tests run the same comparison on several nodes: tests/vm). */
+static void test_real_sysfs_equals_hwloc(void **state UNUSED) {
+  nh_topo by_hwloc, by_sys;
+  load_real(&by_hwloc, NH_DISCOVERY_HWLOC);
+  load_real(&by_sys, NH_DISCOVERY_SYSFS);
+  assert_int_equal(by_hwloc.via, NH_DISCOVERY_HWLOC);
+  assert_int_equal(by_sys.via, NH_DISCOVERY_SYSFS);
+  assert_same_topo(&by_hwloc, &by_sys);
+  nh_topo_free(&by_hwloc);
+  nh_topo_free(&by_sys);
+}
+
+/* auto: hwloc only where /sys lists more than one online node. */
+static void test_real_auto(void **state UNUSED) {
+  char online[4096];
+  int multi = 0;
+  FILE *f = fopen("/sys/devices/system/node/online", "r");
+  if (f && fgets(online, sizeof online, f)) multi = strchr(online, '-') || strchr(online, ',');
+  if (f) fclose(f);
+  nh_topo t;
+  load_real(&t, NH_DISCOVERY_AUTO);
+  assert_int_equal(t.via, multi ? NH_DISCOVERY_HWLOC : NH_DISCOVERY_SYSFS);
+  nh_topo_free(&t);
+}
+
+/* An hwloc that cannot be loaded: the real machine is read from /sys, with a
+ * warning naming the library; a synthetic topology fails naming it. */
+static void test_hwloc_missing(void **state UNUSED) {
+  nh_topo t;
+  nh_topo_source src = {.kind = NH_TOPO_REAL, .discovery = NH_DISCOVERY_HWLOC,
+                        .hwloc_soname = "libnumaheap-test-no-hwloc.so.15"};
+  assert_int_equal(nh_topo_load(&t, &src, err, sizeof err), 0);
+  assert_int_equal(t.via, NH_DISCOVERY_SYSFS);
+  if (!strstr(t.warning, "real topology: cannot load libnumaheap-test-no-hwloc.so.15 (") ||
+      !strstr(t.warning, "; read from /sys instead, without hwloc"))
+    fail_msg("warning \"%s\"", t.warning);
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream(&buf, &len);
+  nh_topo_print(&t, out, 0);
+  fclose(out);
+  if (!strstr(buf, "topology: real via sysfs, ") || !strstr(buf, "\nwarning: real topology: cannot load"))
+    fail_msg("printed \"%s\"", buf);
+  free(buf);
+  nh_topo_free(&t);
+
+  memset(&t, 0xa5, sizeof t);
+  src = (nh_topo_source){.kind = NH_TOPO_SYNTHETIC, .spec = "numa:2 pu:1",
+                         .hwloc_soname = "libnumaheap-test-no-hwloc.so.15"};
+  assert_int_equal(nh_topo_load(&t, &src, err, sizeof err), -1);
+  assert_true(is_zeroed(&t));
+  if (!strstr(err, "synthetic topology \"numa:2 pu:1\": cannot load libnumaheap-test-no-hwloc.so.15 ("))
+    fail_msg("error \"%s\"", err);
+}
+
 /* ---- errors ------------------------------------------------------------------------ */
 
 static void expect_error(nh_topo_kind kind, const char *spec, int real_nodes, const char *want) {
   nh_topo t;
   memset(&t, 0xa5, sizeof t);
-  nh_topo_source src = {kind, spec, real_nodes, NULL};
+  nh_topo_source src = {.kind = kind, .spec = spec, .real_nodes = real_nodes};
   err[0] = '\0';
   assert_int_equal(nh_topo_load(&t, &src, err, sizeof err), -1);
   assert_true(is_zeroed(&t));
@@ -387,6 +547,7 @@ static void expect_error(nh_topo_kind kind, const char *spec, int real_nodes, co
 }
 
 static void test_errors(void **state UNUSED) {
+  nh_topo t0;
   expect_error(NH_TOPO_SYNTHETIC, "foo:2", 0, "synthetic topology \"foo:2\": hwloc could not parse it");
   assert_string_equal(err, "synthetic topology \"foo:2\": hwloc could not parse it");
   expect_error(NH_TOPO_SYNTHETIC, "package:2 numa:x", 0, "hwloc could not parse it");
@@ -402,10 +563,13 @@ static void test_errors(void **state UNUSED) {
   expect_error(NH_TOPO_XML, data_path("nonuma.xml"), 0, "nonuma.xml\": hwloc could not parse it");
   expect_error(NH_TOPO_XML, "", 0, "XML topology \"\": no file name given");
   expect_error((nh_topo_kind)7, "x", 0, "unknown source kind 7");
+  nh_topo_source bad = {.kind = NH_TOPO_REAL, .discovery = (nh_topo_discovery)5};
+  assert_int_equal(nh_topo_load(&t0, &bad, err, sizeof err), -1);
+  assert_string_equal(err, "real topology: unknown discovery 5");
 
   /* A short buffer gets a truncated, terminated message. */
   nh_topo t;
-  nh_topo_source src = {NH_TOPO_SYNTHETIC, "foo:2", 0, NULL};
+  nh_topo_source src = {.kind = NH_TOPO_SYNTHETIC, .spec = "foo:2"};
   char small[12];
   assert_int_equal(nh_topo_load(&t, &src, small, sizeof small), -1);
   assert_string_equal(small, "synthetic t");
@@ -525,6 +689,12 @@ int main(void) {
       cmocka_unit_test(test_synthetic_cpuless_nodes),
       cmocka_unit_test(test_sys_distances),
       cmocka_unit_test(test_real_machine),
+      cmocka_unit_test(test_sysfs_fixture),
+      cmocka_unit_test(test_sysfs_without_numa),
+      cmocka_unit_test(test_sysfs_errors),
+      cmocka_unit_test(test_real_sysfs_equals_hwloc),
+      cmocka_unit_test(test_real_auto),
+      cmocka_unit_test(test_hwloc_missing),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_binding),
       cmocka_unit_test(test_print_text),

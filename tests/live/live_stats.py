@@ -90,6 +90,16 @@ def stats_json(pid):
     return json.loads(out)
 
 
+def wait_region(pid, timeout=10):
+    """Polls until the process has published a region (its first snapshot
+    comes up to 200 ms after start-up: api/publish.c)."""
+    deadline = time.time() + timeout
+    while stats(pid)[0] == 4:
+        if time.time() > deadline:
+            fail("process %d published nothing in %d s" % (pid, timeout))
+        time.sleep(0.05)
+
+
 def published_matches(pid, own, timeout=10):
     """Polls until the published node counters equal the child's own (and
     until the child has a region at all: its thread may not have run yet)."""
@@ -159,6 +169,7 @@ def case_grow():
     c = Child()
     try:
         c.do("start")
+        wait_region(c.pid)
         c.p.stdin.write("churn 1.5\n")
         c.p.stdin.flush()
         scrapes, t0 = [], time.time()
@@ -329,7 +340,7 @@ def case_off():
     c = Child(env=env)
     try:
         c.do("start")
-        time.sleep(0.2)
+        time.sleep(0.6)  # past the first snapshot's delay (200 ms) and more
         rc, out, err = stats(c.pid)
         if rc != 4 or "is not on numaheap" not in err:
             fail("publish = no: exit %d %r" % (rc, err))
