@@ -338,7 +338,7 @@ static void test_purge_keeps_huge_pages_with_live_blocks(void **state) {
 }
 
 /* Spans go into huge pages already resident before another 2 MiB unit is
- * faulted in. On node 3, past the two base-page segments: x takes unit 0
+ * faulted in. On node 3, past the base-page segments: x takes unit 0
  * (pages 1-31), y pages 32-51 of unit 1 (resident; 52-63 never touched).
  * x is freed and two passes return unit 0 whole. A 5-page span then goes to
  * page 52, in y's resident unit, not to page 1 (a new huge page: first fit
@@ -348,8 +348,9 @@ static void test_spans_pack_into_resident_huge_pages(void **state) {
   nh_test_start(FOUR_NODES, "heap", "huge_pages", "thp", NULL);
   if (nh_g.huge_pages != NH_HUGE_THP) skip(); /* the kernel's THP is off: nothing to test */
   const size_t page = NH_PAGE_SIZE;
-  void *fill[4];
-  for (int i = 0; i < 4; i++) fill[i] = nh_malloc_node((i % 2 ? 32 : 31) * page, 3);
+  void *fill[2 * NH_THP_FIRST_SEGMENT];
+  for (int i = 0; i < 2 * NH_THP_FIRST_SEGMENT; i++)
+    fill[i] = nh_malloc_node((i % 2 ? 32 : 31) * page, 3);
   uint8_t *x = nh_malloc_node(31 * page, 3), *y = nh_malloc_node(20 * page, 3);
   nh_segment *seg = nh_segment_of(x);
   assert_true(seg->advised != 0);
@@ -363,7 +364,7 @@ static void test_spans_pack_into_resident_huge_pages(void **state) {
   assert_ptr_equal(v, (uint8_t *)seg + 52 * page);
   nh_free(v);
   nh_free(y);
-  for (int i = 0; i < 4; i++) nh_free(fill[i]);
+  for (int i = 0; i < 2 * NH_THP_FIRST_SEGMENT; i++) nh_free(fill[i]);
   nh_heaps_check();
 }
 
