@@ -84,29 +84,29 @@ int nh_topo_list_slots(const char *s) {
   return max;
 }
 
-int nh_topo_list_count(const char *s) {
-  int count = 0;
-  for (long a; (a = nh_topo_parse_num(&s)) >= 0;) {
-    long b = a;
-    if (*s == '-') {
-      s++;
-      if ((b = nh_topo_parse_num(&s)) < a || b >= (1L << 30)) return -1;
-    }
-    count += (int)(b - a + 1);
+/* The next range "a" or "a-b" of a kernel list at *s: 1 (*a <= *b), 0 at
+ * the end, -1 if malformed (b below a, or 2^30 and above). */
+static int next_range(const char **s, long *a, long *b) {
+  if ((*a = nh_topo_parse_num(s)) < 0) return 0;
+  *b = *a;
+  if (**s == '-') {
+    (*s)++;
+    if ((*b = nh_topo_parse_num(s)) < *a || *b >= (1L << 30)) return -1;
   }
-  return count;
+  return 1;
+}
+
+int nh_topo_list_count(const char *s) {
+  int count = 0, r;
+  for (long a, b; (r = next_range(&s, &a, &b)) > 0;) count += (int)(b - a + 1);
+  return r < 0 ? -1 : count;
 }
 
 /* Rank of id in a kernel list (its position among the listed numbers); -1
  * if absent. */
 static int list_rank(const char *s, int id) {
   int rank = 0;
-  for (long a; (a = nh_topo_parse_num(&s)) >= 0;) {
-    long b = a;
-    if (*s == '-') {
-      s++;
-      if ((b = nh_topo_parse_num(&s)) < a || b >= (1L << 30)) return -1;
-    }
+  for (long a, b; next_range(&s, &a, &b) > 0;) {
     if (id >= a && id <= b) return rank + (int)(id - a);
     rank += (int)(b - a + 1);
   }
