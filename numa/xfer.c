@@ -155,24 +155,27 @@ static size_t ring_take(nh_heap *h, nh_xfer *x, unsigned cls, void **out, size_t
   return k;
 }
 
+/* Up to n of shard x's newest blocks, its low watermark kept; *look (when
+ * not NULL): time to look at the decay clock. */
+static size_t take_newest(nh_heap *h, nh_xfer *x, unsigned cls, void **out, size_t n, bool *look) {
+  nh_lock_acquire(&x->lock);
+  size_t k = ring_take(h, x, cls, out, n, false);
+  if (count_of(x) < x->low) x->low = count_of(x);
+  if (look) *look = tick(x);
+  nh_lock_release(&x->lock);
+  return k;
+}
+
 size_t nh_xfer_take(nh_heap *h, unsigned cls, void **out, size_t n, bool *look) {
   unsigned own = my_shard(h);
   nh_xfer *x = xfer_at(h, own, cls);
   if (x->cap == 0) return 0; /* the same for every shard */
-  nh_lock_acquire(&x->lock);
-  size_t got = ring_take(h, x, cls, out, n, false);
-  if (count_of(x) < x->low) x->low = count_of(x);
-  *look = tick(x);
-  nh_lock_release(&x->lock);
+  size_t got = take_newest(h, x, cls, out, n, look);
   /* short: the newest blocks of the node's next shards before the spans
    * (the oldest, colder, measured no better) */
   for (unsigned i = 1; got < n && i < h->xfer_shards && i <= STEAL_LOOKS; i++) {
     nh_xfer *o = xfer_at(h, (own + i) % h->xfer_shards, cls);
-    if (count_of(o) == 0) continue;
-    nh_lock_acquire(&o->lock);
-    got += ring_take(h, o, cls, out + got, n - got, false);
-    if (count_of(o) < o->low) o->low = count_of(o);
-    nh_lock_release(&o->lock);
+    if (count_of(o) > 0) got += take_newest(h, o, cls, out + got, n - got, NULL);
   }
   return got;
 }
