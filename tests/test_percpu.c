@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "nh_pin.h"
 #include "nh_test.h"
 
 #define TWO_NODES "numa:2 core:1 pu:1"            /* CPU k on node k */
@@ -31,31 +32,6 @@ static int expected_mode(void) {
 }
 
 static int percpu(void) { return nh_cache_mode() == NH_CACHE_PERCPU; }
-
-/* Pins the calling thread to cpu; 0, or -1 if the cpuset does not allow it. */
-static int pin(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  if (sched_setaffinity(0, sizeof set, &set) != 0) return -1;
-  sched_yield();
-  return sched_getcpu() == cpu ? 0 : -1;
-}
-
-static void unpin(void) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  for (int i = 0; i < CPU_SETSIZE; i++) CPU_SET(i, &set);
-  sched_setaffinity(0, sizeof set, &set);
-}
-
-static int have_two_cpus(void) {
-  if (pin(0) != 0 || pin(1) != 0) {
-    unpin();
-    return 0;
-  }
-  return 1;
-}
 
 static nh_cache_cpu_stats cpu_stats(int cpu) {
   nh_cache_cpu_stats s;

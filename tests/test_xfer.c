@@ -7,14 +7,13 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
-#include <sched.h>
-#include <sys/rseq.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "nh_pin.h"
 #include "nh_test.h"
 
 #define FOUR_NODES "package:2 numa:2 core:1 pu:1" /* CPU k on node k */
@@ -36,31 +35,6 @@ static size_t take(int node, unsigned cls, void **out, size_t n) {
 static void give(int node, unsigned cls, void **blocks, size_t n) {
   for (size_t i = 0; i < n; i++) nh_block_mark_free(blocks[i]);
   nh_heap_drain(node, cls, blocks, n, false);
-}
-
-/* The calling thread's CPU as rseq says (numa/os.h nh_os_cpu_fast). */
-static int rseq_cpu(void) {
-  return *(volatile int32_t *)((char *)__builtin_thread_pointer() + __rseq_offset + 4);
-}
-
-/* Runs the calling thread on cpu only: 0, or -1 when it cannot. */
-static int pin(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  if (sched_setaffinity(0, sizeof set, &set) != 0) return -1;
-  sched_yield();
-  if (sched_getcpu() != cpu) return -1;
-  /* the transfer cache reads the CPU from rseq's cpu_id, which the kernel
-   * may update only at a later return to user space: wait for it */
-  for (int i = 0; i < 1000 && __rseq_size > 0 && rseq_cpu() != cpu; i++) sched_yield();
-  return 0;
-}
-static void unpin(void) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  for (int i = 0; i < CPU_SETSIZE; i++) CPU_SET(i, &set);
-  sched_setaffinity(0, sizeof set, &set);
 }
 
 /* A drained batch comes back whole from the transfer cache, its blocks
@@ -97,10 +71,7 @@ static void test_batches_move_whole(void **state UNUSED) {
  * of 64 B). */
 static void test_shard_per_cpu(void **state UNUSED) {
   nh_test_start(TWO_CPUS, "cache", "mode", "off", "cache", "transfer_size", "64K", NULL);
-  if (pin(0) != 0 || pin(1) != 0) {
-    unpin();
-    skip(); /* one CPU: nothing to compare */
-  }
+  if (!have_two_cpus()) skip(); /* one CPU: nothing to compare */
   assert_int_equal(nh_g.heap[0].xfer_shards, 2);
   unsigned cls = nh_size_class(64);
   static void *a[50], *b[50], *got[600];
