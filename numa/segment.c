@@ -121,7 +121,6 @@ void nh_heap_uncharge(int node, uint64_t bytes, int level) {
 
 /* ---- segments ----------------------------------------------------------------- */
 
-
 /* Whether the node's real memory can still take size more bytes, keeping a
  * low watermark free (1/64 of the node, at least 16 MiB). Growing into a
  * node the OS has exhausted would, under MPOL_BIND ([heap] bind = strict),
@@ -175,7 +174,6 @@ static void *map_backed(nh_heap *h, size_t size, size_t align, bool huge_ok, uin
   }
   return p;
 }
-
 
 nh_segment *nh_segment_map_new(nh_heap *h, size_t size, size_t align, int level, bool huge) {
   if (!nh_node_has_room(h, size)) return NULL;
@@ -441,7 +439,6 @@ static void purge_mask(nh_heap *h, nh_segment *seg, uint64_t mask) {
 static uint64_t *old_dirty(nh_segment *seg) {
   return (uint64_t *)(void *)&seg->spans[0].start;
 }
-
 
 /* Of the victims of a decay pass, those a huge-page backed segment can give
  * back: a 2 MiB unit goes back whole or not at all, so that a purge never
