@@ -126,31 +126,48 @@ static inline void *nh_alloc_level(size_t size, size_t align, int level) {
   return nh_alloc_level_slow(size, align, level);
 }
 
-/* The free fast path: a small block (nh_block_lookup_small) pushed on the
- * current CPU's slab. true: p was freed (on a failed push, by the cache's
- * slow path); false: the caller takes the full path. */
-static inline bool nh_free_fast(void *p) {
-  unsigned cls;
-  int node;
-  if (__builtin_expect(
-          nh_block_lookup_small(p, atomic_load_explicit(&nh_cache_fast_segs, memory_order_acquire),
-                                &cls, &node), 1)) {
-    if (__builtin_expect(!nh_cache_push_fast(p, cls, node), 0)) nh_cache_free_slow(p, cls, node);
-    return true;
-  }
-  return false;
+/* Frees p, a block of class cls of node found by nh_block_lookup_small, on
+ * the current CPU's slab (the cache's slow path when the slab cannot take
+ * it). false: p is the slab's top block already, a double free. */
+static inline bool nh_free_push(void *p, unsigned cls, int node) {
+  int r = nh_cache_push_fast(p, cls, node);
+  if (__builtin_expect(r > 0, 1)) return true;
+  if (r == 0) nh_cache_free_slow(p, cls, node);
+  return r == 0;
+}
+
+/* The gate of the free fast path (percpu/cache.h). */
+static inline size_t nh_free_gate(void) {
+  return atomic_load_explicit(&nh_cache_fast_segs, memory_order_acquire);
 }
 
 /* Frees p if it is a live numaheap block (or a bootstrap block, which is
- * ignored); otherwise returns why not, touching nothing. */
+ * ignored); otherwise returns why not, touching nothing. Every second free
+ * is caught here, at the call: the fast path reads the block's free mark
+ * (the host API's Free returns an error for a double free, it cannot stop
+ * the process later). */
 static inline nh_lookup_status nh_free_checked(void *p) {
-  return nh_free_fast(p) ? NH_LOOKUP_OK : nh_free_checked_slow(p);
+  unsigned cls;
+  int node;
+  if (__builtin_expect(nh_block_lookup_small(p, nh_free_gate(), &cls, &node), 1) &&
+      __builtin_expect(!nh_block_is_marked_free(p), 1))
+    return nh_free_push(p, cls, node) ? NH_LOOKUP_OK : NH_LOOKUP_FREED;
+  return nh_free_checked_slow(p);
 }
 
 /* The same on behalf of call (for messages): a pointer that is not a live
- * numaheap block stops the process. Every path a tail call. */
+ * numaheap block stops the process. The fast path (a small block, gate
+ * open) does not read the block: a second free is caught at the call when
+ * the block is its CPU's last freed, else before it can be handed out twice
+ * (numa/heap.h). Every path a tail call. */
 static inline void nh_free_named(void *p, const char *call) {
-  if (__builtin_expect(!nh_free_fast(p), 0)) nh_free_named_slow(p, call);
+  unsigned cls;
+  int node;
+  if (__builtin_expect(nh_block_lookup_small(p, nh_free_gate(), &cls, &node), 1)) {
+    if (__builtin_expect(!nh_free_push(p, cls, node), 0)) nh_bad_free(p, call, NH_LOOKUP_FREED);
+    return;
+  }
+  nh_free_named_slow(p, call);
 }
 
 /* ---- stats.c ------------------------------------------------------------------ */

@@ -22,7 +22,7 @@ void nh_span_check(const nh_span *span) {
     if ((size_t)(b - span->start) % span->block_size != 0) span_fail(span, "free block misaligned");
     if ((size_t)(b - span->start) / span->block_size >= span->carved)
       span_fail(span, "free block never carved");
-    if (!nh_block_is_marked_free(b)) span_fail(span, "free block without its free mark");
+    if (nh_block_word1(b) != nh_key_listed(b)) span_fail(span, "free block without its listed mark");
     if (++nfree > span->capacity) span_fail(span, "free list loops");
   }
   if (span->used + nfree + (size_t)(span->capacity - span->carved) != span->capacity)

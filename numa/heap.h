@@ -21,7 +21,22 @@
  * Freed blocks carry two words: word 0 the next link, encoded with the
  * process secret and the block's own address (as glibc's safe-linking and
  * mimalloc do), word 1 a key (address ^ secret) that marks the block free so
- * a second free is caught.
+ * a second free is caught. The key says where the free block is: "cached"
+ * (in a CPU's or thread's cache, a transfer cache or a refill batch) or
+ * "listed" (on its span's free list; only these blocks have a link).
+ *
+ * When a second free is caught. Every free path but one reads word 1 first
+ * and reports a block already free at the call. The exception is the free
+ * fast path (nh_block_lookup_small): it writes the cached key without
+ * reading the block, because on a block the CPU has not touched lately that
+ * read is a cache miss that dominated the free (larson_classic with 50000
+ * blocks: 0.55x the time without it). It still catches a second free of the
+ * block its CPU's slab holds on top (freed last, the common double free), at
+ * the call. Any other second free is caught before the block can be handed
+ * out twice, since every handout consumes the cached key (checks and clears
+ * it) and every free writes one: the second copy's handout, or its return to
+ * a span, finds no cached key (or a listed one, or a live link in word 0)
+ * and stops the process naming the block (docs/reliability.md).
  */
 #ifndef NH_NUMA_HEAP_H
 #define NH_NUMA_HEAP_H
@@ -103,7 +118,7 @@ unsigned nh_class_for_aligned(size_t size, size_t align);
 
 /* ---- segment.c: segments, spans of pages, the segment map ------------------ */
 
-extern uintptr_t nh_secret[3]; /* set once at start-up from getrandom (span.c) */
+extern uintptr_t nh_secret[4]; /* set once at start-up from getrandom (span.c) */
 
 typedef enum nh_page_kind { NH_PAGE_FREE = 0, NH_PAGE_HEAD = 1, NH_PAGE_TAIL = 2 } nh_page_kind;
 
@@ -297,25 +312,43 @@ static inline void *nh_block_next_raw(const void *block) {
   nh_track_close(block, sizeof(uintptr_t));
   return (void *)(nh_rotr(v - ((uintptr_t)block ^ nh_secret[1]), 17) ^ nh_secret[0]);
 }
-/* Marks a block free / clears the mark (the block is being handed out). */
-static inline void nh_block_mark_free(void *block) {
+/* The two keys of word 1 (top of this file): cached and listed. */
+static inline uintptr_t nh_key_cached(const void *block) { return (uintptr_t)block ^ nh_secret[2]; }
+static inline uintptr_t nh_key_listed(const void *block) { return (uintptr_t)block ^ nh_secret[3]; }
+static inline uintptr_t nh_block_word1(const void *block) {
+  const uintptr_t *w = (const uintptr_t *)block + 1;
+  nh_track_open(w, sizeof *w);
+  uintptr_t v = *w;
+  nh_track_close(w, sizeof *w);
+  return v;
+}
+static inline void nh_block_set_word1(void *block, uintptr_t v) {
   uintptr_t *w = (uintptr_t *)block + 1;
   nh_track_open(w, sizeof *w);
-  *w = (uintptr_t)block ^ nh_secret[2];
+  *w = v;
   nh_track_close(w, sizeof *w);
 }
+/* Word 0 of a block leaving its span's list or carved: no link (a link left
+ * there would make nh_span_push take the block's return for a second free). */
+static inline void nh_block_clear_link(void *block) {
+  nh_track_open(block, sizeof(uintptr_t));
+  *(uintptr_t *)block = 0;
+  nh_track_close(block, sizeof(uintptr_t));
+}
+/* Marks a block free (the cached key) / clears the mark (handed out). */
+static inline void nh_block_mark_free(void *block) { nh_block_set_word1(block, nh_key_cached(block)); }
 static inline void nh_block_clear_mark(void *block) {
   uintptr_t *w = (uintptr_t *)block + 1;
   nh_track_open(w, sizeof *w);
   *w = 0;
   nh_track_close(w, sizeof *w);
 }
-/* Whether a block that may be live or free carries the free mark; a live
+/* Whether a block that may be live or free carries either free key; a live
  * block's word is left accessible. */
 static inline bool nh_block_is_marked_free(const void *block) {
   const uintptr_t *w = (const uintptr_t *)block + 1;
   nh_track_open(w, sizeof *w);
-  bool marked = *w == ((uintptr_t)block ^ nh_secret[2]);
+  bool marked = *w == nh_key_cached(block) || *w == nh_key_listed(block);
   if (marked) nh_track_close(w, sizeof *w);
   return marked;
 }
@@ -330,14 +363,15 @@ static inline void nh_block_mark_cached(void *block) { nh_block_mark_free(block)
 static inline bool nh_block_unmark_cached(void *block) {
   uintptr_t *w = (uintptr_t *)block + 1;
   nh_track_open(w, sizeof *w);
-  bool intact = *w == ((uintptr_t)block ^ nh_secret[2]);
+  bool intact = *w == nh_key_cached(block);
   if (__builtin_expect(intact, 1)) *w = 0;
   nh_track_close(w, sizeof *w);
   return intact;
 }
 
-/* A marked block taken from a transfer cache or a refill batch was written
- * while it sat there (its free mark is gone): stops the process. */
+/* A block taken from a transfer cache or a refill batch lacks its cached
+ * key: it was freed twice (another copy was handed out) or written while it
+ * sat there. Stops the process. */
 _Noreturn void nh_block_corrupt(const void *block) __attribute__((cold));
 /* Hands a block of a refill batch out: checks its free mark and clears it. */
 static inline void nh_block_handout(void *block) {
@@ -345,7 +379,7 @@ static inline void nh_block_handout(void *block) {
 }
 /* Checks that a block of a refill batch still carries its free mark. */
 static inline void nh_block_check_mark(void *block) {
-  if (__builtin_expect(!nh_block_is_marked_free(block), 0)) nh_block_corrupt(block);
+  if (__builtin_expect(nh_block_word1(block) != nh_key_cached(block), 0)) nh_block_corrupt(block);
 }
 
 /* Decodes block's next link and checks it: NULL, or a 16-aligned address in
@@ -377,7 +411,10 @@ size_t nh_span_pop(nh_span *span, void **out, size_t n);
  * taken in turn, while both have one: the two list walks overlap their
  * cache misses. */
 size_t nh_span_pop_pair(nh_span *a, nh_span *b, void **out, size_t n);
-/* Pushes one block back; returns the span's used count after. */
+/* Pushes one block (carrying the cached key) back; returns the span's used
+ * count after. A block without the cached key, or already on the list
+ * (listed key, or a link in word 0 into the span), was freed twice or written
+ * after its free: stops the process naming it. */
 unsigned nh_span_push(nh_span *span, void *block);
 
 /* ---- xfer.c: the per-node transfer caches ------------------------------------
@@ -630,11 +667,12 @@ static inline nh_lookup_status nh_block_lookup(const void *ptr, nh_block_info *i
   return NH_LOOKUP_OK;
 }
 /* The free fast path's lookup: true (with *cls and *node) when p is the
- * start of a live block of a size class: in an ordinary segment, at a block
- * boundary of a span, below its carved mark, not marked free. false for
- * anything else (large, huge, foreign, interior, never handed out, double
- * free), or when map_slots (the caller's gate: NH_SEGMAP_SLOTS or 0) says
- * so, which nh_block_lookup then classifies. The checks of
+ * start of a block of a size class: in an ordinary segment, at a block
+ * boundary of a span, below its carved mark. It does not read the block
+ * (whether it is already free: the top of this file says when a second free
+ * is caught). false for anything else (large, huge, foreign, interior, never
+ * handed out), or when map_slots (the caller's gate: NH_SEGMAP_SLOTS or 0)
+ * says so, which nh_block_lookup then classifies. The checks of
  * nh_block_lookup with fewer steps: the map value tells ordinary from huge
  * (no header load), the header page's descriptor is never a head, and the
  * carved check also bounds the index (carved <= capacity; a block's offset
@@ -656,9 +694,7 @@ static inline bool nh_block_lookup_small(const void *ptr, size_t map_slots, unsi
   }
   /* a large block's div_magic is 0: no index, so it fails here too */
   uint64_t q = nh_block_index((uint64_t)(a - (uintptr_t)span->start), span->div_magic);
-  if (__builtin_expect(q >= __atomic_load_n(&span->carved, __ATOMIC_RELAXED), 0) ||
-      __builtin_expect(nh_block_is_marked_free(ptr), 0))
-    return false;
+  if (__builtin_expect(q >= __atomic_load_n(&span->carved, __ATOMIC_RELAXED), 0)) return false;
   *cls = span->cls;
   *node = seg->node;
   return true;

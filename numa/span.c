@@ -8,7 +8,7 @@
 
 #include "numa/heap.h"
 
-uintptr_t nh_secret[3];
+uintptr_t nh_secret[4];
 
 void nh_block_fill_freed(void *block, size_t size) {
   if (size > 2 * sizeof(uintptr_t)) memset((uint8_t *)block + 16, NH_FREE_FILL, size - 16);
@@ -23,9 +23,25 @@ void nh_block_check_freed(const void *block, size_t size, const char *call) {
 }
 
 void nh_block_corrupt(const void *block) {
-  nh_fatal("malloc: corrupted free list: free block %p was written after it was freed "
-           "(its first 16 bytes changed: a write after free or an overflow from the block "
-           "before it)", block);
+  nh_fatal("malloc: corrupted free list: free block %p was freed twice (double free) or "
+           "written after it was freed (its free mark is gone: another copy of it was handed out, or its first "
+           "16 bytes changed by a write after free or an overflow from the block before it)",
+           block);
+}
+
+/* A block on a span's list without the listed key, or a block returned to
+ * its span without the cached key (twice: already listed). */
+static _Noreturn __attribute__((cold)) void bad_listed(const void *block) {
+  nh_fatal("malloc: corrupted free list: free block %p was freed twice (double free) or "
+           "written after it was freed (its span's free list holds it without its free mark)", block);
+}
+static _Noreturn __attribute__((cold)) void bad_return(const void *block, bool listed) {
+  if (listed)
+    nh_fatal("free: block %p was freed twice (double free): a cache returned it to its span, "
+             "whose free list already holds it", block);
+  nh_fatal("free: block %p was freed twice (double free) or written after it was freed (a cache "
+           "returned it to its span without its free mark: another copy of it was handed out, or its "
+           "first 16 bytes changed)", block);
 }
 
 void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
@@ -48,11 +64,26 @@ void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
   }
 }
 
-/* The first block of span's free list, taken off it (it keeps its free mark). */
+/* The first block of span's free list, taken off it: its listed key
+ * checked, turned into the cached key, its link cleared. */
 static inline void *take_free(nh_span *span) {
   void *b = span->free;
+  if (__builtin_expect(nh_block_word1(b) != nh_key_listed(b), 0)) bad_listed(b);
   span->free = nh_block_next(b, "malloc");
+  nh_block_clear_link(b);
+  nh_block_mark_free(b);
   return b;
+}
+
+/* Whether word 0 of block (of span) holds a link of span's list: NULL's
+ * encoding or a block of the span. A cached block's word 0 is the program's
+ * data or 0 (take_free and carving clear it), which decodes to such a value
+ * with odds of about the span's size in 2^64 (the encoding's secret). */
+static bool links_in(const nh_span *span, const void *block) {
+  uintptr_t n = (uintptr_t)nh_block_next_raw(block), s = (uintptr_t)span->start;
+  if (n == 0) return true;
+  return n >= s && n < s + (uintptr_t)span->carved * span->block_size &&
+         (n - s) % span->block_size == 0;
 }
 
 size_t nh_span_pop(nh_span *span, void **out, size_t n) {
@@ -60,7 +91,8 @@ size_t nh_span_pop(nh_span *span, void **out, size_t n) {
   while (got < n && span->free != NULL) out[got++] = take_free(span);
   while (got < n && span->carved < span->capacity) {
     void *b = span->start + (size_t)span->carved * span->block_size;
-    nh_block_mark_free(b); /* every block leaves marked (heap.h: nh_heap_refill) */
+    nh_block_clear_link(b); /* pages used before may hold an old link here */
+    nh_block_mark_free(b);  /* every block leaves marked (heap.h: nh_heap_refill) */
     out[got++] = b;
     __atomic_store_n(&span->carved, (uint16_t)(span->carved + 1), __ATOMIC_RELAXED);
   }
@@ -80,8 +112,12 @@ size_t nh_span_pop_pair(nh_span *a, nh_span *b, void **out, size_t n) {
 }
 
 unsigned nh_span_push(nh_span *span, void *block) {
+  uintptr_t key = nh_block_word1(block);
+  if (__builtin_expect(key != nh_key_cached(block), 0)) bad_return(block, key == nh_key_listed(block));
+  /* a second free of a listed block overwrote its listed key with the cached one */
+  if (__builtin_expect(links_in(span, block), 0)) bad_return(block, true);
   nh_block_set_next(block, span->free);
-  nh_block_mark_free(block);
+  nh_block_set_word1(block, nh_key_listed(block));
   span->free = block;
   span->used--;
   return span->used;

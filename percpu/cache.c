@@ -91,7 +91,8 @@ void *nh_cache_alloc_slow(unsigned cls, int level) { return nh_pc_alloc_slow(cls
 
 void nh_cache_free(void *p, unsigned cls, int node) {
   if (__builtin_expect(nh_pc_on & !tl_bypass, 1)) {
-    if (__builtin_expect(!nh_cache_push_fast(p, cls, node), 0)) nh_pc_free_slow(p, cls, node);
+    /* p was checked (nh_block_lookup): it is not the slab's top (-1) */
+    if (__builtin_expect(nh_cache_push_fast(p, cls, node) <= 0, 0)) nh_pc_free_slow(p, cls, node);
     return;
   }
   nh_tc_free(p, cls, node);

@@ -136,7 +136,8 @@ extern _Atomic size_t nh_cache_fast_segs;
  * ready, and before/after it rebuilds them. */
 void nh_cache_fast_open(int plain);
 
-/* A popped block's marks were overwritten: reports it and aborts. */
+/* A popped block lacks its cached key (freed twice, or written after its
+ * free): reports it and aborts. */
 _Noreturn void nh_pc_corrupt(void *p) __attribute__((cold));
 
 /* TSan cannot see the hand-over of a block through the rseq slabs (inline
@@ -167,11 +168,13 @@ static inline void *nh_cache_pop_fast(unsigned cls) {
   return p;
 }
 
-/* Puts block p (a live block of class cls owned by node, checked by the
- * caller) on the current CPU's slab: false when the CPU holds another node's
- * blocks, or the slab is full or stopped (p is then untouched but marked;
- * the full path marks it again). Gate open only. */
-static inline bool nh_cache_push_fast(void *p, unsigned cls, int node) {
+/* Puts block p (of class cls owned by node, checked by the caller) on the
+ * current CPU's slab, writing its cached key without reading the block: 1
+ * done; 0 when the CPU holds another node's blocks, or the slab is full or
+ * stopped (p is then marked but not cached: the full path frees it); -1
+ * when p is already the slab's top block (freed twice; it stays cached
+ * once). Gate open only. */
+static inline int nh_cache_push_fast(void *p, unsigned cls, int node) {
   nh_block_mark_cached(p);
   nh_tsan_release(p);
   return nh_rseq_push(p, cls, node);

@@ -489,7 +489,7 @@ void nh_pc_free_slow(void *p, unsigned cls, int node) {
       remote_free(c, p, cls, node);
       return;
     }
-    if (nh_rseq_push(p, cls, node)) return;
+    if (nh_rseq_push(p, cls, node) > 0) return; /* p is not the top (its caller checked) */
     atomic_fetch_add_explicit(&c->events[cls], 1, memory_order_relaxed);
     uint16_t hi = hi_of(c, cls);
     if (hi < cap[cls] && grows_on_overflow(c, cls, hi) && grow(cpu, c, cls, next_capacity(cls, hi)))
@@ -500,9 +500,9 @@ void nh_pc_free_slow(void *p, unsigned cls, int node) {
 }
 
 void nh_pc_corrupt(void *p) {
-  nh_fatal("malloc: corrupted free list: cached block %p was written after it was freed "
-           "(its first 16 bytes changed: a write after free or an overflow from the block "
-           "before it)", p);
+  nh_fatal("malloc: corrupted free list: cached block %p was freed twice (double free) or "
+           "written after it was freed (its free mark is gone: another copy of it was handed out, or its first "
+           "16 bytes changed by a write after free or an overflow from the block before it)", p);
 }
 
 /* ---- set-up ------------------------------------------------------------------------------ */

@@ -107,7 +107,8 @@ empty:
 }
 
 /* Pushes p on (current CPU, cls) if that CPU's region holds blocks of node
- * and the slab has room. 1 done, 0 not. */
+ * and the slab has room. 1 done, 0 not, -1 p is already the slab's top
+ * block (freed twice: the last free on this CPU's slab was of p). */
 static inline __attribute__((always_inline)) int nh_rseq_push(void *p, uint64_t cls, int32_t node) {
   uint64_t reg, w, cnt;
   __asm__ __volatile__ goto(NH_RSEQ_PROLOGUE_TO("%l[no]")
@@ -117,6 +118,11 @@ static inline __attribute__((always_inline)) int nh_rseq_push(void *p, uint64_t 
                             "movzwl %w[w], %k[cnt]\n\t"
                             "cmpw " NH_RSEQ_HI("cls") ", %w[cnt]\n\t"
                             "jae %l[no]\n\t"
+                            "cmpw " NH_RSEQ_LO("cls") ", %w[cnt]\n\t"
+                            "jbe 8f\n\t" /* empty: the slot below is not this slab's */
+                            "cmpq %[p], -8(%[reg],%[cnt],8)\n\t"
+                            "je %l[dup]\n"
+                            "8:\n\t"
                             "movq %[p], (%[reg],%[cnt],8)\n\t"
                             "incq %[w]\n\t"
                             "movq %[w], " NH_RSEQ_WORD("cls") "\n" /* commit */
@@ -124,10 +130,12 @@ static inline __attribute__((always_inline)) int nh_rseq_push(void *p, uint64_t 
                             : [reg] "=&r"(reg), [w] "=&r"(w), [cnt] "=&r"(cnt)
                             : NH_RSEQ_IN, [cls] "r"(cls), [p] "r"(p), [node] "r"(node)
                             : "memory", "cc"
-                            : no);
+                            : no, dup);
   return 1;
 no:
   return 0;
+dup:
+  return -1;
 }
 
 /* Copies up to n pointers from src into the free slots of (current CPU, cls)

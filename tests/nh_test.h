@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -68,6 +70,36 @@ static inline nh_node_stats nh_test_node_stats(int node) {
   st.version = NH_STATS_VERSION;
   assert_int_equal(nh_stats_get(&st), 0);
   return node < 0 ? st.total : st.nodes[node];
+}
+
+/* Runs fn in a child process and checks it dies (of SIGABRT, or, for an
+ * ASan report, with a non-zero exit status: by_signal 0) printing expect. */
+static inline void nh_test_expect_death(void (*fn)(void), const char *expect, int by_signal) {
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    alarm(60);
+    fn();
+    _exit(0);
+  }
+  close(fds[1]);
+  char buf[1024] = {0};
+  size_t got = 0;
+  ssize_t n;
+  while ((n = read(fds[0], buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)n;
+  close(fds[0]);
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  if (by_signal) {
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+      fail_msg("expected SIGABRT and \"%s\", got status %#x and \"%s\"", expect, status, buf);
+  } else if (!WIFEXITED(status) || WEXITSTATUS(status) == 0) {
+    fail_msg("expected a failure and \"%s\", got status %#x and \"%s\"", expect, status, buf);
+  }
+  if (strstr(buf, expect) == NULL) fail_msg("expected \"%s\" in \"%s\"", expect, buf);
 }
 
 #endif

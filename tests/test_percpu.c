@@ -481,6 +481,72 @@ static void test_fork_child_allocates(void **state) {
   nh_free(p);
 }
 
+/* ---- second frees ------------------------------------------------------------------------
+ * The free fast path writes a block's free mark without reading it
+ * (numa/heap.h): a second free is caught at the call when the block is its
+ * CPU's last freed, and otherwise before the block is handed out twice.
+ * Each case runs in a child pinned to CPU 0 (inherited) and must stop. */
+
+enum { TWICE_SIZE = 64, TWICE_MAX = 200000 };
+
+/* Allocations of the class until the process stops; a block handed out
+ * twice meanwhile is the failure this guards against (exit 3). */
+static void allocate_until_stopped(void *p) {
+  int seen = 0;
+  for (int i = 0; i < TWICE_MAX; i++)
+    if (nh_malloc(TWICE_SIZE) == p && ++seen == 2) _exit(3);
+}
+
+static void twice_on_top(void) { /* the CPU's last freed block: caught at the call */
+  void *p = nh_malloc(TWICE_SIZE);
+  nh_free(p);
+  nh_free(p);
+}
+
+static void twice_under_others(void) { /* two copies in the slab: caught at a pop */
+  void *p = nh_malloc(TWICE_SIZE), *a = nh_malloc(TWICE_SIZE), *b = nh_malloc(TWICE_SIZE);
+  nh_free(p);
+  nh_free(a);
+  nh_free(b);
+  nh_free(p);
+  allocate_until_stopped(p);
+}
+
+static void *listed(void) { /* a block freed and back on its span's list */
+  void *volatile keep = nh_malloc(TWICE_SIZE); /* keeps the span (never freed: a child) */
+  (void)keep;
+  void *p = nh_malloc(TWICE_SIZE);
+  nh_free(p);
+  nh_trim();
+  return p;
+}
+
+static void twice_listed_returned(void) { /* its cache returns it: the span has it */
+  void *p = listed();
+  nh_free(p);
+  nh_trim();
+}
+
+static void twice_listed_handed_out(void) { /* the cache hands it out: the span has it */
+  void *p = listed();
+  nh_free(p);
+  allocate_until_stopped(p);
+}
+
+static void test_second_free_caught_before_second_handout(void **state) {
+  (void)state;
+  nh_test_start(TWO_NODES, NULL);
+  if (pin(0) != 0) return;
+  /* the full paths (perthread, off, tracking) read the mark: caught at the call */
+  int fast = percpu() && !NH_TRACKING;
+  nh_test_expect_death(twice_on_top, "nh_free(", 1);
+  nh_test_expect_death(twice_on_top, "block already freed (double free)", 1);
+  nh_test_expect_death(twice_under_others, fast ? "was freed twice (double free)" : "double free", 1);
+  nh_test_expect_death(twice_listed_returned, fast ? "was freed twice (double free)" : "double free", 1);
+  nh_test_expect_death(twice_listed_handed_out, fast ? "was freed twice (double free)" : "double free", 1);
+  unpin();
+}
+
 /* ---- statistics ------------------------------------------------------------------------ */
 
 static void test_stats_sum_per_cpu(void **state) {
@@ -517,6 +583,7 @@ int main(void) {
       cmocka_unit_test(test_idle_cache_drained),
       cmocka_unit_test(test_stress_pinned_threads),
       cmocka_unit_test(test_fork_child_allocates),
+      cmocka_unit_test(test_second_free_caught_before_second_handout),
       cmocka_unit_test(test_stats_sum_per_cpu),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
