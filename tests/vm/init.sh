@@ -6,6 +6,12 @@
 #   NHVM-RESULT <layout> <test> PASS|FAIL <detail>
 # line and powers the VM off. If anything here goes wrong the kernel panics
 # (init exits) and qemu -no-reboot ends; the host then finds no result line.
+#
+# NHVM-INIT comes first: the kernel is booted with "quiet" and prints nothing
+# on a normal boot, so this line is how run-vm.sh knows the kernel started
+# (no NHVM-INIT within NHVM_BOOT_TIMEOUT: a hung boot, retried).
+echo
+echo NHVM-INIT
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc

@@ -19,12 +19,21 @@
 #                    e.g. LD_PRELOAD=/lib/x86_64-linux-gnu/libnumaheap.so)
 #   --cache DIR      where images and serial logs go (default: $NHVM_CACHE or
 #                    ${TMPDIR:-/tmp}/numaheap-vm)
-#   --timeout SEC    wall-clock bound of the VM run (default: $NHVM_TIMEOUT or 120)
+#   --timeout SEC    wall-clock bound of one VM run (default: $NHVM_TIMEOUT or 120)
 #   --list           prints the layout names and exits
 # Environment: NHVM_KERNEL (kernel image, default the newest /boot/vmlinuz-*),
 #   NHVM_QEMU (default qemu-system-x86_64), NHVM_VERBOSE=1 (show the whole
 #   serial console; by default only the test's own lines are shown),
-#   NHVM_APPEND (more kernel arguments, e.g. "loglevel=7" to see OOM reports).
+#   NHVM_APPEND (more kernel arguments, e.g. "loglevel=7" to see OOM reports),
+#   NHVM_BOOT_TIMEOUT (default 60) and NHVM_BOOT_RETRIES (default 2): a boot
+#   whose console shows no NHVM-INIT (init.sh's first line) within
+#   NHVM_BOOT_TIMEOUT seconds hung before the kernel started; that qemu is
+#   killed and the VM booted again, at most NHVM_BOOT_RETRIES times. A VM
+#   that got to init is never booted again, whatever its test did. The whole
+#   run takes at most NHVM_BOOT_RETRIES * (NHVM_BOOT_TIMEOUT + 6) + the
+#   timeout + 5 seconds (each hung qemu gets 5 s after SIGTERM).
+#   NHVM_TEST_HANG_BOOTS=N (tests only): the first N boots hang in the
+#   firmware (no kernel given), to see the retry work.
 #
 # The image (busybox-static, the binaries, every shared library ldd finds for
 # them, the dynamic loader and init.sh as /init) is built once and cached under
@@ -170,41 +179,126 @@ trap 'rm -rf "$run"' EXIT
 cat "$base" "$run/extra.cpio.gz" > "$run/initrd.gz"
 
 # ---- boot --------------------------------------------------------------------
+# A boot can hang before the kernel starts: once in CI the console showed
+# SeaBIOS's "Booting from ROM..." and nothing more until the timeout, and the
+# same test passed on a rerun. init.sh prints NHVM-INIT first thing (the
+# kernel, booted "quiet", prints nothing before it), so a console without it
+# after NHVM_BOOT_TIMEOUT seconds is such a hang: that qemu is killed and the
+# VM booted again, at most NHVM_BOOT_RETRIES times. Once NHVM-INIT is seen
+# there is no retry: a test that started and then failed, crashed or timed
+# out is reported as it is. Nor is a qemu that ended by itself before
+# NHVM-INIT retried (a bad option or a kernel panic says something).
 log="$cache/log-$layout-$testname.txt"
 read -r -a layout_args <<< "$("layout_qemu_$layout")"
 # shellcheck disable=SC2054  # commas inside qemu option values
-qemu_args=(-accel tcg,thread=multi -cpu max -nographic -no-reboot -nic none
-  -kernel "$kernel" -initrd "$run/initrd.gz"
-  -append "console=ttyS0 quiet panic=-1 numa_balancing=disable mitigations=off psi=1 ${NHVM_APPEND:-}"
+machine_args=(-accel tcg,thread=multi -cpu max -nographic -no-reboot -nic none
   "${layout_args[@]}")
-echo "run-vm.sh: $layout $testname (timeout ${timeout_s}s, log $log)"
-[[ ${NHVM_VERBOSE:-0} == 1 ]] && echo "$qemu ${qemu_args[*]}"
-start=$SECONDS
-set +e
-timeout --kill-after=5 "$timeout_s" "$qemu" "${qemu_args[@]}" < /dev/null 2>&1 \
-  | sed -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g' > "$log"
-qrc=${PIPESTATUS[0]}
-set -e
-elapsed=$((SECONDS - start))
+kernel_args=(-kernel "$kernel" -initrd "$run/initrd.gz"
+  -append "console=ttyS0 quiet panic=-1 numa_balancing=disable mitigations=off psi=1 ${NHVM_APPEND:-}")
+boot_timeout=${NHVM_BOOT_TIMEOUT:-60}
+boot_retries=${NHVM_BOOT_RETRIES:-2}
+hang_boots=${NHVM_TEST_HANG_BOOTS:-0}
+[[ $boot_timeout =~ ^[1-9][0-9]*$ ]] || die "NHVM_BOOT_TIMEOUT '$boot_timeout' is not a number of seconds (at least 1)"
+[[ $boot_retries =~ ^[0-9]+$ ]] || die "NHVM_BOOT_RETRIES '$boot_retries' is not a number"
+[[ $hang_boots =~ ^[0-9]+$ ]] || die "NHVM_TEST_HANG_BOOTS '$hang_boots' is not a number"
+attempts=$((boot_retries + 1))
+verbose=${NHVM_VERBOSE:-0}
 
-if [[ ${NHVM_VERBOSE:-0} == 1 ]]; then
+# clean_console: the raw serial console on stdin without CRs and escapes.
+clean_console() { sed -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1bc//g'; }
+
+# now_us: microseconds of wall-clock time; tenths US: US as seconds, "7.4".
+now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; }
+tenths() { printf '%d.%d' $(($1 / 1000000)) $(($1 / 100000 % 10)); }
+
+# The VM's timeout process while one runs, killed (with its qemu) if we end.
+vm=""
+trap '{ [[ -z $vm ]] || kill "$vm" 2>/dev/null || true; }; rm -rf "$run"' EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+
+echo "run-vm.sh: $layout $testname (timeout ${timeout_s}s, boot window ${boot_timeout}s, $boot_retries retries, log $log)"
+rm -f "${log%.txt}"-hung*.txt
+start=$SECONDS
+for ((attempt = 1; ; attempt++)); do
+  qemu_args=("${machine_args[@]}" "${kernel_args[@]}")
+  # NHVM_TEST_HANG_BOOTS=N: the first N boots have no kernel, so SeaBIOS
+  # prints "No bootable device." and waits forever: a boot that hangs in the
+  # firmware, for the retry's own test (vm.2node.boot_retry).
+  ((attempt <= hang_boots)) && qemu_args=("${machine_args[@]}")
+  [[ $verbose == 1 ]] && echo "$qemu ${qemu_args[*]}"
+  attempt_start=$SECONDS attempt_us=$(now_us)
+  # qemu writes the console unbuffered to a file, which is watched for NHVM-INIT.
+  timeout --kill-after=5 "$timeout_s" "$qemu" "${qemu_args[@]}" < /dev/null > "$run/console" 2>&1 &
+  vm=$!
+  hung=0 boot_s=""
+  while :; do
+    ended=0
+    kill -0 "$vm" 2>/dev/null || ended=1
+    if grep -aq NHVM-INIT "$run/console"; then
+      boot_s=$(tenths $(($(now_us) - attempt_us)))
+      break
+    fi
+    ((ended)) && break
+    if (($(now_us) - attempt_us >= boot_timeout * 1000000)); then
+      hung=1
+      last=$(clean_console < "$run/console" | grep -a . | tail -n 1 || echo '(none)')
+      kill -TERM "$vm" 2>/dev/null   # timeout passes it on to qemu (SIGKILL 5 s later)
+      break
+    fi
+    sleep 0.5
+  done
+  set +e
+  wait "$vm"
+  qrc=$?
+  set -e
+  vm=""
+  clean_console < "$run/console" > "$log"
+  ((hung)) || break
+
+  hung_log="${log%.txt}-hung$attempt.txt"
+  mv "$log" "$hung_log"
+  [[ $verbose == 1 ]] && cat "$hung_log"
+  if ((attempt < attempts)); then
+    echo "run-vm.sh: boot of $layout hung before the kernel started (attempt $attempt/$attempts); retrying"
+  else
+    echo "run-vm.sh: boot of $layout hung before the kernel started (attempt $attempt/$attempts)"
+  fi
+  echo "run-vm.sh:   no NHVM-INIT from init.sh within ${boot_timeout}s; last console line: $last (console in $hung_log)"
+  if ((attempt >= attempts)); then
+    echo "run-vm.sh: FAIL layout=$layout test=$testname: every boot ($attempts of $attempts) hung before the kernel started"
+    exit 1
+  fi
+done
+elapsed=$((SECONDS - attempt_start))
+# How long the boot took to NHVM-INIT (to the 0.5 s of the polling), for
+# choosing NHVM_BOOT_TIMEOUT.
+how=" (init up after ${boot_s:-?}s"
+((attempt > 1)) && how+="; boot $attempt of $attempts, $((SECONDS - start))s in all"
+how+=")"
+
+if [[ $verbose == 1 ]]; then
   cat "$log"
 else
   # The test's own lines: from NHVM-START on.
-  sed -n -e '/NHVM-START/,$p' "$log" | sed -e '1s/.*NHVM-START/NHVM-START/' 
+  sed -n -e '/NHVM-START/,$p' "$log" | sed -e '1s/.*NHVM-START/NHVM-START/'
 fi
 
 # show_tail: the console's last lines, unless they were shown above.
 show_tail() {
-  if [[ ${NHVM_VERBOSE:-0} != 1 ]] && ! grep -q NHVM-START "$log"; then
-    echo "last console lines (the test never started):"
+  if [[ $verbose != 1 ]] && ! grep -q NHVM-START "$log"; then
+    if grep -q NHVM-INIT "$log"; then
+      echo "last console lines (the test never started):"
+    else
+      echo "last console lines (init never started):"
+    fi
     tail -n 15 "$log"
   fi
 }
 
 result=$(grep -m1 "^NHVM-RESULT $layout $testname " "$log" || true)
 if [[ $result == "NHVM-RESULT $layout $testname PASS"* ]]; then
-  echo "run-vm.sh: PASS $layout $testname in ${elapsed}s"
+  echo "run-vm.sh: PASS $layout $testname in ${elapsed}s$how"
   exit 0
 fi
 if [[ -n $result ]]; then
