@@ -228,10 +228,7 @@ def run_once(bench, preload, name, bench_filter, min_time, json_path, log_path):
 
 def find_crashing_benchmark(bench, preload, name, bench_filter, min_time, tmp):
     """Runs the family's benchmarks one by one; the first that fails alone."""
-    listing = subprocess.run([bench, f"--benchmark_filter={bench_filter}",
-                              "--benchmark_list_tests"], env=run_env(preload),
-                             capture_output=True, text=True, timeout=120)
-    for bname in listing.stdout.split():
+    for bname in list_benchmarks(bench, preload, bench_filter):
         status, _ = run_once(bench, preload, name, "^" + re.escape(bname) + "$", min_time,
                              tmp + ".json", tmp + ".log")
         if status != 0:
@@ -264,6 +261,44 @@ def check_run(name, family, status, json_path, log_path):
     return data
 
 
+def list_benchmarks(bench, preload, bench_filter):
+    """The names nh_bench runs for a filter (its --benchmark_list_tests)."""
+    listing = subprocess.run([bench, f"--benchmark_filter={bench_filter}",
+                              "--benchmark_list_tests"], env=run_env(preload),
+                             capture_output=True, text=True, timeout=120)
+    return listing.stdout.split()
+
+
+def run_family(args, preload, name, family, flt, min_time, stem):
+    """Runs one family on one allocator: in one process, or (--per-benchmark)
+    one process per benchmark, so that no benchmark starts on the heap an
+    earlier one left (its caches, its huge pages, its shards). Returns
+    (status, peak RSS, json path, log path) of the run, or of the first
+    failing one; the JSON of a per-benchmark run holds every benchmark."""
+    if not args.per_benchmark:
+        status, peak = run_once(args.bench, preload, name, flt, min_time,
+                                stem + ".json", stem + ".log")
+        return status, peak, stem + ".json", stem + ".log"
+    merged, peak = None, 0
+    for i, bname in enumerate(list_benchmarks(args.bench, preload, flt)):
+        one = f"{stem}-b{i + 1}"
+        status, p = run_once(args.bench, preload, name, "^" + re.escape(bname) + "$", min_time,
+                             one + ".json", one + ".log")
+        if status != 0:
+            return status, 0, one + ".json", one + ".log"
+        with open(one + ".json") as f:
+            data = json.load(f)
+        if merged is None:
+            merged = data
+        else:
+            merged["benchmarks"].extend(data.get("benchmarks", []))
+        peak = max(peak, p)
+    with open(stem + ".json", "w") as f:
+        json.dump(merged or {}, f)
+    open(stem + ".log", "a").close()
+    return 0, peak, stem + ".json", stem + ".log"
+
+
 def run_all(args, libs, families, rounds, min_time):
     """samples[alloc][bench] = list of dicts; rss[alloc][family] = list of bytes."""
     raw = os.path.join(args.out, "raw")
@@ -281,10 +316,10 @@ def run_all(args, libs, families, rounds, min_time):
                     continue
                 stem = os.path.join(raw, f"{name}-{family}-r{r + 1}")
                 log(f"round {r + 1}/{rounds}: {family} on {name}")
-                status, peak = run_once(args.bench, libs[name], name, flt, min_time,
-                                        stem + ".json", stem + ".log")
+                status, peak, json_path, log_path = run_family(args, libs[name], name, family,
+                                                               flt, min_time, stem)
                 try:
-                    data = check_run(name, family, status, stem + ".json", stem + ".log")
+                    data = check_run(name, family, status, json_path, log_path)
                 except CompareError as e:
                     msg = str(e)
                     if status not in (0, 3):  # 3: wrong allocator, already named
@@ -594,6 +629,10 @@ def parse_args(argv):
     p.add_argument("--metric", choices=("real", "cpu"), default="real",
                    help="time in the table and size plot: wall clock (default) or CPU time; "
                    "CPU time is steadier for one thread on a busy machine")
+    p.add_argument("--per-benchmark", action="store_true",
+                   help="run each benchmark in a process of its own (default: one process a "
+                   "family, whose benchmarks then start on the heap the earlier ones left); "
+                   "the peak RSS of a family is then its largest benchmark's")
     p.add_argument("--out", default="compare-out", help="output folder (default compare-out)")
     p.add_argument("--no-install", action="store_true", help="never call apt-get")
     args = p.parse_args(argv)
