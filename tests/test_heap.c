@@ -701,7 +701,7 @@ static void write_past_huge_block(void) {
 static void test_paranoid_mode(void **state) {
   (void)state;
 #if defined(NH_TRACK_ASAN) /* ASan reports the write itself first */
-  expect_death(write_after_free, "use-after-poison", 0);
+  nh_test_expect_death(write_after_free, "use-after-poison", 0);
 #else
   expect_abort(write_after_free, "was written after it was freed");
 #endif
