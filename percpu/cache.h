@@ -136,10 +136,6 @@ extern _Atomic size_t nh_cache_fast_segs;
  * ready, and before/after it rebuilds them. */
 void nh_cache_fast_open(int plain);
 
-/* A popped block lacks its cached key (freed twice, or written after its
- * free): reports it and aborts. */
-_Noreturn void nh_pc_corrupt(void *p) __attribute__((cold));
-
 /* TSan cannot see the hand-over of a block through the rseq slabs (inline
  * asm): tell it, so that the writes of the thread that freed a block and of
  * the thread that gets it next are ordered. Nothing in other builds. */
@@ -164,7 +160,7 @@ static inline void *nh_cache_pop_fast(unsigned cls) {
   void *p = nh_rseq_pop(cls);
   if (__builtin_expect(p == NULL, 0)) return NULL;
   nh_tsan_acquire(p);
-  if (__builtin_expect(!nh_block_unmark_cached(p), 0)) nh_pc_corrupt(p);
+  nh_block_handout(p); /* a block without its cached key stops the process */
   return p;
 }
 

@@ -499,12 +499,6 @@ void nh_pc_free_slow(void *p, unsigned cls, int node) {
   nh_heap_drain(node, cls, &p, 1, node != nh_cpu_home(nh_os_cpu_fast()));
 }
 
-void nh_pc_corrupt(void *p) {
-  nh_fatal("malloc: corrupted free list: cached block %p was freed twice (double free) or "
-           "written after it was freed (its free mark is gone: another copy of it was handed out, or its first "
-           "16 bytes changed by a write after free or an overflow from the block before it)", p);
-}
-
 /* ---- set-up ------------------------------------------------------------------------------ */
 
 static int rseq_usable(void) {
