@@ -337,12 +337,7 @@ static inline void nh_block_clear_link(void *block) {
 }
 /* Marks a block free (the cached key) / clears the mark (handed out). */
 static inline void nh_block_mark_free(void *block) { nh_block_set_word1(block, nh_key_cached(block)); }
-static inline void nh_block_clear_mark(void *block) {
-  uintptr_t *w = (uintptr_t *)block + 1;
-  nh_track_open(w, sizeof *w);
-  *w = 0;
-  nh_track_close(w, sizeof *w);
-}
+static inline void nh_block_clear_mark(void *block) { nh_block_set_word1(block, 0); }
 /* Whether a block that may be live or free carries either free key; a live
  * block's word is left accessible. */
 static inline bool nh_block_is_marked_free(const void *block) {
