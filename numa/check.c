@@ -29,18 +29,20 @@ void nh_span_check(const nh_span *span) {
     span_fail(span, "used + free + uncarved != capacity");
 }
 
-static void check_bin(int node, unsigned cls) {
-  nh_bin *b = &nh_g.heap[node].bins[cls];
+static void check_bin(int node, unsigned shard, unsigned cls) {
+  nh_bin *b = nh_heap_bin(&nh_g.heap[node], shard, cls);
   uint32_t n = 0;
   for (nh_span *s = b->spans; s; s = s->next) {
-    if (!s->in_bin || s->cls != cls) span_fail(s, "on a bin list it does not belong to");
+    if (!s->in_bin || s->cls != cls || s->shard != shard)
+      span_fail(s, "on a bin list it does not belong to");
     if (nh_span_segment(s)->node != node) span_fail(s, "on another node's bin");
     if (s->free == NULL && s->carved == s->capacity) span_fail(s, "full span on the bin list");
     nh_span_check(s);
     n++;
   }
-  if (n != b->nspans) nh_fatal("invariant broken: bin %d/%u counts %u spans, holds %u", node, cls,
-                               b->nspans, n);
+  uint32_t counted = atomic_load_explicit(&b->nspans, memory_order_relaxed);
+  if (n != counted)
+    nh_fatal("invariant broken: bin %d/%u/%u counts %u spans, holds %u", node, shard, cls, counted, n);
 }
 
 static void check_segment(const nh_segment *seg) {
@@ -71,11 +73,13 @@ static void check_segment(const nh_segment *seg) {
 void nh_heaps_check(void) {
   for (int node = 0; node < nh_g.nnodes; node++) {
     nh_heap *h = &nh_g.heap[node];
-    for (unsigned c = 1; c < NH_CLASS_COUNT; c++) { /* bin before page lock */
-      nh_lock_acquire(&h->bins[c].lock);
-      check_bin(node, c);
-      nh_lock_release(&h->bins[c].lock);
-    }
+    for (unsigned sh = 0; sh < h->shards; sh++)
+      for (unsigned c = 1; c < NH_CLASS_COUNT; c++) { /* bin before page lock */
+        nh_bin *b = nh_heap_bin(h, sh, c);
+        nh_lock_acquire(&b->lock);
+        check_bin(node, sh, c);
+        nh_lock_release(&b->lock);
+      }
     nh_lock_acquire(&h->page_lock);
     for (nh_segment *seg = h->segments; seg; seg = seg->next) check_segment(seg);
     for (nh_segment *seg = h->reserve_segs; seg; seg = seg->next) check_segment(seg);

@@ -141,6 +141,11 @@ typedef struct nh_span {
                           under the bin lock with relaxed atomic stores, read
                           without it (relaxed) by nh_block_lookup */
   uint8_t in_bin;      /* on its bin's list of spans with free blocks */
+  /* HEAD, classed: the CPU shard whose bin lists it (heap.c, "Bin shards").
+   * Set when the span is formatted, before any block leaves it; constant
+   * until it is released, so whoever holds one of its blocks reads it
+   * without locks. */
+  uint8_t shard;
   void *free;          /* first free block; links in blocks are encoded */
   struct nh_span *next, *prev; /* bin list */
 } nh_span;
@@ -437,17 +442,19 @@ typedef struct nh_xfer {
 struct nh_heap;
 /* Blocks a class's shard may hold for a byte bound (0: not cached). */
 uint32_t nh_xfer_cap_for(uint64_t bytes, unsigned cls);
-/* Sets up h's transfer caches: one shard per CPU of the node (cpu_rank:
- * [ncpu_slots] rank of each CPU among its node's, ncpus of this node), the
+/* Sets up h's transfer caches: one per CPU shard (h->shards, set), the
  * node's bytes per class split among them, decay period. 0 or -1. */
-int nh_xfer_init(struct nh_heap *h, unsigned ncpus, uint64_t bytes, uint64_t decay_ms);
+int nh_xfer_init(struct nh_heap *h, uint64_t bytes, uint64_t decay_ms);
 void nh_xfer_destroy(struct nh_heap *h);
-/* Up to n of the newest blocks of the calling CPU's shard, then of the
- * node's other shards / puts up to n blocks on the calling CPU's shard;
- * returns how many. *look: time to look at the decay clock (every 64
- * operations of a shard's class). */
-size_t nh_xfer_take(struct nh_heap *h, unsigned cls, void **out, size_t n, bool *look);
-size_t nh_xfer_put(struct nh_heap *h, unsigned cls, void *const *in, size_t n, bool *look);
+/* Up to n of the newest blocks of shard / puts up to n blocks on shard
+ * (blocks of its spans); returns how many. *look: time to look at the decay
+ * clock (every 64 operations of a shard's class). */
+size_t nh_xfer_take(struct nh_heap *h, unsigned shard, unsigned cls, void **out, size_t n,
+                    bool *look);
+size_t nh_xfer_put(struct nh_heap *h, unsigned shard, unsigned cls, void *const *in, size_t n,
+                   bool *look);
+/* Up to n of the newest blocks of up to 8 of the node's shards after own. */
+size_t nh_xfer_steal(struct nh_heap *h, unsigned own, unsigned cls, void **out, size_t n);
 /* Up to n of the oldest blocks of one shard: all of them, or (decay) no
  * more than the fewest held since the last pass; the call that takes the
  * last of them (fewer than n) starts the shard's next decay window. */
@@ -465,7 +472,10 @@ void nh_xfer_postfork(struct nh_heap *h, int child);
 typedef struct nh_bin {
   nh_lock lock;
   nh_span *spans;  /* Guarded by lock: spans with free blocks */
-  uint32_t nspans; /* Guarded by lock */
+  /* Written under lock (relaxed stores); read relaxed without it by a
+   * refill looking for another shard's bin with spans (a stale read only
+   * skips or visits a bin) */
+  _Atomic uint32_t nspans;
 } __attribute__((aligned(64))) nh_bin;
 
 /* Statistics. Synchronization: atomic, relaxed; read racily by snapshots. */
@@ -510,9 +520,12 @@ typedef struct nh_heap {
   nh_segment *huge_kept;    /* Guarded by page_lock: freed huge mappings, newest first */
   uint64_t huge_kept_bytes; /* Guarded by page_lock: their mapped bytes */
   nh_heap_counters st;
-  nh_bin bins[NH_CLASS_COUNT];
-  nh_xfer *xfer;                /* constant after init: [xfer_shards][NH_CLASS_COUNT], [.][0] unused */
-  unsigned xfer_shards;         /* constant after init: shards (CPUs of the node, 1 to 64) */
+  /* CPU shards: one per CPU of the node (its rank, nh_heaps.cpu_rank), a
+   * node of more than NH_XFER_MAX_SHARDS CPUs sharing them. Each class has a
+   * bin and a transfer cache per shard. Constant after init. */
+  unsigned shards;
+  nh_bin *bins;                 /* constant after init: [shards][NH_CLASS_COUNT], [.][0] unused */
+  nh_xfer *xfer;                /* constant after init: [shards][NH_CLASS_COUNT], [.][0] unused */
   void **xfer_slots;            /* constant after init: every shard's and class's rings */
   size_t xfer_slots_count;      /* constant after init: slots in xfer_slots */
   uint64_t xfer_decay_ns;       /* constant after init: decay period, 0: none */
@@ -596,6 +609,13 @@ size_t nh_heap_refill(int node, unsigned cls, int level, void **out, size_t n);
  * already carrying the free mark; remote says they were freed by a CPU of
  * another node (statistics). */
 void nh_heap_drain(int node, unsigned cls, void *const *blocks, size_t n, bool remote);
+/* The calling CPU's shard of h (a CPU of another node: the shard of its
+ * rank there; 0 when the CPU is unknown). */
+unsigned nh_heap_shard(const nh_heap *h);
+/* The bin of (h, shard, cls). */
+static inline nh_bin *nh_heap_bin(nh_heap *h, unsigned shard, unsigned cls) {
+  return &h->bins[(size_t)shard * NH_CLASS_COUNT + cls];
+}
 /* Gives every block of node's transfer caches back to the spans (all) or
  * only those unused for a decay period. */
 void nh_heap_xfer_release(int node, bool all);

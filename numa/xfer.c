@@ -5,14 +5,15 @@
  * Between the caches above (per CPU or per thread) and the spans of a node's
  * bins sits, per (node, class), a ring of free block pointers for each CPU of
  * the node (a shard; a node of more than NH_XFER_MAX_SHARDS CPUs shares
- * them). A drain puts its batch on the calling CPU's shard; a refill takes
- * the newest blocks of its own shard, then of the node's next shards: a
- * memcpy of pointers under a lock held for that copy alone,
- * without touching the blocks. The spans (a walk of free lists, one cache
- * miss per block) are reached only when the shards are empty (refill) or the
- * CPU's shard is full (drain).
+ * them). A drain puts its blocks on their home shard (the shard of their
+ * spans: heap.c, "Bin shards"); a refill takes the newest blocks of its own
+ * shard (nh_xfer_take), and when its own bin is empty too, of the node's
+ * next shards (nh_xfer_steal): a memcpy of pointers under a lock held for
+ * that copy alone, without touching the blocks. The spans (a walk of free
+ * lists, one cache miss per block) are reached only when the shard is empty
+ * (refill) or full (drain).
  *
- * Why per CPU: blocks a CPU drained come back to that CPU. With one array per
+ * Why per CPU: blocks of a CPU's spans come back to that CPU. With one array per
  * node, two threads that free and allocate the same classes got each other's
  * blocks back, interleaved at cache-line grain, and the free mark each free
  * and malloc writes into a block then bounced lines between the CPUs
@@ -50,14 +51,6 @@ static nh_xfer *xfer_at(nh_heap *h, unsigned shard, unsigned cls) {
   return &h->xfer[(size_t)shard * NH_CLASS_COUNT + cls];
 }
 
-/* The calling CPU's shard of h (a CPU of another node: the shard of its
- * rank there). */
-static unsigned my_shard(const nh_heap *h) {
-  int cpu = nh_os_cpu_fast();
-  unsigned r = cpu >= 0 && cpu < nh_g.topo->ncpu_slots ? nh_g.cpu_rank[cpu] : 0;
-  return r % h->xfer_shards;
-}
-
 static uint32_t count_of(const nh_xfer *x) {
   return atomic_load_explicit(&x->count, memory_order_relaxed);
 }
@@ -77,10 +70,9 @@ uint32_t nh_xfer_cap_for(uint64_t bytes, unsigned cls) {
   return n >= 2 ? (uint32_t)n : 0; /* one block is no batch: not cached */
 }
 
-int nh_xfer_init(nh_heap *h, unsigned ncpus, uint64_t bytes, uint64_t decay_ms) {
-  unsigned shards = ncpus == 0 ? 1 : ncpus < NH_XFER_MAX_SHARDS ? ncpus : NH_XFER_MAX_SHARDS;
+int nh_xfer_init(nh_heap *h, uint64_t bytes, uint64_t decay_ms) {
+  unsigned shards = h->shards;
   uint64_t per = bytes / shards;
-  h->xfer_shards = shards;
   h->xfer_decay_ns = decay_ms * 1000000ull;
   atomic_store_explicit(&h->xfer_pass_ns, nh_os_clock_ns(), memory_order_relaxed);
   size_t ring = 0;
@@ -109,7 +101,7 @@ int nh_xfer_init(nh_heap *h, unsigned ncpus, uint64_t bytes, uint64_t decay_ms) 
 
 void nh_xfer_destroy(nh_heap *h) {
   if (h->xfer_slots) nh_os_meta_free(h->xfer_slots, sizeof(void *) * h->xfer_slots_count);
-  if (h->xfer) nh_os_meta_free(h->xfer, sizeof(nh_xfer) * h->xfer_shards * NH_CLASS_COUNT);
+  if (h->xfer) nh_os_meta_free(h->xfer, sizeof(nh_xfer) * h->shards * NH_CLASS_COUNT);
   h->xfer_slots = NULL;
   h->xfer = NULL;
 }
@@ -166,22 +158,25 @@ static size_t take_newest(nh_heap *h, nh_xfer *x, unsigned cls, void **out, size
   return k;
 }
 
-size_t nh_xfer_take(nh_heap *h, unsigned cls, void **out, size_t n, bool *look) {
-  unsigned own = my_shard(h);
-  nh_xfer *x = xfer_at(h, own, cls);
+size_t nh_xfer_take(nh_heap *h, unsigned shard, unsigned cls, void **out, size_t n, bool *look) {
+  nh_xfer *x = xfer_at(h, shard, cls);
   if (x->cap == 0) return 0; /* the same for every shard */
-  size_t got = take_newest(h, x, cls, out, n, look);
-  /* short: the newest blocks of the node's next shards before the spans
-   * (the oldest, colder, measured no better) */
-  for (unsigned i = 1; got < n && i < h->xfer_shards && i <= STEAL_LOOKS; i++) {
-    nh_xfer *o = xfer_at(h, (own + i) % h->xfer_shards, cls);
+  return take_newest(h, x, cls, out, n, look);
+}
+
+size_t nh_xfer_steal(nh_heap *h, unsigned own, unsigned cls, void **out, size_t n) {
+  size_t got = 0;
+  /* the newest blocks (the oldest, colder, measured no better) */
+  for (unsigned i = 1; got < n && i < h->shards && i <= STEAL_LOOKS; i++) {
+    nh_xfer *o = xfer_at(h, (own + i) % h->shards, cls);
     if (count_of(o) > 0) got += take_newest(h, o, cls, out + got, n - got, NULL);
   }
   return got;
 }
 
-size_t nh_xfer_put(nh_heap *h, unsigned cls, void *const *in, size_t n, bool *look) {
-  nh_xfer *x = xfer_at(h, my_shard(h), cls);
+size_t nh_xfer_put(nh_heap *h, unsigned shard, unsigned cls, void *const *in, size_t n,
+                   bool *look) {
+  nh_xfer *x = xfer_at(h, shard, cls);
   if (x->cap == 0) return 0;
   nh_lock_acquire(&x->lock);
   uint32_t count = count_of(x);
@@ -219,7 +214,7 @@ bool nh_xfer_pass_due(nh_heap *h, uint64_t now) {
 
 uint32_t nh_xfer_count(nh_heap *h, unsigned cls) {
   uint32_t n = 0;
-  for (unsigned sh = 0; sh < h->xfer_shards; sh++) {
+  for (unsigned sh = 0; sh < h->shards; sh++) {
     nh_xfer *x = xfer_at(h, sh, cls);
     nh_lock_acquire(&x->lock);
     n += count_of(x);
@@ -229,12 +224,12 @@ uint32_t nh_xfer_count(nh_heap *h, unsigned cls) {
 }
 
 void nh_xfer_prefork(nh_heap *h) {
-  for (unsigned sh = 0; sh < h->xfer_shards; sh++)
+  for (unsigned sh = 0; sh < h->shards; sh++)
     for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) nh_lock_acquire(&xfer_at(h, sh, cls)->lock);
 }
 
 void nh_xfer_postfork(nh_heap *h, int child) {
-  for (unsigned sh = h->xfer_shards; sh-- > 0;)
+  for (unsigned sh = h->shards; sh-- > 0;)
     for (unsigned cls = NH_CLASS_COUNT; cls-- > 1;) {
       nh_xfer *x = xfer_at(h, sh, cls);
       if (child) nh_lock_reset(&x->lock);

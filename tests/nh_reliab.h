@@ -61,19 +61,20 @@ static inline void nh_reliab_assert_all_returned(void) {
 }
 
 /* Committed bytes that nh_trim keeps by design, summed over every node: the
- * empty span each bin keeps against churn, and the header of every mapped
+ * empty span each bin (of each CPU shard) keeps against churn, and the header of every mapped
  * segment (segment.c charges sizeof(nh_segment) rounded to 4 KiB). What is
  * committed beyond these is memory in use or lost. Single-threaded callers. */
 static inline uint64_t nh_reliab_kept_bytes(void) {
   uint64_t bytes = nh_test_node_stats(-1).segments * ((sizeof(nh_segment) + 4095) & ~(size_t)4095);
   for (int n = 0; n < nh_g.nnodes; n++)
-    for (int c = 1; c < NH_CLASS_COUNT; c++) {
-      nh_bin *b = &nh_g.heap[n].bins[c];
-      nh_lock_acquire(&b->lock);
-      for (const nh_span *s = b->spans; s; s = s->next)
-        if (s->used == 0) bytes += (uint64_t)s->npages * NH_PAGE_SIZE;
-      nh_lock_release(&b->lock);
-    }
+    for (unsigned sh = 0; sh < nh_g.heap[n].shards; sh++)
+      for (unsigned c = 1; c < NH_CLASS_COUNT; c++) {
+        nh_bin *b = nh_heap_bin(&nh_g.heap[n], sh, c);
+        nh_lock_acquire(&b->lock);
+        for (const nh_span *s = b->spans; s; s = s->next)
+          if (s->used == 0) bytes += (uint64_t)s->npages * NH_PAGE_SIZE;
+        nh_lock_release(&b->lock);
+      }
   return bytes;
 }
 

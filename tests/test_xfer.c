@@ -69,41 +69,102 @@ static void test_batches_move_whole(void **state UNUSED) {
   nh_heaps_check();
 }
 
-/* A node's transfer cache has a shard per CPU: a batch drained on a CPU
- * comes back to that CPU's refills, not to the other CPU's; a CPU whose
- * shard is empty takes the other shard's blocks before the spans; and each
- * shard holds its share of [cache] transfer_size (64K / 2 CPUs: 512 blocks
- * of 64 B). */
+/* The CPU shard of the span holding block p, and what shard's transfer
+ * cache of (node 0, cls) holds. */
+static unsigned shard_of(void *p) {
+  nh_block_info info;
+  assert_int_equal(nh_block_lookup(p, &info), NH_LOOKUP_OK);
+  return info.span->shard;
+}
+static uint32_t shard_count(unsigned shard, unsigned cls) {
+  return atomic_load(&nh_g.heap[0].xfer[shard * NH_CLASS_COUNT + cls].count);
+}
+
+/* A node's transfer caches and bins have a shard per CPU. A span belongs to
+ * the CPU that took it, and its blocks go home to that CPU's transfer cache
+ * whichever CPU frees them; a CPU whose own shard and bin are empty takes
+ * another shard's blocks (newest first) before the node grows; each shard
+ * holds its share of [cache] transfer_size (64K / 2 CPUs: 512 blocks of
+ * 64 B). */
 static void test_shard_per_cpu(void **state UNUSED) {
   nh_test_start(TWO_CPUS, "cache", "mode", "off", "cache", "transfer_size", "64K", NULL);
   if (!have_two_cpus()) skip(); /* one CPU: nothing to compare */
-  assert_int_equal(nh_g.heap[0].xfer_shards, 2);
+  assert_int_equal(nh_g.heap[0].shards, 2);
   unsigned cls = nh_size_class(64);
   static void *a[50], *b[50], *got[600];
   assert_int_equal(pin(0), 0);
   assert_int_equal(take(0, cls, a, 50), 50);
+  uint64_t committed = nh_test_node_stats(0).committed;
   assert_int_equal(pin(1), 0);
+  /* CPU 1 has nothing of its own: it takes from CPU 0's span, no new span */
   assert_int_equal(take(0, cls, b, 50), 50);
+  assert_int_equal(nh_test_node_stats(0).committed, committed);
+  for (int i = 0; i < 50; i++) assert_int_equal(shard_of(a[i]), 0), assert_int_equal(shard_of(b[i]), 0);
   assert_int_equal(pin(0), 0);
   give(0, cls, a, 50);
   assert_int_equal(pin(1), 0);
-  give(0, cls, b, 50);
-  assert_int_equal(nh_xfer_count(&nh_g.heap[0], cls), 100);
-  assert_int_equal(pin(0), 0);
-  /* CPU 0 gets its own batch back, although CPU 1's went in last */
-  assert_int_equal(take(0, cls, got, 50), 50);
-  for (int i = 0; i < 50; i++) assert_ptr_equal(got[i], a[i]);
-  /* its shard is empty now: the next batch is CPU 1's, not the spans' */
+  give(0, cls, b, 50); /* freed on CPU 1, they go home to CPU 0's shard */
+  assert_int_equal(shard_count(0, cls), 100);
+  assert_int_equal(shard_count(1, cls), 0);
+  /* CPU 1's own shard is empty: the newest of CPU 0's, b, not the spans' */
   uint64_t misses = nh_test_node_stats(0).xfer_misses;
-  assert_int_equal(take(0, cls, got + 50, 50), 50);
-  for (int i = 0; i < 50; i++) assert_ptr_equal(got[50 + i], b[i]);
+  assert_int_equal(take(0, cls, got, 50), 50);
+  for (int i = 0; i < 50; i++) assert_ptr_equal(got[i], b[i]);
   assert_int_equal(nh_test_node_stats(0).xfer_misses, misses);
+  assert_int_equal(pin(0), 0);
+  assert_int_equal(take(0, cls, got + 50, 50), 50); /* and CPU 0 its own */
+  for (int i = 0; i < 50; i++) assert_ptr_equal(got[50 + i], a[i]);
   give(0, cls, got, 100);
   /* bounds per shard: CPU 0's holds 512 of 600 blocks, the rest goes to the spans */
   nh_trim();
   assert_int_equal(take(0, cls, got, 600), 600);
   give(0, cls, got, 600);
   assert_int_equal(nh_xfer_count(&nh_g.heap[0], cls), 512);
+  nh_trim();
+  assert_int_equal(nh_test_node_stats(0).in_use, 0);
+  nh_heaps_check();
+  unpin();
+}
+
+/* Without transfer caches, a CPU refills from its own bin's spans first:
+ * two CPUs that each took a span of their own get their own blocks back
+ * from their own spans, wherever the blocks were freed, and the heap's
+ * check finds every span on its own shard's bin. */
+static void test_span_shards(void **state UNUSED) {
+  nh_test_start(TWO_CPUS, "cache", "mode", "off", "cache", "transfer_size", "0", NULL);
+  if (!have_two_cpus()) skip();
+  unsigned cls = nh_size_class(1024);
+  nh_span *first;
+  static void *a[200], *b[200], *got[200];
+  /* CPU 0 takes its span whole (1024 B blocks: 64 to a page) */
+  assert_int_equal(pin(0), 0);
+  assert_int_equal(take(0, cls, a, 1), 1);
+  nh_block_info info;
+  assert_int_equal(nh_block_lookup(a[0], &info), NH_LOOKUP_OK);
+  first = info.span;
+  size_t cap = first->capacity;
+  assert_true(cap > 1 && cap <= 200);
+  assert_int_equal(take(0, cls, a + 1, cap - 1), cap - 1);
+  /* CPU 1: no free block anywhere, so a span of its own */
+  assert_int_equal(pin(1), 0);
+  assert_int_equal(take(0, cls, b, cap), cap);
+  for (size_t i = 0; i < cap; i++) {
+    assert_int_equal(shard_of(a[i]), 0);
+    assert_int_equal(shard_of(b[i]), 1);
+  }
+  /* each frees the other's blocks; each gets its own back */
+  give(0, cls, a, cap);
+  assert_int_equal(pin(0), 0);
+  give(0, cls, b, cap);
+  nh_heaps_check();
+  assert_int_equal(take(0, cls, got, cap), cap);
+  for (size_t i = 0; i < cap; i++) assert_int_equal(shard_of(got[i]), 0);
+  give(0, cls, got, cap);
+  assert_int_equal(pin(1), 0);
+  assert_int_equal(take(0, cls, got, cap), cap);
+  for (size_t i = 0; i < cap; i++) assert_int_equal(shard_of(got[i]), 1);
+  give(0, cls, got, cap);
+  nh_heaps_check();
   nh_trim();
   assert_int_equal(nh_test_node_stats(0).in_use, 0);
   unpin();
@@ -359,6 +420,7 @@ int main(void) {
       cmocka_unit_test(test_batches_move_whole),
       cmocka_unit_test(test_bounds),
       cmocka_unit_test(test_shard_per_cpu),
+      cmocka_unit_test(test_span_shards),
       cmocka_unit_test(test_block_goes_home),
       cmocka_unit_test(test_trim_empties),
       cmocka_unit_test(test_decay),
