@@ -61,7 +61,7 @@ static int find_library(char out[PATH_MAX]) {
     exe[n] = '\0';
     char *slash = strrchr(exe, '/');
     if (slash) *slash = '\0';
-    const char *rel[] = {"", "/..", "/../" NH_LIBDIR_REL, "/../lib"};
+    const char *rel[] = {"", "/..", ("/../" NH_LIBDIR_REL), "/../lib"}; /* (): one string */
     const char *names[] = {"libnumaheap.so", NH_LIB_SONAME};
     for (size_t k = 0; k < sizeof names / sizeof *names; k++)
       for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
