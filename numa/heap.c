@@ -303,19 +303,6 @@ static size_t bin_pop(nh_bin *b, void **out, size_t n) {
   return got;
 }
 
-/* Up to n blocks of the other shards' bins of (h, cls) (own's is empty). */
-static size_t steal_pop(nh_heap *h, unsigned own, unsigned cls, void **out, size_t n) {
-  size_t got = 0;
-  for (unsigned i = 1; got < n && i < h->shards; i++) {
-    nh_bin *b = nh_heap_bin(h, (own + i) % h->shards, cls);
-    if (nspans_of(b) == 0) continue;
-    nh_lock_acquire(&b->lock);
-    got += bin_pop(b, out + got, n - got);
-    nh_lock_release(&b->lock);
-  }
-  return got;
-}
-
 /* Up to n blocks from the spans of shard's bin of (h, cls). */
 static size_t spans_take(nh_heap *h, unsigned shard, unsigned cls, void **out, size_t n) {
   nh_bin *b = nh_heap_bin(h, shard, cls);
@@ -323,6 +310,14 @@ static size_t spans_take(nh_heap *h, unsigned shard, unsigned cls, void **out, s
   nh_lock_acquire(&b->lock);
   size_t got = bin_pop(b, out, n);
   nh_lock_release(&b->lock);
+  return got;
+}
+
+/* Up to n blocks of the other shards' bins of (h, cls) (own's is empty). */
+static size_t steal_pop(nh_heap *h, unsigned own, unsigned cls, void **out, size_t n) {
+  size_t got = 0;
+  for (unsigned i = 1; got < n && i < h->shards; i++)
+    got += spans_take(h, (own + i) % h->shards, cls, out + got, n - got);
   return got;
 }
 
