@@ -151,7 +151,7 @@ static int match_mount(const char *s, const char *e, int version, const char *ct
  * /sys/fs/cgroup[/ctl] with root "/" when mountinfo does not say. */
 static void find_mount(reader *r, int version, const char *ctl, mount_at *m) {
   if (version == 2) strcpy(m->point, "/sys/fs/cgroup");
-  else snprintf(m->point, sizeof m->point, "/sys/fs/cgroup/%s", ctl);
+  else nh_os_path(m->point, sizeof m->point, "/sys/fs/cgroup/", ctl, -1, "");
   strcpy(m->root, "/");
   m->noprefix = 0;
   char path[NH_CGROUP_PATH_MAX];
@@ -268,7 +268,8 @@ static int read_nearest(const char *from, size_t top_len, const char *name, char
   strcpy(dir, from);
   do {
     if (join(path, sizeof path, dir, "/", name) == 0 && slurp(path, out, cap) >= 0) {
-      out[strcspn(out, "\n")] = '\0';
+      char *nl = strchr(out, '\n'); /* not strcspn: a libc page only we would touch */
+      if (nl != NULL) *nl = '\0';
       return 1;
     }
   } while (go_up(dir, top_len) == 0);
@@ -282,13 +283,15 @@ static int read_nearest(const char *from, size_t top_len, const char *name, char
 static int read_cpuset_file(const nh_cgroup *cg, const char *what, char *out, size_t cap,
                             char *name, size_t name_cap) {
   const char *pre = cg->cpuset_noprefix ? "" : "cpuset.";
+  /* names put together with nh_os_path: printf would be start-up's only use
+   * of libc's printf code and tables (docs/benchmarks.md, footprint) */
   if (cg->cpuset_version == 2) {
-    snprintf(name, name_cap, "cpuset.%s.effective", what);
+    nh_os_path(name, name_cap, "cpuset.", what, -1, ".effective");
     return read_nearest(cg->cpuset_dir, cg->cpuset_top_len, name, out, cap);
   }
-  snprintf(name, name_cap, "%seffective_%s", pre, what);
+  nh_os_path(name, name_cap, pre, "effective_", -1, what);
   if (read_nearest(cg->cpuset_dir, cg->cpuset_top_len, name, out, cap)) return 1;
-  snprintf(name, name_cap, "%s%s", pre, what);
+  nh_os_path(name, name_cap, pre, what, -1, "");
   return read_nearest(cg->cpuset_dir, cg->cpuset_top_len, name, out, cap);
 }
 
