@@ -552,7 +552,8 @@ typedef struct nh_heap_params {
 typedef struct nh_heaps {
   const nh_topo *topo;
   int nnodes;
-  nh_heap *heap;               /* [nnodes] */
+  nh_heap *heap;               /* [nnodes]; one block with home and cpu_rank */
+  size_t tables_bytes;         /* that block's size; constant after init */
   int *home;                   /* [nnodes]: node serving a node's CPUs (itself, or the
                                   nearest node with memory when it has none) */
   uint16_t *cpu_rank;          /* [topo->ncpu_slots]: rank of a CPU among its node's CPUs

@@ -166,31 +166,32 @@ static size_t dist_size(int n) { return sizeof(uint32_t) * (size_t)n * (size_t)n
 static size_t fallback_size(int n) { return sizeof(int) * (size_t)n * (size_t)(n - 1); }
 static size_t cpu_size(int slots) { return sizeof(int) * (size_t)slots; }
 
+/* The four tables share one block (one page for up to hundreds of CPUs and
+ * dozens of nodes, not a page each: docs/benchmarks.md, footprint), in this
+ * order: nodes (pointer-aligned, first), the fallback rows, dist, cpu_node
+ * (4-byte entries). */
+static size_t tables_size(int nnodes, int slots) {
+  return nodes_size(nnodes) + fallback_size(nnodes) + dist_size(nnodes) + cpu_size(slots);
+}
+
 void nh_topo_free(nh_topo *t) {
   if (!t) return;
-  if (t->nodes) {
-    nh_os_meta_free(t->nodes[0].fallback, fallback_size(t->nnodes));
-    nh_os_meta_free(t->nodes, nodes_size(t->nnodes));
-  }
-  nh_os_meta_free(t->dist, dist_size(t->nnodes));
-  nh_os_meta_free(t->cpu_node, cpu_size(t->ncpu_slots));
+  nh_os_meta_free(t->nodes, tables_size(t->nnodes, t->ncpu_slots));
   memset(t, 0, sizeof *t);
 }
 
-/* The fallback rows share one block, whose start is nodes[0].fallback (what
- * nh_topo_free releases). */
 int nh_topo_alloc_tables(nh_topo *t, int nnodes, int slots) {
-  t->nnodes = nnodes;
-  t->ncpu_slots = slots;
-  t->nodes = nh_os_meta_alloc(nodes_size(nnodes));
-  t->dist = nh_os_meta_alloc(dist_size(nnodes));
-  t->cpu_node = nh_os_meta_alloc(cpu_size(slots));
-  if (t->nodes) t->nodes[0].fallback = nh_os_meta_alloc(fallback_size(nnodes));
-  if (!t->nodes || !t->nodes[0].fallback || !t->dist || !t->cpu_node) {
-    nh_topo_free(t);
+  char *block = nh_os_meta_alloc(tables_size(nnodes, slots));
+  if (block == NULL) {
+    memset(t, 0, sizeof *t);
     return -1;
   }
-  int *fb = t->nodes[0].fallback;
+  t->nnodes = nnodes;
+  t->ncpu_slots = slots;
+  t->nodes = (nh_topo_node *)block;
+  int *fb = (int *)(block + nodes_size(nnodes));
+  t->dist = (uint32_t *)((char *)fb + fallback_size(nnodes));
+  t->cpu_node = (int *)((char *)t->dist + dist_size(nnodes));
   for (int i = 0; i < nnodes; i++) t->nodes[i].fallback = fb + (size_t)i * (size_t)(nnodes - 1);
   for (int c = 0; c < slots; c++) t->cpu_node[c] = -1;
   return 0;
