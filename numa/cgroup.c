@@ -11,8 +11,8 @@
  * cpuset option), else v2's group; the files of the nearest group that has
  * them (v1: cpuset.effective_cpus/_mems, else cpuset.cpus/.mems).
  *
- * No malloc: paths and file texts live in fixed buffers on the stack (a few
- * KiB), mountinfo in pages from the OS layer.
+ * No malloc: paths and small file texts live in fixed buffers on the stack
+ * (a few KiB), /proc/self/cgroup and mountinfo in pages from the OS layer.
  */
 #include "numa/cgroup.h"
 
@@ -352,22 +352,35 @@ static int locate(reader *r, const proc_groups *g, nh_cgroup *cg) {
                    cg->cpuset_dir, &cg->cpuset_top_len, &cg->cpuset_noprefix);
 }
 
-int nh_cgroup_read(nh_cgroup *cg, const char *root, char *err, size_t errlen) {
-  reader r = {root ? root : "", err, errlen};
-  char path[NH_CGROUP_PATH_MAX], text[8192];
+#define PROC_CGROUP_MAX 8192
+
+/* With the text of /proc/self/cgroup in text (PROC_CGROUP_MAX bytes). */
+static int read_with(reader *r, nh_cgroup *cg, char *text) {
+  char path[NH_CGROUP_PATH_MAX];
   proc_groups g;
-  reset(cg);
-  if (join(path, sizeof path, r.root, "/proc/self/cgroup", "") != 0)
-    return fail(&r, r.root, "root path too long");
-  if (slurp(path, text, sizeof text) < 0) return 0; /* no /proc: no cgroup */
-  if (parse_proc_cgroup(&r, path, text, &g) != 0 || locate(&r, &g, cg) != 0 ||
-      (cg->version && (read_limits(&r, cg, cg->top_len) || read_cpusets(&r, cg)))) {
+  if (join(path, sizeof path, r->root, "/proc/self/cgroup", "") != 0)
+    return fail(r, r->root, "root path too long");
+  if (slurp(path, text, PROC_CGROUP_MAX) < 0) return 0; /* no /proc: no cgroup */
+  if (parse_proc_cgroup(r, path, text, &g) != 0 || locate(r, &g, cg) != 0 ||
+      (cg->version && (read_limits(r, cg, cg->top_len) || read_cpusets(r, cg)))) {
     reset(cg);
     return -1;
   }
   if (cg->version == 0) reset(cg);
   if (cg->version) nh_cgroup_read_usage(cg);
   return 0;
+}
+
+int nh_cgroup_read(nh_cgroup *cg, const char *root, char *err, size_t errlen) {
+  reader r = {root ? root : "", err, errlen};
+  reset(cg);
+  /* the text in pages from the OS layer, unmapped after: on the starting
+   * thread's stack it would stay resident (docs/benchmarks.md, footprint) */
+  char *text = nh_os_meta_alloc(PROC_CGROUP_MAX);
+  if (text == NULL) return fail(&r, "/proc/self/cgroup", "out of memory to read it");
+  int rc = read_with(&r, cg, text);
+  nh_os_meta_free(text, PROC_CGROUP_MAX);
+  return rc;
 }
 
 int nh_cgroup_refresh(nh_cgroup *cg, char *err, size_t errlen) {

@@ -129,12 +129,15 @@ static long row_column(const char *s, int col) {
 }
 
 /* Reads node i's kernel distance row into row[0..t->nnodes), one column per
- * node of t, found by its os_index's rank in the online list. */
+ * node of t, found by its os_index's rank in the online list; buf: ROW_CAP
+ * bytes of scratch. */
+#define ROW_CAP 8192
+#define ONLINE_CAP 4096
 static int read_sys_row(const nh_topo *t, const char *node_dir, const char *online, int i,
-                        uint32_t *row) {
-  char path[512], buf[8192];
+                        uint32_t *row, char *buf) {
+  char path[512];
   nh_os_path(path, sizeof path, node_dir, "/node", t->nodes[i].os_index, "/distance");
-  if (nh_topo_read_file(path, buf, sizeof buf) <= 0) return -1;
+  if (nh_topo_read_file(path, buf, ROW_CAP) <= 0) return -1;
   for (int j = 0; j < t->nnodes; j++) {
     int col = list_rank(online, t->nodes[j].os_index);
     long v = col < 0 ? -1 : row_column(buf, col);
@@ -144,18 +147,21 @@ static int read_sys_row(const nh_topo *t, const char *node_dir, const char *onli
   return 0;
 }
 
+/* The rows and the texts read go to one block from the OS layer, unmapped
+ * after: 12 KiB of buffers on the starting thread's stack would stay
+ * resident for the life of the process (docs/benchmarks.md, footprint). */
 int nh_topo_read_sys_distances(nh_topo *t, const char *node_dir) {
-  char path[512], online[4096];
+  char path[512];
   size_t size = sizeof(uint32_t) * (size_t)t->nnodes * (size_t)t->nnodes;
-  nh_os_path(path, sizeof path, node_dir, "/online", -1, "");
-  if (nh_topo_read_file(path, online, sizeof online) <= 0) return -1;
-  uint32_t *m = nh_os_meta_alloc(size);
+  uint32_t *m = nh_os_meta_alloc(size + ONLINE_CAP + ROW_CAP);
   if (!m) return -1;
-  int rc = 0;
+  char *online = (char *)m + size, *buf = online + ONLINE_CAP;
+  nh_os_path(path, sizeof path, node_dir, "/online", -1, "");
+  int rc = nh_topo_read_file(path, online, ONLINE_CAP) <= 0 ? -1 : 0;
   for (int i = 0; i < t->nnodes && rc == 0; i++)
-    rc = read_sys_row(t, node_dir, online, i, m + (size_t)i * (size_t)t->nnodes);
+    rc = read_sys_row(t, node_dir, online, i, m + (size_t)i * (size_t)t->nnodes, buf);
   if (rc == 0) memcpy(t->dist, m, size);
-  nh_os_meta_free(m, size);
+  nh_os_meta_free(m, size + ONLINE_CAP + ROW_CAP);
   return rc;
 }
 
