@@ -421,17 +421,25 @@ unsigned nh_span_push(nh_span *span, void *block);
 #define NH_XFER_MAX_SLOTS 65536 /* most blocks one class's shard holds */
 #define NH_XFER_MAX_SHARDS 64   /* a node's CPUs beyond this share shards */
 
+/* A class's rings, the same in every shard of a node. Constant after init. */
+typedef struct nh_xfer_class {
+  uint32_t cap;    /* most blocks held per shard; 0: class not cached */
+  uint32_t mask;   /* ring size - 1 (a power of two >= cap) */
+  size_t off;      /* the class's ring in a shard's part of xfer_slots */
+} nh_xfer_class;
+
+/* Every field starts at zero (the array's pages come zeroed from the OS and
+ * init writes none of it): only the entries of the (shard, class) pairs in
+ * use are ever touched, so the array costs no memory for idle CPUs and
+ * classes (docs/benchmarks.md, footprint). */
 typedef struct nh_xfer {
   nh_lock lock;    /* a leaf: no other lock is taken while it is held */
-  uint32_t cap;    /* constant after init: most blocks held; 0: class not cached */
-  uint32_t mask;   /* constant after init: ring size - 1 (a power of two >= cap) */
   uint32_t first;  /* Guarded by lock: ring index of the oldest block */
   /* Guarded by lock; read relaxed without it by refills looking for a shard
    * that has blocks (a stale read only skips or visits a shard) */
   _Atomic uint32_t count;
   uint32_t low;    /* Guarded by lock: fewest held since the last decay pass */
   uint32_t ticks;  /* Guarded by lock: operations since the last look at the clock */
-  void **slots;    /* constant after init: the ring, [mask + 1] */
 } __attribute__((aligned(64))) nh_xfer;
 
 struct nh_heap;
@@ -511,7 +519,10 @@ typedef struct nh_heap {
   uint64_t huge_kept_bytes; /* Guarded by page_lock: their mapped bytes */
   nh_heap_counters st;
   nh_bin bins[NH_CLASS_COUNT];
-  nh_xfer *xfer;                /* constant after init: [xfer_shards][NH_CLASS_COUNT], [.][0] unused */
+  nh_xfer *xfer;                /* constant after init: [xfer_shards][NH_CLASS_COUNT], [.][0] unused;
+                                   in one block after xfer_cls */
+  nh_xfer_class *xfer_cls;      /* constant after init: [NH_CLASS_COUNT], the block's start */
+  size_t xfer_ring;             /* constant after init: slots of one shard's rings */
   unsigned xfer_shards;         /* constant after init: shards (CPUs of the node, 1 to 64) */
   void **xfer_slots;            /* constant after init: every shard's and class's rings */
   size_t xfer_slots_count;      /* constant after init: slots in xfer_slots */
