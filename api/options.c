@@ -382,8 +382,11 @@ static void store_string(nh_config *cfg, nh_opt o, const char *value) {
   char *dst = o == NH_OPT_TOPOLOGY_XML ? cfg->xml : cfg->synthetic;
   char *other = o == NH_OPT_TOPOLOGY_XML ? cfg->synthetic : cfg->xml;
   size_t n = strlen(value);
+  if (n == 0) { /* the defaults: written only when not empty already (nh_config_defaults) */
+    if (dst[0]) dst[0] = '\0';
+    return;
+  }
   memcpy(dst, value, n + 1);
-  if (n == 0) return;
   other[0] = '\0'; /* one topology source at a time: the later one wins */
   cfg->set[o == NH_OPT_TOPOLOGY_XML ? NH_OPT_TOPOLOGY_SYNTHETIC : NH_OPT_TOPOLOGY_XML] = 0;
 }
@@ -429,7 +432,10 @@ void nh_config_copy(nh_config *dst, const nh_config *src) {
 
 void nh_config_defaults(nh_config *cfg) {
   memset(cfg->v, 0, sizeof cfg->v);
-  cfg->synthetic[0] = cfg->xml[0] = '\0';
+  /* written only when not empty already: xml starts on a page of its own
+   * that a fresh configuration (zeroed pages from the OS) then never touches */
+  if (cfg->synthetic[0]) cfg->synthetic[0] = '\0';
+  if (cfg->xml[0]) cfg->xml[0] = '\0';
   cfg->noverrides = 0;
   char problem[256];
   for (int i = 0; i < NH_OPT_COUNT; i++) {

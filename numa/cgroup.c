@@ -11,8 +11,8 @@
  * cpuset option), else v2's group; the files of the nearest group that has
  * them (v1: cpuset.effective_cpus/_mems, else cpuset.cpus/.mems).
  *
- * No malloc: paths and file texts live in fixed buffers on the stack (a few
- * KiB), mountinfo in pages from the OS layer.
+ * No malloc: paths and small file texts live in fixed buffers on the stack
+ * (a few KiB), /proc/self/cgroup and mountinfo in pages from the OS layer.
  */
 #include "numa/cgroup.h"
 
@@ -151,7 +151,7 @@ static int match_mount(const char *s, const char *e, int version, const char *ct
  * /sys/fs/cgroup[/ctl] with root "/" when mountinfo does not say. */
 static void find_mount(reader *r, int version, const char *ctl, mount_at *m) {
   if (version == 2) strcpy(m->point, "/sys/fs/cgroup");
-  else snprintf(m->point, sizeof m->point, "/sys/fs/cgroup/%s", ctl);
+  else nh_os_path(m->point, sizeof m->point, "/sys/fs/cgroup/", ctl, -1, "");
   strcpy(m->root, "/");
   m->noprefix = 0;
   char path[NH_CGROUP_PATH_MAX];
@@ -268,7 +268,8 @@ static int read_nearest(const char *from, size_t top_len, const char *name, char
   strcpy(dir, from);
   do {
     if (join(path, sizeof path, dir, "/", name) == 0 && slurp(path, out, cap) >= 0) {
-      out[strcspn(out, "\n")] = '\0';
+      char *nl = strchr(out, '\n'); /* not strcspn: a libc page only we would touch */
+      if (nl != NULL) *nl = '\0';
       return 1;
     }
   } while (go_up(dir, top_len) == 0);
@@ -282,13 +283,15 @@ static int read_nearest(const char *from, size_t top_len, const char *name, char
 static int read_cpuset_file(const nh_cgroup *cg, const char *what, char *out, size_t cap,
                             char *name, size_t name_cap) {
   const char *pre = cg->cpuset_noprefix ? "" : "cpuset.";
+  /* names put together with nh_os_path: printf would be start-up's only use
+   * of libc's printf code and tables (docs/benchmarks.md, footprint) */
   if (cg->cpuset_version == 2) {
-    snprintf(name, name_cap, "cpuset.%s.effective", what);
+    nh_os_path(name, name_cap, "cpuset.", what, -1, ".effective");
     return read_nearest(cg->cpuset_dir, cg->cpuset_top_len, name, out, cap);
   }
-  snprintf(name, name_cap, "%seffective_%s", pre, what);
+  nh_os_path(name, name_cap, pre, "effective_", -1, what);
   if (read_nearest(cg->cpuset_dir, cg->cpuset_top_len, name, out, cap)) return 1;
-  snprintf(name, name_cap, "%s%s", pre, what);
+  nh_os_path(name, name_cap, pre, what, -1, "");
   return read_nearest(cg->cpuset_dir, cg->cpuset_top_len, name, out, cap);
 }
 
@@ -349,22 +352,35 @@ static int locate(reader *r, const proc_groups *g, nh_cgroup *cg) {
                    cg->cpuset_dir, &cg->cpuset_top_len, &cg->cpuset_noprefix);
 }
 
-int nh_cgroup_read(nh_cgroup *cg, const char *root, char *err, size_t errlen) {
-  reader r = {root ? root : "", err, errlen};
-  char path[NH_CGROUP_PATH_MAX], text[8192];
+#define PROC_CGROUP_MAX 8192
+
+/* With the text of /proc/self/cgroup in text (PROC_CGROUP_MAX bytes). */
+static int read_with(reader *r, nh_cgroup *cg, char *text) {
+  char path[NH_CGROUP_PATH_MAX];
   proc_groups g;
-  reset(cg);
-  if (join(path, sizeof path, r.root, "/proc/self/cgroup", "") != 0)
-    return fail(&r, r.root, "root path too long");
-  if (slurp(path, text, sizeof text) < 0) return 0; /* no /proc: no cgroup */
-  if (parse_proc_cgroup(&r, path, text, &g) != 0 || locate(&r, &g, cg) != 0 ||
-      (cg->version && (read_limits(&r, cg, cg->top_len) || read_cpusets(&r, cg)))) {
+  if (join(path, sizeof path, r->root, "/proc/self/cgroup", "") != 0)
+    return fail(r, r->root, "root path too long");
+  if (slurp(path, text, PROC_CGROUP_MAX) < 0) return 0; /* no /proc: no cgroup */
+  if (parse_proc_cgroup(r, path, text, &g) != 0 || locate(r, &g, cg) != 0 ||
+      (cg->version && (read_limits(r, cg, cg->top_len) || read_cpusets(r, cg)))) {
     reset(cg);
     return -1;
   }
   if (cg->version == 0) reset(cg);
   if (cg->version) nh_cgroup_read_usage(cg);
   return 0;
+}
+
+int nh_cgroup_read(nh_cgroup *cg, const char *root, char *err, size_t errlen) {
+  reader r = {root ? root : "", err, errlen};
+  reset(cg);
+  /* the text in pages from the OS layer, unmapped after: on the starting
+   * thread's stack it would stay resident (docs/benchmarks.md, footprint) */
+  char *text = nh_os_meta_alloc(PROC_CGROUP_MAX);
+  if (text == NULL) return fail(&r, "/proc/self/cgroup", "out of memory to read it");
+  int rc = read_with(&r, cg, text);
+  nh_os_meta_free(text, PROC_CGROUP_MAX);
+  return rc;
 }
 
 int nh_cgroup_refresh(nh_cgroup *cg, char *err, size_t errlen) {

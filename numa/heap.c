@@ -78,12 +78,12 @@ static int home_node(const nh_topo *t, int n) {
   return n;
 }
 
-static void free_tables(const nh_topo *t, nh_heap *heaps, int *home, uint16_t *rank,
-                        unsigned *ncpus) {
-  nh_os_meta_free(heaps, sizeof(nh_heap) * (size_t)t->nnodes);
-  nh_os_meta_free(home, sizeof(int) * (size_t)t->nnodes);
-  nh_os_meta_free(rank, sizeof(uint16_t) * (size_t)t->ncpu_slots);
-  nh_os_meta_free(ncpus, sizeof(unsigned) * (size_t)t->nnodes);
+/* The heaps, home[] and cpu_rank[] share one block (a page or two of
+ * metadata touched at start-up, not one each: docs/benchmarks.md, footprint),
+ * in this order; heaps[0] at its start. */
+static size_t tables_size(const nh_topo *t) {
+  return sizeof(nh_heap) * (size_t)t->nnodes + sizeof(int) * (size_t)t->nnodes +
+         sizeof(uint16_t) * (size_t)t->ncpu_slots;
 }
 
 /* One bin per (shard, class) of h (h->shards set); zeroed bins are empty
@@ -117,15 +117,16 @@ int nh_heaps_init(const nh_heap_params *p, char *err, size_t errlen) {
     return -1;
   }
   if (nh_secret[0] == 0) nh_os_random(nh_secret, sizeof nh_secret);
-  nh_heap *heaps = nh_os_meta_alloc(sizeof(nh_heap) * (size_t)t->nnodes);
-  int *home = nh_os_meta_alloc(sizeof(int) * (size_t)t->nnodes);
-  uint16_t *rank = nh_os_meta_alloc(sizeof(uint16_t) * (size_t)t->ncpu_slots);
+  nh_heap *heaps = nh_os_meta_alloc(tables_size(t));
   unsigned *ncpus = nh_os_meta_alloc(sizeof(unsigned) * (size_t)t->nnodes);
-  if (heaps == NULL || home == NULL || rank == NULL || ncpus == NULL) {
-    free_tables(t, heaps, home, rank, ncpus);
+  if (heaps == NULL || ncpus == NULL) {
+    nh_os_meta_free(heaps, tables_size(t));
+    nh_os_meta_free(ncpus, sizeof(unsigned) * (size_t)t->nnodes);
     snprintf(err, errlen, "cannot map the heaps of %d nodes", t->nnodes);
     return -1;
   }
+  int *home = (int *)(heaps + t->nnodes);
+  uint16_t *rank = (uint16_t *)(home + t->nnodes);
   for (int cpu = 0; cpu < t->ncpu_slots; cpu++) { /* a CPU's rank among its node's */
     int node = nh_topo_cpu_node(t, cpu);
     rank[cpu] = node >= 0 ? (uint16_t)ncpus[node]++ : 0;
@@ -138,7 +139,8 @@ int nh_heaps_init(const nh_heap_params *p, char *err, size_t errlen) {
     home[i] = home_node(t, i);
     if (shards_init(&heaps[i], ncpus[i], p) != 0) {
       for (int j = 0; j < i; j++) shards_destroy(&heaps[j]);
-      free_tables(t, heaps, home, rank, ncpus);
+      nh_os_meta_free(heaps, tables_size(t));
+      nh_os_meta_free(ncpus, sizeof(unsigned) * (size_t)t->nnodes);
       snprintf(err, errlen, "cannot map the bins and transfer caches of node %d", i);
       return -1;
     }
@@ -147,6 +149,7 @@ int nh_heaps_init(const nh_heap_params *p, char *err, size_t errlen) {
   nh_g.topo = t;
   nh_g.nnodes = t->nnodes;
   nh_g.heap = heaps;
+  nh_g.tables_bytes = tables_size(t);
   nh_g.home = home;
   nh_g.cpu_rank = rank;
   nh_heaps_set_limits(p);
@@ -159,9 +162,7 @@ void nh_heaps_destroy(void) {
     nh_segments_destroy(&nh_g.heap[i]);
     shards_destroy(&nh_g.heap[i]);
   }
-  nh_os_meta_free(nh_g.heap, sizeof(nh_heap) * (size_t)nh_g.nnodes);
-  nh_os_meta_free(nh_g.home, sizeof(int) * (size_t)nh_g.nnodes);
-  nh_os_meta_free(nh_g.cpu_rank, sizeof(uint16_t) * (size_t)nh_g.topo->ncpu_slots);
+  nh_os_meta_free(nh_g.heap, nh_g.tables_bytes); /* with home and cpu_rank */
   nh_g.cpu_rank = NULL;
   void (*reclaim)(void) = nh_g.reclaim_hook;
   void (*pressure)(int, int) = nh_g.pressure_hook;

@@ -426,17 +426,25 @@ unsigned nh_span_push(nh_span *span, void *block);
 #define NH_XFER_MAX_SLOTS 65536 /* most blocks one class's shard holds */
 #define NH_XFER_MAX_SHARDS 64   /* a node's CPUs beyond this share shards */
 
+/* A class's rings, the same in every shard of a node. Constant after init. */
+typedef struct nh_xfer_class {
+  uint32_t cap;    /* most blocks held per shard; 0: class not cached */
+  uint32_t mask;   /* ring size - 1 (a power of two >= cap) */
+  size_t off;      /* the class's ring in a shard's part of xfer_slots */
+} nh_xfer_class;
+
+/* Every field starts at zero (the array's pages come zeroed from the OS and
+ * init writes none of it): only the entries of the (shard, class) pairs in
+ * use are ever touched, so the array costs no memory for idle CPUs and
+ * classes (docs/benchmarks.md, footprint). */
 typedef struct nh_xfer {
   nh_lock lock;    /* a leaf: no other lock is taken while it is held */
-  uint32_t cap;    /* constant after init: most blocks held; 0: class not cached */
-  uint32_t mask;   /* constant after init: ring size - 1 (a power of two >= cap) */
   uint32_t first;  /* Guarded by lock: ring index of the oldest block */
   /* Guarded by lock; read relaxed without it by refills looking for a shard
    * that has blocks (a stale read only skips or visits a shard) */
   _Atomic uint32_t count;
   uint32_t low;    /* Guarded by lock: fewest held since the last decay pass */
   uint32_t ticks;  /* Guarded by lock: operations since the last look at the clock */
-  void **slots;    /* constant after init: the ring, [mask + 1] */
 } __attribute__((aligned(64))) nh_xfer;
 
 struct nh_heap;
@@ -525,7 +533,10 @@ typedef struct nh_heap {
    * bin and a transfer cache per shard. Constant after init. */
   unsigned shards;
   nh_bin *bins;                 /* constant after init: [shards][NH_CLASS_COUNT], [.][0] unused */
-  nh_xfer *xfer;                /* constant after init: [shards][NH_CLASS_COUNT], [.][0] unused */
+  nh_xfer *xfer;                /* constant after init: [shards][NH_CLASS_COUNT], [.][0] unused;
+                                   in one block after xfer_cls */
+  nh_xfer_class *xfer_cls;      /* constant after init: [NH_CLASS_COUNT], the block's start */
+  size_t xfer_ring;             /* constant after init: slots of one shard's rings */
   void **xfer_slots;            /* constant after init: every shard's and class's rings */
   size_t xfer_slots_count;      /* constant after init: slots in xfer_slots */
   uint64_t xfer_decay_ns;       /* constant after init: decay period, 0: none */
@@ -565,7 +576,8 @@ typedef struct nh_heap_params {
 typedef struct nh_heaps {
   const nh_topo *topo;
   int nnodes;
-  nh_heap *heap;               /* [nnodes] */
+  nh_heap *heap;               /* [nnodes]; one block with home and cpu_rank */
+  size_t tables_bytes;         /* that block's size; constant after init */
   int *home;                   /* [nnodes]: node serving a node's CPUs (itself, or the
                                   nearest node with memory when it has none) */
   uint16_t *cpu_rank;          /* [topo->ncpu_slots]: rank of a CPU among its node's CPUs

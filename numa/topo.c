@@ -129,12 +129,15 @@ static long row_column(const char *s, int col) {
 }
 
 /* Reads node i's kernel distance row into row[0..t->nnodes), one column per
- * node of t, found by its os_index's rank in the online list. */
+ * node of t, found by its os_index's rank in the online list; buf: ROW_CAP
+ * bytes of scratch. */
+#define ROW_CAP 8192
+#define ONLINE_CAP 4096
 static int read_sys_row(const nh_topo *t, const char *node_dir, const char *online, int i,
-                        uint32_t *row) {
-  char path[512], buf[8192];
+                        uint32_t *row, char *buf) {
+  char path[512];
   nh_os_path(path, sizeof path, node_dir, "/node", t->nodes[i].os_index, "/distance");
-  if (nh_topo_read_file(path, buf, sizeof buf) <= 0) return -1;
+  if (nh_topo_read_file(path, buf, ROW_CAP) <= 0) return -1;
   for (int j = 0; j < t->nnodes; j++) {
     int col = list_rank(online, t->nodes[j].os_index);
     long v = col < 0 ? -1 : row_column(buf, col);
@@ -144,18 +147,21 @@ static int read_sys_row(const nh_topo *t, const char *node_dir, const char *onli
   return 0;
 }
 
+/* The rows and the texts read go to one block from the OS layer, unmapped
+ * after: 12 KiB of buffers on the starting thread's stack would stay
+ * resident for the life of the process (docs/benchmarks.md, footprint). */
 int nh_topo_read_sys_distances(nh_topo *t, const char *node_dir) {
-  char path[512], online[4096];
+  char path[512];
   size_t size = sizeof(uint32_t) * (size_t)t->nnodes * (size_t)t->nnodes;
-  nh_os_path(path, sizeof path, node_dir, "/online", -1, "");
-  if (nh_topo_read_file(path, online, sizeof online) <= 0) return -1;
-  uint32_t *m = nh_os_meta_alloc(size);
+  uint32_t *m = nh_os_meta_alloc(size + ONLINE_CAP + ROW_CAP);
   if (!m) return -1;
-  int rc = 0;
+  char *online = (char *)m + size, *buf = online + ONLINE_CAP;
+  nh_os_path(path, sizeof path, node_dir, "/online", -1, "");
+  int rc = nh_topo_read_file(path, online, ONLINE_CAP) <= 0 ? -1 : 0;
   for (int i = 0; i < t->nnodes && rc == 0; i++)
-    rc = read_sys_row(t, node_dir, online, i, m + (size_t)i * (size_t)t->nnodes);
+    rc = read_sys_row(t, node_dir, online, i, m + (size_t)i * (size_t)t->nnodes, buf);
   if (rc == 0) memcpy(t->dist, m, size);
-  nh_os_meta_free(m, size);
+  nh_os_meta_free(m, size + ONLINE_CAP + ROW_CAP);
   return rc;
 }
 
@@ -166,31 +172,32 @@ static size_t dist_size(int n) { return sizeof(uint32_t) * (size_t)n * (size_t)n
 static size_t fallback_size(int n) { return sizeof(int) * (size_t)n * (size_t)(n - 1); }
 static size_t cpu_size(int slots) { return sizeof(int) * (size_t)slots; }
 
+/* The four tables share one block (one page for up to hundreds of CPUs and
+ * dozens of nodes, not a page each: docs/benchmarks.md, footprint), in this
+ * order: nodes (pointer-aligned, first), the fallback rows, dist, cpu_node
+ * (4-byte entries). */
+static size_t tables_size(int nnodes, int slots) {
+  return nodes_size(nnodes) + fallback_size(nnodes) + dist_size(nnodes) + cpu_size(slots);
+}
+
 void nh_topo_free(nh_topo *t) {
   if (!t) return;
-  if (t->nodes) {
-    nh_os_meta_free(t->nodes[0].fallback, fallback_size(t->nnodes));
-    nh_os_meta_free(t->nodes, nodes_size(t->nnodes));
-  }
-  nh_os_meta_free(t->dist, dist_size(t->nnodes));
-  nh_os_meta_free(t->cpu_node, cpu_size(t->ncpu_slots));
+  nh_os_meta_free(t->nodes, tables_size(t->nnodes, t->ncpu_slots));
   memset(t, 0, sizeof *t);
 }
 
-/* The fallback rows share one block, whose start is nodes[0].fallback (what
- * nh_topo_free releases). */
 int nh_topo_alloc_tables(nh_topo *t, int nnodes, int slots) {
-  t->nnodes = nnodes;
-  t->ncpu_slots = slots;
-  t->nodes = nh_os_meta_alloc(nodes_size(nnodes));
-  t->dist = nh_os_meta_alloc(dist_size(nnodes));
-  t->cpu_node = nh_os_meta_alloc(cpu_size(slots));
-  if (t->nodes) t->nodes[0].fallback = nh_os_meta_alloc(fallback_size(nnodes));
-  if (!t->nodes || !t->nodes[0].fallback || !t->dist || !t->cpu_node) {
-    nh_topo_free(t);
+  char *block = nh_os_meta_alloc(tables_size(nnodes, slots));
+  if (block == NULL) {
+    memset(t, 0, sizeof *t);
     return -1;
   }
-  int *fb = t->nodes[0].fallback;
+  t->nnodes = nnodes;
+  t->ncpu_slots = slots;
+  t->nodes = (nh_topo_node *)block;
+  int *fb = (int *)(block + nodes_size(nnodes));
+  t->dist = (uint32_t *)((char *)fb + fallback_size(nnodes));
+  t->cpu_node = (int *)((char *)t->dist + dist_size(nnodes));
   for (int i = 0; i < nnodes; i++) t->nodes[i].fallback = fb + (size_t)i * (size_t)(nnodes - 1);
   for (int c = 0; c < slots; c++) t->cpu_node[c] = -1;
   return 0;

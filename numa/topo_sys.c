@@ -45,10 +45,9 @@ static long list_nth(const char *s, int n) {
 }
 
 /* The kB number after key (e.g. "MemTotal:") in a meminfo file, in bytes;
- * 0 if absent. */
-static uint64_t meminfo_bytes(const char *path, const char *key) {
-  char buf[LIST_CAP];
-  if (nh_topo_read_file(path, buf, sizeof buf) <= 0) return 0;
+ * 0 if absent. buf: LIST_CAP bytes of scratch. */
+static uint64_t meminfo_bytes(const char *path, const char *key, char *buf) {
+  if (nh_topo_read_file(path, buf, LIST_CAP) <= 0) return 0;
   const char *at = strstr(buf, key);
   if (at == NULL) return 0;
   at += strlen(key);
@@ -56,10 +55,14 @@ static uint64_t meminfo_bytes(const char *path, const char *key) {
   return kb > 0 ? (uint64_t)kb << 10 : 0;
 }
 
-/* The source's layout: its node list, and whether it has node/ at all. */
+/* The source's layout: its node list, and whether it has node/ at all; and
+ * a scratch buffer for the texts read. In pages from the OS layer, unmapped
+ * after loading: on the starting thread's stack these 8 KiB would stay
+ * resident for the life of the process (docs/benchmarks.md, footprint). */
 typedef struct sys_src {
   const char *root;
   char nodes[LIST_CAP];
+  char buf[LIST_CAP];
   int numa; /* 0: no node/ (one node 0, its CPUs from cpu/present) */
 } sys_src;
 
@@ -71,25 +74,25 @@ static int node_cpus(const sys_src *s, long os, char *buf) {
   return nh_topo_read_file(path, buf, LIST_CAP) < 0 ? -1 : 0;
 }
 
-static uint64_t node_memory(const sys_src *s, long os) {
+static uint64_t node_memory(sys_src *s, long os) {
   char path[PATH_CAP];
-  if (!s->numa) return meminfo_bytes("/proc/meminfo", "MemTotal:");
-  return meminfo_bytes(path4(path, s->root, "/node/node", os, "/meminfo"), "MemTotal:");
+  if (!s->numa) return meminfo_bytes("/proc/meminfo", "MemTotal:", s->buf);
+  return meminfo_bytes(path4(path, s->root, "/node/node", os, "/meminfo"), "MemTotal:", s->buf);
 }
 
 /* CPU table size: the kernel's possible CPUs, or more if a node lists more. */
-static int cpu_slots(const sys_src *s, int n) {
-  char path[PATH_CAP], buf[LIST_CAP];
+static int cpu_slots(sys_src *s, int n) {
+  char path[PATH_CAP];
   int slots = nh_topo_possible_cpus(path4(path, s->root, "/cpu", -1, ""));
   for (int i = 0; i < n; i++) {
-    int node_slots = node_cpus(s, list_nth(s->nodes, i), buf) == 0 ? nh_topo_list_slots(buf) : 0;
+    int node_slots = node_cpus(s, list_nth(s->nodes, i), s->buf) == 0 ? nh_topo_list_slots(s->buf) : 0;
     if (node_slots > slots) slots = node_slots;
   }
   return slots > 0 ? slots : 1;
 }
 
-static void fill_node(nh_topo *t, const sys_src *s, int i) {
-  char buf[LIST_CAP];
+static void fill_node(nh_topo *t, sys_src *s, int i) {
+  char *buf = s->buf; /* node_memory is done with it */
   long os = list_nth(s->nodes, i);
   t->nodes[i].os_index = (int)os;
   t->nodes[i].bind_os_node = (int)os;
@@ -171,29 +174,40 @@ static int packages(nh_topo *t, const sys_src *s, int have_dist) {
 
 /* ---- load ------------------------------------------------------------------------ */
 
-int nh_topo_load_sysfs(nh_topo *t, const char *sys_root, char *err, size_t errlen) {
-  static const nh_topo_source real = {.kind = NH_TOPO_REAL};
-  sys_src s = {.root = sys_root, .numa = 1};
+static const nh_topo_source real = {.kind = NH_TOPO_REAL};
+
+/* nh_topo_load_sysfs with its source s (root set, the rest zero). */
+static int load_with(nh_topo *t, sys_src *s, char *err, size_t errlen) {
   char path[PATH_CAP];
-  memset(t, 0, sizeof *t);
-  if (nh_topo_read_file(path4(path, sys_root, "/node/online", -1, ""), s.nodes,
-                        sizeof s.nodes) < 0) {
-    memcpy(s.nodes, "0", 2);
-    s.numa = 0;
+  s->numa = 1;
+  if (nh_topo_read_file(path4(path, s->root, "/node/online", -1, ""), s->nodes,
+                        sizeof s->nodes) < 0) {
+    memcpy(s->nodes, "0", 2);
+    s->numa = 0;
   }
-  int n = nh_topo_list_count(s.nodes);
+  int n = nh_topo_list_count(s->nodes);
   if (n <= 0 || n > NH_TOPO_MAX_NODES)
     return nh_topo_fail(&real, err, errlen, "%s lists no node the kernel can have", path);
-  if (nh_topo_alloc_tables(t, n, cpu_slots(&s, n)) != 0)
+  if (nh_topo_alloc_tables(t, n, cpu_slots(s, n)) != 0)
     return nh_topo_fail(&real, err, errlen, "out of memory for the topology tables");
   t->kind = NH_TOPO_REAL;
   t->via = NH_DISCOVERY_SYSFS;
-  for (int i = 0; i < n; i++) fill_node(t, &s, i);
-  int have_dist = nh_topo_read_sys_distances(t, path4(path, sys_root, "/node", -1, "")) == 0;
-  if (packages(t, &s, have_dist) != 0) {
+  for (int i = 0; i < n; i++) fill_node(t, s, i);
+  int have_dist = nh_topo_read_sys_distances(t, path4(path, s->root, "/node", -1, "")) == 0;
+  if (packages(t, s, have_dist) != 0) {
     nh_topo_free(t);
     return nh_topo_fail(&real, err, errlen, "out of memory for the package table");
   }
   nh_topo_finish(t, have_dist, path);
   return 0;
+}
+
+int nh_topo_load_sysfs(nh_topo *t, const char *sys_root, char *err, size_t errlen) {
+  memset(t, 0, sizeof *t);
+  sys_src *s = nh_os_meta_alloc(sizeof *s);
+  if (s == NULL) return nh_topo_fail(&real, err, errlen, "out of memory to read %s", sys_root);
+  s->root = sys_root;
+  int rc = load_with(t, s, err, errlen);
+  nh_os_meta_free(s, sizeof *s);
+  return rc;
 }

@@ -51,6 +51,17 @@ static nh_xfer *xfer_at(nh_heap *h, unsigned shard, unsigned cls) {
   return &h->xfer[(size_t)shard * NH_CLASS_COUNT + cls];
 }
 
+/* The ring of (shard, cls): xfer_cls[cls].mask + 1 slots. */
+static void **ring_of(const nh_heap *h, unsigned shard, unsigned cls) {
+  return h->xfer_slots + (size_t)shard * h->xfer_ring + h->xfer_cls[cls].off;
+}
+
+/* Bytes of the block holding xfer_cls and then the xfer array. */
+static size_t block_size(unsigned shards) {
+  size_t head = (sizeof(nh_xfer_class) * NH_CLASS_COUNT + 63) & ~(size_t)63;
+  return head + sizeof(nh_xfer) * shards * NH_CLASS_COUNT;
+}
+
 static uint32_t count_of(const nh_xfer *x) {
   return atomic_load_explicit(&x->count, memory_order_relaxed);
 }
@@ -75,34 +86,34 @@ int nh_xfer_init(nh_heap *h, uint64_t bytes, uint64_t decay_ms) {
   uint64_t per = bytes / shards;
   h->xfer_decay_ns = decay_ms * 1000000ull;
   atomic_store_explicit(&h->xfer_pass_ns, nh_os_clock_ns(), memory_order_relaxed);
-  size_t ring = 0;
-  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) ring += ring_size(nh_xfer_cap_for(per, cls));
-  h->xfer_slots_count = ring * shards;
   h->xfer_slots = NULL;
-  h->xfer = nh_os_meta_alloc(sizeof(nh_xfer) * shards * NH_CLASS_COUNT);
-  if (h->xfer == NULL) return -1;
+  /* the per-class table is written; the (shard, class) entries after it are
+   * left as the OS gives them, zero: each is touched on its first use */
+  h->xfer_cls = nh_os_meta_alloc(block_size(shards));
+  if (h->xfer_cls == NULL) return -1;
+  h->xfer = (nh_xfer *)((char *)h->xfer_cls + block_size(0));
+  size_t ring = 0;
+  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) {
+    nh_xfer_class *k = &h->xfer_cls[cls];
+    k->cap = nh_xfer_cap_for(per, cls);
+    k->mask = k->cap ? ring_size(k->cap) - 1 : 0;
+    k->off = ring;
+    ring += k->cap ? (size_t)k->mask + 1 : 0;
+  }
+  h->xfer_ring = ring;
+  h->xfer_slots_count = ring * shards;
   if (ring && (h->xfer_slots = nh_os_meta_alloc(sizeof(void *) * h->xfer_slots_count)) == NULL) {
     nh_xfer_destroy(h);
     return -1;
   }
-  void **next = h->xfer_slots;
-  for (unsigned s = 0; s < shards; s++)
-    for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) {
-      nh_xfer *x = xfer_at(h, s, cls);
-      x->first = x->low = x->ticks = 0;
-      set_count(x, 0);
-      x->cap = cls ? nh_xfer_cap_for(per, cls) : 0;
-      x->mask = x->cap ? ring_size(x->cap) - 1 : 0;
-      x->slots = x->cap ? next : NULL;
-      next += x->cap ? x->mask + 1 : 0;
-    }
   return 0;
 }
 
 void nh_xfer_destroy(nh_heap *h) {
   if (h->xfer_slots) nh_os_meta_free(h->xfer_slots, sizeof(void *) * h->xfer_slots_count);
-  if (h->xfer) nh_os_meta_free(h->xfer, sizeof(nh_xfer) * h->shards * NH_CLASS_COUNT);
+  if (h->xfer_cls) nh_os_meta_free(h->xfer_cls, block_size(h->shards));
   h->xfer_slots = NULL;
+  h->xfer_cls = NULL;
   h->xfer = NULL;
 }
 
@@ -119,39 +130,46 @@ static bool tick(nh_xfer *x) {
   return true;
 }
 
-/* Copies k pointers from / to the ring from position pos on (it wraps).
- * Caller holds x->lock. */
-static void ring_read(const nh_xfer *x, uint32_t pos, void **out, size_t k) {
-  size_t at = pos & x->mask, room = (size_t)x->mask + 1 - at, a = k < room ? k : room;
-  memcpy(out, x->slots + at, a * sizeof *out);
-  memcpy(out + a, x->slots, (k - a) * sizeof *out);
+/* Copies k pointers from / to ring (mask + 1 slots) from position pos on
+ * (it wraps). Caller holds the shard's lock. */
+static void ring_read(void *const *ring, uint32_t mask, uint32_t pos, void **out, size_t k) {
+  size_t at = pos & mask, room = (size_t)mask + 1 - at, a = k < room ? k : room;
+  memcpy(out, ring + at, a * sizeof *out);
+  memcpy(out + a, ring, (k - a) * sizeof *out);
 }
-static void ring_write(nh_xfer *x, uint32_t pos, void *const *in, size_t k) {
-  size_t at = pos & x->mask, room = (size_t)x->mask + 1 - at, a = k < room ? k : room;
-  memcpy(x->slots + at, in, a * sizeof *in);
-  memcpy(x->slots, in + a, (k - a) * sizeof *in);
+static void ring_write(void **ring, uint32_t mask, uint32_t pos, void *const *in, size_t k) {
+  size_t at = pos & mask, room = (size_t)mask + 1 - at, a = k < room ? k : room;
+  memcpy(ring + at, in, a * sizeof *in);
+  memcpy(ring, in + a, (k - a) * sizeof *in);
 }
 
-/* Up to n blocks of shard x: its newest, or its oldest. Caller holds x->lock. */
-static size_t ring_take(nh_heap *h, nh_xfer *x, unsigned cls, void **out, size_t n, bool oldest) {
+/* Up to n blocks of (shard, cls): its newest, or its oldest. Caller holds
+ * the shard's lock. */
+static size_t ring_take(nh_heap *h, unsigned shard, unsigned cls, void **out, size_t n,
+                        bool oldest) {
+  nh_xfer *x = xfer_at(h, shard, cls);
+  void **ring = ring_of(h, shard, cls);
+  uint32_t mask = h->xfer_cls[cls].mask;
   uint32_t count = count_of(x);
   size_t k = n < count ? n : count;
   if (oldest) {
-    ring_read(x, x->first, out, k);
-    x->first = (x->first + (uint32_t)k) & x->mask;
+    ring_read(ring, mask, x->first, out, k);
+    x->first = (x->first + (uint32_t)k) & mask;
   } else {
-    ring_read(x, x->first + count - (uint32_t)k, out, k);
+    ring_read(ring, mask, x->first + count - (uint32_t)k, out, k);
   }
   set_count(x, count - (uint32_t)k);
   if (k) held_add(h, cls, k, false); /* under the lock: a fork sees it agree with count */
   return k;
 }
 
-/* Up to n of shard x's newest blocks, its low watermark kept; *look (when
- * not NULL): time to look at the decay clock. */
-static size_t take_newest(nh_heap *h, nh_xfer *x, unsigned cls, void **out, size_t n, bool *look) {
+/* Up to n of (shard, cls)'s newest blocks, its low watermark kept; *look
+ * (when not NULL): time to look at the decay clock. */
+static size_t take_newest(nh_heap *h, unsigned shard, unsigned cls, void **out, size_t n,
+                          bool *look) {
+  nh_xfer *x = xfer_at(h, shard, cls);
   nh_lock_acquire(&x->lock);
-  size_t k = ring_take(h, x, cls, out, n, false);
+  size_t k = ring_take(h, shard, cls, out, n, false);
   if (count_of(x) < x->low) x->low = count_of(x);
   if (look) *look = tick(x);
   nh_lock_release(&x->lock);
@@ -159,29 +177,30 @@ static size_t take_newest(nh_heap *h, nh_xfer *x, unsigned cls, void **out, size
 }
 
 size_t nh_xfer_take(nh_heap *h, unsigned shard, unsigned cls, void **out, size_t n, bool *look) {
-  nh_xfer *x = xfer_at(h, shard, cls);
-  if (x->cap == 0) return 0; /* the same for every shard */
-  return take_newest(h, x, cls, out, n, look);
+  if (h->xfer_cls[cls].cap == 0) return 0; /* the same for every shard */
+  return take_newest(h, shard, cls, out, n, look);
 }
 
 size_t nh_xfer_steal(nh_heap *h, unsigned own, unsigned cls, void **out, size_t n) {
   size_t got = 0;
+  if (h->xfer_cls[cls].cap == 0) return 0;
   /* the newest blocks (the oldest, colder, measured no better) */
   for (unsigned i = 1; got < n && i < h->shards && i <= STEAL_LOOKS; i++) {
-    nh_xfer *o = xfer_at(h, (own + i) % h->shards, cls);
-    if (count_of(o) > 0) got += take_newest(h, o, cls, out + got, n - got, NULL);
+    unsigned o = (own + i) % h->shards;
+    if (count_of(xfer_at(h, o, cls)) > 0) got += take_newest(h, o, cls, out + got, n - got, NULL);
   }
   return got;
 }
 
 size_t nh_xfer_put(nh_heap *h, unsigned shard, unsigned cls, void *const *in, size_t n,
                    bool *look) {
+  const nh_xfer_class *c = &h->xfer_cls[cls];
+  if (c->cap == 0) return 0;
   nh_xfer *x = xfer_at(h, shard, cls);
-  if (x->cap == 0) return 0;
   nh_lock_acquire(&x->lock);
   uint32_t count = count_of(x);
-  size_t room = x->cap - count, k = n < room ? n : room;
-  ring_write(x, x->first + count, in, k);
+  size_t room = c->cap - count, k = n < room ? n : room;
+  ring_write(ring_of(h, shard, cls), c->mask, x->first + count, in, k);
   set_count(x, count + (uint32_t)k);
   *look = tick(x);
   if (k) held_add(h, cls, k, true);
@@ -191,11 +210,11 @@ size_t nh_xfer_put(nh_heap *h, unsigned shard, unsigned cls, void *const *in, si
 
 size_t nh_xfer_take_oldest(nh_heap *h, unsigned shard, unsigned cls, void **out, size_t n,
                            bool decay) {
+  if (h->xfer_cls[cls].cap == 0) return 0;
   nh_xfer *x = xfer_at(h, shard, cls);
-  if (x->cap == 0) return 0;
   nh_lock_acquire(&x->lock);
   size_t want = decay ? x->low : count_of(x);
-  size_t k = ring_take(h, x, cls, out, want < n ? want : n, true);
+  size_t k = ring_take(h, shard, cls, out, want < n ? want : n, true);
   /* the pass is over for this shard once it took fewer than it could: the
    * next window starts from what is left */
   x->low = decay && k == n ? (uint32_t)(x->low - k) : count_of(x);

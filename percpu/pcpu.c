@@ -251,9 +251,16 @@ static void drain_cpu(int cpu) {
 
 /* Below one batch a class grows by a quarter batch at a time (at least one
  * slot), so that a class used little holds little and the budget spreads
- * over the classes in use (tcmalloc grows by one slot there). */
+ * over the classes in use (tcmalloc grows by one slot there). The first step
+ * is at most what, with the block handed out, fills one OS page: a class
+ * used once (a small program's) carves and marks one page of fresh blocks,
+ * not a quarter batch's several (docs/benchmarks.md, footprint). */
 static uint16_t ramp(unsigned cls, uint16_t hi) {
   uint16_t step = (uint16_t)(batch[cls] / 4 ? batch[cls] / 4 : 1);
+  if (hi == 0) {
+    size_t page = nh_os_page_size() / nh_class_size(cls);
+    if (page < (size_t)step + 1) step = (uint16_t)(page > 1 ? page - 1 : 1);
+  }
   return (uint16_t)(hi + step < batch[cls] ? hi + step : batch[cls]);
 }
 
