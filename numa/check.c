@@ -74,6 +74,8 @@ void nh_heaps_check(void) {
   for (int node = 0; node < nh_g.nnodes; node++) {
     nh_heap *h = &nh_g.heap[node];
     for (unsigned sh = 0; sh < h->shards; sh++)
+      for (unsigned c = 1; c < NH_CLASS_COUNT; c++) nh_xfer_check(h, sh, c); /* a leaf lock */
+    for (unsigned sh = 0; sh < h->shards; sh++)
       for (unsigned c = 1; c < NH_CLASS_COUNT; c++) { /* bin before page lock */
         nh_bin *b = nh_heap_bin(h, sh, c);
         nh_lock_acquire(&b->lock);

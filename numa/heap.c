@@ -86,14 +86,16 @@ static size_t tables_size(const nh_topo *t) {
          sizeof(uint16_t) * (size_t)t->ncpu_slots;
 }
 
-/* One bin per (shard, class) of h (h->shards set); zeroed bins are empty
- * and unlocked. 0 or -1. */
+/* Bins of h: one per (shard, class), [.][0] unused. */
+static size_t nbins(const nh_heap *h) { return (size_t)h->shards * NH_CLASS_COUNT; }
+
+/* h's bins (h->shards set); zeroed bins are empty and unlocked. 0 or -1. */
 static int bins_init(nh_heap *h) {
-  h->bins = nh_os_meta_alloc(sizeof(nh_bin) * h->shards * NH_CLASS_COUNT);
+  h->bins = nh_os_meta_alloc(sizeof(nh_bin) * nbins(h));
   return h->bins ? 0 : -1;
 }
 static void bins_destroy(nh_heap *h) {
-  if (h->bins) nh_os_meta_free(h->bins, sizeof(nh_bin) * h->shards * NH_CLASS_COUNT);
+  if (h->bins) nh_os_meta_free(h->bins, sizeof(nh_bin) * nbins(h));
   h->bins = NULL;
 }
 
@@ -186,7 +188,7 @@ void nh_heaps_prefork(void) {
   for (int i = 0; i < nh_g.nnodes; i++) {
     nh_heap *h = &nh_g.heap[i];
     nh_xfer_prefork(h);
-    for (size_t b = 0; b < (size_t)h->shards * NH_CLASS_COUNT; b++) nh_lock_acquire(&h->bins[b].lock);
+    for (size_t b = 0; b < nbins(h); b++) nh_lock_acquire(&h->bins[b].lock);
     nh_lock_acquire(&h->page_lock);
   }
 }
@@ -196,10 +198,10 @@ void nh_heaps_postfork(int child) {
     nh_heap *h = &nh_g.heap[i];
     if (child) {
       nh_lock_reset(&h->page_lock);
-      for (size_t b = 0; b < (size_t)h->shards * NH_CLASS_COUNT; b++) nh_lock_reset(&h->bins[b].lock);
+      for (size_t b = 0; b < nbins(h); b++) nh_lock_reset(&h->bins[b].lock);
     } else {
       nh_lock_release(&h->page_lock);
-      for (size_t b = (size_t)h->shards * NH_CLASS_COUNT; b-- > 0;) nh_lock_release(&h->bins[b].lock);
+      for (size_t b = nbins(h); b-- > 0;) nh_lock_release(&h->bins[b].lock);
     }
     nh_xfer_postfork(h, child);
   }
@@ -338,24 +340,26 @@ static size_t spans_grow(nh_heap *h, unsigned shard, unsigned cls, int level, vo
   return got;
 }
 
-/* Gives n marked blocks of class cls of h back to their spans, each under
- * the lock of its span's bin (taken once per run of blocks of one shard). */
-static void spans_drain(nh_heap *h, unsigned cls, void *const *blocks, size_t n) {
-  nh_bin *b = NULL;
+/* Gives n marked blocks of class cls of h back to their spans, all of
+ * shard's bin (the callers send blocks home in runs of one shard, and a
+ * transfer cache holds only its shard's blocks: nh_heaps_check), under its
+ * lock. A block whose span is no longer a span of (cls, shard) was not out
+ * of it: a second copy of a block freed twice, whose span was given back
+ * (and maybe taken again) after the first copy came home. */
+static void spans_drain(nh_heap *h, unsigned shard, unsigned cls, void *const *blocks, size_t n) {
+  nh_bin *b = nh_heap_bin(h, shard, cls);
+  nh_lock_acquire(&b->lock);
   for (size_t i = 0; i < n; i++) {
     nh_span *span = span_of(blocks[i]);
-    nh_bin *sb = nh_heap_bin(h, span->shard, cls);
-    if (sb != b) {
-      if (b) nh_lock_release(&b->lock);
-      nh_lock_acquire(&(b = sb)->lock);
-    }
+    if (__builtin_expect(span->kind != NH_PAGE_HEAD || span->cls != cls || span->shard != shard, 0))
+      nh_block_respanned(blocks[i]);
     bool was_full = !span->in_bin;
     unsigned used = nh_span_push(span, blocks[i]);
     NH_DEBUG_CHECK_SPAN(span);
     if (was_full) bin_insert(b, span);
     if (used == 0 && nspans_of(b) > 1) bin_release(h, b, span); /* keep one against churn */
   }
-  if (b) nh_lock_release(&b->lock);
+  nh_lock_release(&b->lock);
 }
 
 /* Runs h's decay pass if one is due (the caller looked: nh_xfer_take/put). */
@@ -408,7 +412,7 @@ size_t nh_heap_refill(int node, unsigned cls, int level, void **out, size_t n) {
 static void drain_shard(nh_heap *h, unsigned shard, unsigned cls, void *const *blocks, size_t n,
                         bool *look) {
   size_t put = nh_xfer_put(h, shard, cls, blocks, n, look);
-  if (put < n) spans_drain(h, cls, blocks + put, n - put);
+  if (put < n) spans_drain(h, shard, cls, blocks + put, n - put);
 }
 
 /* Blocks go home to the shard of their span (nh_span.shard), as they go home
@@ -443,7 +447,7 @@ void nh_heap_xfer_release(int node, bool all) {
       do {
         k = nh_xfer_take_oldest(h, shard, cls, buf, 256, !all);
         if (k) {
-          spans_drain(h, cls, buf, k);
+          spans_drain(h, shard, cls, buf, k);
           stat_add(&h->st.xfer_released, k);
         }
       } while (k == 256);

@@ -373,6 +373,10 @@ static inline bool nh_block_unmark_cached(void *block) {
  * key: it was freed twice (another copy was handed out) or written while it
  * sat there. Stops the process. */
 _Noreturn void nh_block_corrupt(const void *block) __attribute__((cold));
+/* A block returned to a span that is no longer its span (released, or taken
+ * again for another class or shard): a second copy of a block freed twice.
+ * Stops the process. */
+_Noreturn void nh_block_respanned(const void *block) __attribute__((cold));
 /* Hands a block of a refill batch out: checks its free mark and clears it. */
 static inline void nh_block_handout(void *block) {
   if (__builtin_expect(!nh_block_unmark_cached(block), 0)) nh_block_corrupt(block);
@@ -472,6 +476,11 @@ size_t nh_xfer_take_oldest(struct nh_heap *h, unsigned shard, unsigned cls, void
 bool nh_xfer_pass_due(struct nh_heap *h, uint64_t now);
 /* Blocks a class's transfer cache holds now, all shards (tests, stats). */
 uint32_t nh_xfer_count(struct nh_heap *h, unsigned cls);
+/* Checks shard's transfer cache of cls against the invariants of
+ * docs/architecture.md (count within cap, every block a free-marked block of
+ * a span of this node, shard and class, none held twice); stops the process
+ * naming what is wrong. Takes the shard's lock: no heap lock held. */
+void nh_xfer_check(struct nh_heap *h, unsigned shard, unsigned cls);
 void nh_xfer_prefork(struct nh_heap *h);
 void nh_xfer_postfork(struct nh_heap *h, int child);
 

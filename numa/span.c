@@ -44,6 +44,11 @@ static _Noreturn __attribute__((cold)) void bad_return(const void *block, bool l
            "first 16 bytes changed)", block);
 }
 
+void nh_block_respanned(const void *block) {
+  nh_fatal("free: block %p was freed twice (double free): a cache returned it to its span after "
+           "the span, emptied by the first copy's return, was given back", block);
+}
+
 void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
   size_t bs = cls ? nh_class_size(cls) : bytes;
   span->cls = (uint8_t)cls;

@@ -37,6 +37,7 @@
  * while it is held (blocks going to or from the spans are moved out first),
  * and a thread holds one at a time.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "numa/heap.h"
@@ -240,6 +241,55 @@ uint32_t nh_xfer_count(nh_heap *h, unsigned cls) {
     nh_lock_release(&x->lock);
   }
   return n;
+}
+
+/* ---- invariant check (nh_heaps_check) ---- */
+
+static void check_fail(const nh_heap *h, unsigned shard, unsigned cls, const void *p,
+                       const char *what) {
+  nh_fatal("invariant broken: transfer cache %d/%u/%u: block %p %s", h->node, shard, cls, p, what);
+}
+
+static int cmp_ptr(const void *a, const void *b) {
+  uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* One held block: a block of a span of this (node, shard, class), at a block
+ * boundary, carrying the free mark. */
+static void check_block(const nh_heap *h, unsigned shard, unsigned cls, void *p) {
+  nh_segment *seg = nh_segment_of(p);
+  if (seg == NULL || seg->huge) check_fail(h, shard, cls, p, "is not in an ordinary segment");
+  if (seg->node != h->node) check_fail(h, shard, cls, p, "is of another node");
+  size_t idx = (size_t)((uintptr_t)p - (uintptr_t)seg) >> NH_PAGE_SHIFT;
+  const nh_span *span = &seg->spans[idx];
+  if (span->kind == NH_PAGE_TAIL) span -= span->back;
+  if (idx == 0 || span->kind != NH_PAGE_HEAD || span->cls != cls)
+    check_fail(h, shard, cls, p, "is not in a span of its class");
+  if (span->shard != shard) check_fail(h, shard, cls, p, "is of another shard's span");
+  if ((size_t)((const uint8_t *)p - span->start) % span->block_size != 0)
+    check_fail(h, shard, cls, p, "is not at a block boundary");
+  if (nh_block_word1(p) != nh_key_cached(p)) check_fail(h, shard, cls, p, "lost its free mark");
+}
+
+void nh_xfer_check(nh_heap *h, unsigned shard, unsigned cls) {
+  const nh_xfer_class *c = &h->xfer_cls[cls];
+  nh_xfer *x = xfer_at(h, shard, cls);
+  nh_lock_acquire(&x->lock);
+  uint32_t count = count_of(x);
+  if (count > c->cap || x->low > count)
+    nh_fatal("invariant broken: transfer cache %d/%u/%u: count %u, low %u, cap %u", h->node, shard,
+             cls, count, x->low, c->cap);
+  void **copy = count ? nh_os_meta_alloc(sizeof(void *) * count) : NULL;
+  if (count && copy == NULL) nh_fatal("cannot map memory to check a transfer cache");
+  if (count) ring_read(ring_of(h, shard, cls), c->mask, x->first, copy, count);
+  /* under the lock: a block taken meanwhile would lose its mark */
+  for (uint32_t i = 0; i < count; i++) check_block(h, shard, cls, copy[i]);
+  if (count) qsort(copy, count, sizeof *copy, cmp_ptr);
+  for (uint32_t i = 1; i < count; i++)
+    if (copy[i] == copy[i - 1]) check_fail(h, shard, cls, copy[i], "is held twice");
+  nh_lock_release(&x->lock);
+  if (copy) nh_os_meta_free(copy, sizeof(void *) * count);
 }
 
 void nh_xfer_prefork(nh_heap *h) {

@@ -2,8 +2,9 @@
  * tests/test_xfer.c: the per-node transfer caches (numa/xfer.c): batches
  * move whole without touching the blocks, the bounds, blocks go to their own
  * node's transfer cache, trim and decay give them back, concurrent moves and
- * forks keep every block owned once, and a working set larger than a CPU's
- * cache is served from the transfer cache rather than the spans.
+ * forks keep every block owned once, nh_heaps_check reads every block they
+ * hold, and a working set larger than a CPU's cache is served from the
+ * transfer cache rather than the spans.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -167,6 +168,51 @@ static void test_span_shards(void **state UNUSED) {
   nh_heaps_check();
   nh_trim();
   assert_int_equal(nh_test_node_stats(0).in_use, 0);
+  unpin();
+}
+
+/* nh_heaps_check reads every transfer cache: a held block that lost its
+ * free mark, a block held twice and a block of another shard's span each
+ * stop the process naming the cache and what is wrong (each broken in a
+ * child, through the transfer cache's own put, which trusts its caller). */
+static unsigned check_cls;
+static void *check_blocks[8];
+static void start_checked(void) {
+  nh_test_start(TWO_CPUS, "cache", "mode", "off", "cache", "transfer_size", "64K", NULL);
+  check_cls = nh_size_class(64);
+  assert_int_equal(pin(0), 0);
+  assert_int_equal(take(0, check_cls, check_blocks, 8), 8);
+  give(0, check_cls, check_blocks, 8);
+  assert_int_equal(shard_count(0, check_cls), 8);
+  nh_heaps_check(); /* intact: passes */
+}
+static void put_one(unsigned shard, void *p) {
+  bool look = false;
+  assert_int_equal(nh_xfer_put(&nh_g.heap[0], shard, check_cls, &p, 1, &look), 1);
+}
+static void break_mark(void) {
+  ((uintptr_t *)check_blocks[3])[1] ^= 1;
+  nh_heaps_check();
+}
+static void break_twice(void) {
+  put_one(0, check_blocks[5]);
+  nh_heaps_check();
+}
+static void break_shard(void) {
+  void *p;
+  assert_int_equal(take(0, check_cls, &p, 1), 1); /* shard 0's span */
+  nh_block_mark_free(p);
+  put_one(1, p);
+  nh_heaps_check();
+}
+static void test_check_reads_the_caches(void **state UNUSED) {
+  if (!have_two_cpus()) skip();
+  start_checked();
+  nh_test_expect_death(break_mark, "lost its free mark", 1);
+  nh_test_expect_death(break_twice, "is held twice", 1);
+  nh_test_expect_death(break_shard, "is of another shard's span", 1);
+  nh_trim();
+  nh_heaps_check();
   unpin();
 }
 
@@ -421,6 +467,7 @@ int main(void) {
       cmocka_unit_test(test_bounds),
       cmocka_unit_test(test_shard_per_cpu),
       cmocka_unit_test(test_span_shards),
+      cmocka_unit_test(test_check_reads_the_caches),
       cmocka_unit_test(test_block_goes_home),
       cmocka_unit_test(test_trim_empties),
       cmocka_unit_test(test_decay),
