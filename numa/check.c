@@ -16,14 +16,17 @@ void nh_span_check(const nh_span *span) {
   if (span->kind != NH_PAGE_HEAD) span_fail(span, "not the head of a span");
   if (span->carved > span->capacity) span_fail(span, "carved past capacity");
   size_t nfree = 0;
-  const uint8_t *end = span->start + (size_t)span->capacity * span->block_size;
-  for (const uint8_t *b = span->free; b != NULL; b = nh_block_next(b, "check")) {
-    if (b < span->start || b >= end) span_fail(span, "free block outside the span");
-    if ((size_t)(b - span->start) % span->block_size != 0) span_fail(span, "free block misaligned");
-    if ((size_t)(b - span->start) / span->block_size >= span->carved)
-      span_fail(span, "free block never carved");
-    if (nh_block_word1(b) != nh_key_listed(b)) span_fail(span, "free block without its listed mark");
-    if (++nfree > span->capacity) span_fail(span, "free list loops");
+  if (span->cls) { /* the bitmap: set bits are carved free blocks, none below scan's word */
+    const uint64_t *bits = nh_span_bits(span);
+    for (size_t w = 0; w < ((size_t)span->capacity + 63) / 64; w++)
+      for (uint64_t m = bits[w]; m != 0; m &= m - 1) {
+        size_t i = w * 64 + (size_t)__builtin_ctzll(m);
+        const uint8_t *b = span->start + i * span->block_size;
+        if (i >= span->carved) span_fail(span, "free block never carved");
+        if (w < span->scan) span_fail(span, "free block below the bitmap's scan start");
+        if (nh_block_word1(b) != nh_key_cached(b)) span_fail(span, "free block without its free mark");
+        nfree++;
+      }
   }
   if (span->used + nfree + (size_t)(span->capacity - span->carved) != span->capacity)
     span_fail(span, "used + free + uncarved != capacity");
@@ -36,7 +39,7 @@ static void check_bin(int node, unsigned shard, unsigned cls) {
     if (!s->in_bin || s->cls != cls || s->shard != shard)
       span_fail(s, "on a bin list it does not belong to");
     if (nh_span_segment(s)->node != node) span_fail(s, "on another node's bin");
-    if (s->free == NULL && s->carved == s->capacity) span_fail(s, "full span on the bin list");
+    if (s->used == s->capacity) span_fail(s, "full span on the bin list");
     nh_span_check(s);
     n++;
   }

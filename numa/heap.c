@@ -292,14 +292,7 @@ static size_t bin_pop(nh_bin *b, void **out, size_t n) {
   size_t got = 0;
   nh_span *span;
   while (got < n && (span = b->spans) != NULL) {
-    nh_span *other = span->next;
-    if (other != NULL && span->free != NULL && other->free != NULL && n - got >= 2) {
-      got += nh_span_pop_pair(span, other, out + got, n - got);
-      NH_DEBUG_CHECK_SPAN(other);
-      if (other->used == other->capacity) bin_remove(b, other);
-    } else {
-      got += nh_span_pop(span, out + got, n - got);
-    }
+    got += nh_span_pop(span, out + got, n - got);
     NH_DEBUG_CHECK_SPAN(span);
     if (span->used == span->capacity) bin_remove(b, span);
   }

@@ -18,12 +18,13 @@
  * under the page lock; the segment map and statistics are atomics that any
  * thread reads without locks.
  *
- * Freed blocks carry two words: word 0 the next link, encoded with the
+ * A free block carries a key in word 1 (address ^ secret, the "cached"
+ * key) that marks it free so a second free is caught, wherever it is: in a
+ * CPU's or thread's cache, a transfer cache, a refill batch or free on its
+ * span (whose bitmap says which of its blocks are free: span.c). Only the
+ * per-thread cache's lists also use word 0, for a link encoded with the
  * process secret and the block's own address (as glibc's safe-linking and
- * mimalloc do), word 1 a key (address ^ secret) that marks the block free so
- * a second free is caught. The key says where the free block is: "cached"
- * (in a CPU's or thread's cache, a transfer cache or a refill batch) or
- * "listed" (on its span's free list; only these blocks have a link).
+ * mimalloc do).
  *
  * When a second free is caught. Every free path but one reads word 1 first
  * and reports a block already free at the call. The exception is the free
@@ -34,9 +35,10 @@
  * block its CPU's slab holds on top (freed last, the common double free), at
  * the call. Any other second free is caught before the block can be handed
  * out twice, since every handout consumes the cached key (checks and clears
- * it) and every free writes one: the second copy's handout, or its return to
- * a span, finds no cached key (or a listed one, or a live link in word 0)
- * and stops the process naming the block (docs/reliability.md).
+ * it) and every free writes one: the second copy's handout finds no cached
+ * key, or its return to a span finds the span's bit for it set (or the span
+ * given back since), and stops the process naming the block
+ * (docs/reliability.md).
  */
 #ifndef NH_NUMA_HEAP_H
 #define NH_NUMA_HEAP_H
@@ -146,7 +148,8 @@ typedef struct nh_span {
    * until it is released, so whoever holds one of its blocks reads it
    * without locks. */
   uint8_t shard;
-  void *free;          /* first free block; links in blocks are encoded */
+  uint16_t scan;       /* the first word of the span's bitmap that may have a set bit */
+  uint16_t spare[3];
   struct nh_span *next, *prev; /* bin list */
 } nh_span;
 _Static_assert(sizeof(nh_span) == 64, "span descriptors are 64 bytes (nh_block_lookup_small)");
@@ -196,6 +199,22 @@ typedef struct nh_segment {
 /* The segment holding a span descriptor (descriptors live in the header). */
 static inline nh_segment *nh_span_segment(const nh_span *span) {
   return (nh_segment *)((uintptr_t)span & ~(uintptr_t)(NH_SEGMENT_SIZE - 1));
+}
+
+/* Span bitmaps (span.c): bit i of a classed span's bitmap is set while its
+ * block i is free on the span (carved, not out). Guarded by the span's bin
+ * lock. They live in the header page after the descriptors,
+ * NH_SPAN_BITMAP_BYTES for each page of the segment: a span's bitmap is
+ * that of its first page and runs on into its next pages' (blocks are at
+ * least 16 bytes, so npages of them hold the span's capacity). */
+#define NH_SPAN_BITMAP_BYTES (NH_PAGE_SIZE / 16 / 8)
+#define NH_SPAN_BITMAP_OFF ((sizeof(nh_segment) + 63) & ~(size_t)63)
+_Static_assert(NH_SPAN_BITMAP_OFF + NH_PAGES_PER_SEGMENT * NH_SPAN_BITMAP_BYTES <= NH_PAGE_SIZE,
+               "the span bitmaps fit in the header page");
+static inline uint64_t *nh_span_bits(const nh_span *span) {
+  nh_segment *seg = nh_span_segment(span);
+  size_t page = (size_t)(span - seg->spans);
+  return (uint64_t *)((char *)seg + NH_SPAN_BITMAP_OFF + page * NH_SPAN_BITMAP_BYTES);
 }
 
 /* Segment map: one byte per 4 MiB of address space. 0 = not ours,
@@ -317,9 +336,8 @@ static inline void *nh_block_next_raw(const void *block) {
   nh_track_close(block, sizeof(uintptr_t));
   return (void *)(nh_rotr(v - ((uintptr_t)block ^ nh_secret[1]), 17) ^ nh_secret[0]);
 }
-/* The two keys of word 1 (top of this file): cached and listed. */
+/* The key of word 1 (top of this file). */
 static inline uintptr_t nh_key_cached(const void *block) { return (uintptr_t)block ^ nh_secret[2]; }
-static inline uintptr_t nh_key_listed(const void *block) { return (uintptr_t)block ^ nh_secret[3]; }
 static inline uintptr_t nh_block_word1(const void *block) {
   const uintptr_t *w = (const uintptr_t *)block + 1;
   nh_track_open(w, sizeof *w);
@@ -333,13 +351,6 @@ static inline void nh_block_set_word1(void *block, uintptr_t v) {
   *w = v;
   nh_track_close(w, sizeof *w);
 }
-/* Word 0 of a block leaving its span's list or carved: no link (a link left
- * there would make nh_span_push take the block's return for a second free). */
-static inline void nh_block_clear_link(void *block) {
-  nh_track_open(block, sizeof(uintptr_t));
-  *(uintptr_t *)block = 0;
-  nh_track_close(block, sizeof(uintptr_t));
-}
 /* Marks a block free (the cached key) / clears the mark (handed out). */
 static inline void nh_block_mark_free(void *block) { nh_block_set_word1(block, nh_key_cached(block)); }
 static inline void nh_block_clear_mark(void *block) { nh_block_set_word1(block, 0); }
@@ -348,7 +359,7 @@ static inline void nh_block_clear_mark(void *block) { nh_block_set_word1(block, 
 static inline bool nh_block_is_marked_free(const void *block) {
   const uintptr_t *w = (const uintptr_t *)block + 1;
   nh_track_open(w, sizeof *w);
-  bool marked = *w == nh_key_cached(block) || *w == nh_key_listed(block);
+  bool marked = *w == nh_key_cached(block);
   if (marked) nh_track_close(w, sizeof *w);
   return marked;
 }
@@ -410,15 +421,13 @@ void nh_block_check_freed(const void *block, size_t size, const char *call);
 
 /* Span set-up and block moves. Caller holds the bin lock. */
 void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes);
+/* Up to n blocks: free ones (lowest first, untouched: they carry the
+ * cached key their free wrote), then fresh ones carved and marked. */
 size_t nh_span_pop(nh_span *span, void **out, size_t n);
-/* Up to n blocks (an even number) from the free lists of spans a and b
- * taken in turn, while both have one: the two list walks overlap their
- * cache misses. */
-size_t nh_span_pop_pair(nh_span *a, nh_span *b, void **out, size_t n);
-/* Pushes one block (carrying the cached key) back; returns the span's used
- * count after. A block without the cached key, or already on the list
- * (listed key, or a link in word 0 into the span), was freed twice or written
- * after its free: stops the process naming it. */
+/* Gives one block back (its bit set, without touching it); returns the
+ * span's used count after. A block the span holds already, or not at the
+ * start of one of its carved blocks, was freed twice: stops the process
+ * naming it. */
 unsigned nh_span_push(nh_span *span, void *block);
 
 /* ---- xfer.c: the per-node transfer caches ------------------------------------

@@ -1,8 +1,12 @@
 /*
- * numa/span.c: blocks inside a span. A span hands out blocks from its free
- * list first, then carves new ones from its untouched tail (so a fresh span
- * touches no memory until blocks are used). All functions here run under the
- * bin lock of the span's (node, class).
+ * numa/span.c: blocks inside a span. A span hands out its free blocks first,
+ * then carves new ones from its untouched tail (so a fresh span touches no
+ * memory until blocks are used). Which carved blocks are free is a bitmap
+ * in the segment's header page (nh_span_bits, as jemalloc's slabs keep
+ * theirs), not a list threaded through the blocks: a refill and a drain
+ * touch no block, only the bitmap's words (a list walk was one dependent
+ * cache miss per block, and a push one more write into it). All functions
+ * here run under the bin lock of the span's (node, shard, class).
  */
 #include <string.h>
 
@@ -29,25 +33,23 @@ void nh_block_corrupt(const void *block) {
            block);
 }
 
-/* A block on a span's list without the listed key, or a block returned to
- * its span without the cached key (twice: already listed). */
-static _Noreturn __attribute__((cold)) void bad_listed(const void *block) {
-  nh_fatal("malloc: corrupted free list: free block %p was freed twice (double free) or "
-           "written after it was freed (its span's free list holds it without its free mark)", block);
+/* A block returned to its span whose bit is set already: the span holds it. */
+static _Noreturn __attribute__((cold)) void bad_return(const void *block) {
+  nh_fatal("free: block %p was freed twice (double free): a cache returned it to its span, "
+           "which already holds it", block);
 }
-static _Noreturn __attribute__((cold)) void bad_return(const void *block, bool listed) {
-  if (listed)
-    nh_fatal("free: block %p was freed twice (double free): a cache returned it to its span, "
-             "whose free list already holds it", block);
-  nh_fatal("free: block %p was freed twice (double free) or written after it was freed (a cache "
-           "returned it to its span without its free mark: another copy of it was handed out, or its "
-           "first 16 bytes changed)", block);
+static _Noreturn __attribute__((cold)) void bad_offset(const void *block) {
+  nh_fatal("free: block %p was freed twice (double free): a cache returned it to a span whose "
+           "blocks it is not at the start of (its span was given back and formatted again)", block);
 }
 
 void nh_block_respanned(const void *block) {
   nh_fatal("free: block %p was freed twice (double free): a cache returned it to its span after "
            "the span, emptied by the first copy's return, was given back", block);
 }
+
+/* Words of span's bitmap covering its capacity. */
+static inline size_t bitmap_words(const nh_span *span) { return ((size_t)span->capacity + 63) / 64; }
 
 void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
   size_t bs = cls ? nh_class_size(cls) : bytes;
@@ -58,9 +60,10 @@ void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
   span->start = start;
   span->used = 0;
   __atomic_store_n(&span->carved, 0, __ATOMIC_RELAXED);
-  span->free = NULL;
+  span->scan = 0;
   span->in_bin = 0;
   span->next = span->prev = NULL;
+  if (cls) memset(nh_span_bits(span), 0, bitmap_words(span) * sizeof(uint64_t));
   if (nh_g.paranoid && cls) { /* every block starts out as a freed one */
     /* Pages taken again may still hold their last blocks' poison (ASan):
      * they start over open, as a fresh segment's pages do. */
@@ -69,35 +72,35 @@ void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
   }
 }
 
-/* The first block of span's free list, taken off it: its listed key
- * checked, turned into the cached key, its link cleared. */
-static inline void *take_free(nh_span *span) {
-  void *b = span->free;
-  if (__builtin_expect(nh_block_word1(b) != nh_key_listed(b), 0)) bad_listed(b);
-  span->free = nh_block_next(b, "malloc");
-  nh_block_clear_link(b);
-  nh_block_mark_free(b);
-  return b;
-}
-
-/* Whether word 0 of block (of span) holds a link of span's list: NULL's
- * encoding or a block of the span. A cached block's word 0 is the program's
- * data or 0 (take_free and carving clear it), which decodes to such a value
- * with odds of about the span's size in 2^64 (the encoding's secret). */
-static bool links_in(const nh_span *span, const void *block) {
-  uintptr_t n = (uintptr_t)nh_block_next_raw(block), s = (uintptr_t)span->start;
-  if (n == 0) return true;
-  return n >= s && n < s + (uintptr_t)span->carved * span->block_size &&
-         (n - s) % span->block_size == 0;
+/* Up to n of span's free blocks (set bits), lowest first, their bits
+ * cleared: the blocks are not touched (each carries the cached key it got
+ * when it was freed). */
+static size_t take_bits(nh_span *span, void **out, size_t n) {
+  uint64_t *bits = nh_span_bits(span);
+  size_t nfree = (size_t)span->carved - span->used, got = 0, w = span->scan,
+         words = bitmap_words(span);
+  if (n > nfree) n = nfree;
+  uint8_t *start = span->start;
+  size_t bs = span->block_size;
+  while (got < n && w < words) { /* no set bit below scan: nfree of them from it */
+    uint64_t m = bits[w];
+    while (m != 0 && got < n) {
+      unsigned i = (unsigned)__builtin_ctzll(m);
+      m &= m - 1;
+      out[got++] = start + (w * 64 + i) * bs;
+    }
+    bits[w] = m;
+    if (m == 0) w++;
+  }
+  span->scan = (uint16_t)w;
+  return got;
 }
 
 size_t nh_span_pop(nh_span *span, void **out, size_t n) {
-  size_t got = 0;
-  while (got < n && span->free != NULL) out[got++] = take_free(span);
+  size_t got = take_bits(span, out, n);
   while (got < n && span->carved < span->capacity) {
     void *b = span->start + (size_t)span->carved * span->block_size;
-    nh_block_clear_link(b); /* pages used before may hold an old link here */
-    nh_block_mark_free(b);  /* every block leaves marked (heap.h: nh_heap_refill) */
+    nh_block_mark_free(b); /* every block leaves marked (heap.h: nh_heap_refill) */
     out[got++] = b;
     __atomic_store_n(&span->carved, (uint16_t)(span->carved + 1), __ATOMIC_RELAXED);
   }
@@ -105,25 +108,13 @@ size_t nh_span_pop(nh_span *span, void **out, size_t n) {
   return got;
 }
 
-size_t nh_span_pop_pair(nh_span *a, nh_span *b, void **out, size_t n) {
-  size_t got = 0;
-  while (got + 2 <= n && a->free != NULL && b->free != NULL) {
-    out[got++] = take_free(a); /* two walks in flight: each link may be a cache miss */
-    out[got++] = take_free(b);
-  }
-  a->used = (uint16_t)(a->used + got / 2);
-  b->used = (uint16_t)(b->used + got / 2);
-  return got;
-}
-
 unsigned nh_span_push(nh_span *span, void *block) {
-  uintptr_t key = nh_block_word1(block);
-  if (__builtin_expect(key != nh_key_cached(block), 0)) bad_return(block, key == nh_key_listed(block));
-  /* a second free of a listed block overwrote its listed key with the cached one */
-  if (__builtin_expect(links_in(span, block), 0)) bad_return(block, true);
-  nh_block_set_next(block, span->free);
-  nh_block_set_word1(block, nh_key_listed(block));
-  span->free = block;
+  uint64_t i = nh_block_index((uint64_t)((uint8_t *)block - span->start), span->div_magic);
+  if (__builtin_expect(i >= span->carved, 0)) bad_offset(block);
+  uint64_t *w = &nh_span_bits(span)[i / 64], bit = (uint64_t)1 << (i % 64);
+  if (__builtin_expect(*w & bit, 0)) bad_return(block);
+  *w |= bit;
+  if (i / 64 < span->scan) span->scan = (uint16_t)(i / 64);
   span->used--;
   return span->used;
 }

@@ -138,7 +138,6 @@ static void bin_drain(nh_tcache *tc, unsigned cls, uint32_t n) {
   while (k < n && b->head) {
     blocks[k] = b->head;
     b->head = nh_block_next(b->head, "free");
-    nh_block_clear_link(blocks[k]); /* spans take blocks without a link (nh_span_push) */
     k++;
   }
   b->count -= k;
@@ -217,7 +216,6 @@ void *nh_tc_alloc(unsigned cls, int level) {
   if (__builtin_expect(p != NULL, 1)) {
     b->head = nh_block_next(p, "malloc");
     b->count--;
-    nh_block_clear_link(p); /* freed again by any path, it reaches its span without one */
     nh_block_clear_mark(p);
     tc->st.hits++;
     return p;

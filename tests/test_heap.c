@@ -248,12 +248,23 @@ static void corrupt_free_list(void) {
   (void)c, (void)d;
 }
 
+/* A block given back to its span twice: the span's bit for it is set. */
+static void return_twice(void) {
+  nh_test_start(NULL, "cache", "mode", "off", "cache", "transfer_size", "0", NULL);
+  unsigned cls = nh_size_class(64);
+  void *p;
+  assert_int_equal(nh_heap_refill(0, cls, nh_default_level, &p, 1), 1);
+  nh_heap_drain(0, cls, &p, 1, false);
+  nh_heap_drain(0, cls, &p, 1, false);
+}
+
 static void test_bad_frees_stop_the_process(void **state) {
   (void)state;
   expect_abort(free_twice, "double free");
   expect_abort(free_interior, "inside a block");
   expect_abort(free_foreign, "not allocated by numaheap");
   expect_abort(free_twice_large, "nh_free(");
+  expect_abort(return_twice, "was freed twice (double free): a cache returned it to its span, which already holds it");
 #if defined(NH_TRACK_ASAN) /* ASan sees the write after free first, as it would on glibc */
   nh_test_expect_death(corrupt_free_list, "use-after-poison", 0);
 #else
@@ -562,12 +573,13 @@ static void test_trim_releases_empty_spans(void **state) {
   nh_cache_set_cpu_override(-1);
 }
 
-/* A refill takes blocks from the free lists of two spans in turn (the two
- * walks overlap their cache misses): every block comes out once, of its
- * class, marked free, and the spans' counts stay right. Driven through the
- * heap directly, with the caches and the transfer caches off so that frees
- * go straight to spans. */
-static void test_refill_walks_two_spans(void **state) {
+/* A span's free blocks are a bitmap, not a list through the blocks: a
+ * refill takes them lowest first without touching them (word 0, which a
+ * list's link would overwrite, still holds what the program left there),
+ * every block comes out once, of its class, marked free, and the spans'
+ * counts stay right. Driven through the heap directly, with the caches and
+ * the transfer caches off so that frees go straight to spans. */
+static void test_refill_reads_bitmaps(void **state) {
   (void)state;
   nh_test_start(NULL, "cache", "mode", "off", "cache", "transfer_size", "0", NULL);
   enum { SPANS = 3, PER = 64, N = SPANS * PER }; /* 1 KiB blocks: 64 a 64 KiB span */
@@ -575,8 +587,11 @@ static void test_refill_walks_two_spans(void **state) {
   unsigned cls = nh_size_class(1024);
   for (int i = 0; i < N; i++) v[i] = nh_malloc(1024);
   int node = nh_ptr_node(v[0]);
-  for (int i = 0; i < N; i++) /* one block of every 8 stays live: no span empties */
-    if (i % 8 != 0) nh_free(v[i]);
+  for (int i = N; i-- > 0;) /* one block of every 8 stays live: no span empties */
+    if (i % 8 != 0) {
+      ((uintptr_t *)v[i])[0] = 0xfeed0000u + (uintptr_t)i;
+      nh_free(v[i]);
+    }
   nh_heaps_check();
   size_t got = nh_heap_refill(node, cls, nh_default_level, out, 100);
   assert_int_equal(got, 100);
@@ -589,8 +604,14 @@ static void test_refill_walks_two_spans(void **state) {
     nh_block_mark_free(out[i]);
     assert_int_equal(info.cls, cls);
     for (size_t j = 0; j < i; j++) assert_ptr_not_equal(out[i], out[j]);
-    if (i == 1) assert_ptr_not_equal(info.span, prev); /* the first pair: one block of each span */
+    if (info.span == prev) assert_true((uintptr_t)out[i] > (uintptr_t)out[i - 1]); /* lowest first */
     prev = info.span;
+    int k = -1; /* which of v it is: its word 0 is as the program left it */
+    for (int j = 0; j < N; j++)
+      if (v[j] == out[i]) k = j;
+    assert_true(k >= 0 && k % 8 != 0);
+    nh_track_open(out[i], sizeof(uintptr_t)); /* ASan/Valgrind builds: a free block's word */
+    assert_int_equal(((uintptr_t *)out[i])[0], 0xfeed0000u + (uintptr_t)k);
   }
   nh_heaps_check();
   nh_heap_drain(node, cls, out, got, false);
@@ -796,7 +817,7 @@ int main(void) {
       cmocka_unit_test(test_reserve_survives_os_out_of_memory),
       cmocka_unit_test(test_trim_returns_memory),
       cmocka_unit_test(test_trim_releases_empty_spans),
-      cmocka_unit_test(test_refill_walks_two_spans),
+      cmocka_unit_test(test_refill_reads_bitmaps),
       cmocka_unit_test(test_empty_segments_stay_mapped),
       cmocka_unit_test(test_large_spans_kept_for_reuse),
       cmocka_unit_test(test_kept_large_spans_yield_to_growth),

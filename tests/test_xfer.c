@@ -191,7 +191,7 @@ static void put_one(unsigned shard, void *p) {
   assert_int_equal(nh_xfer_put(&nh_g.heap[0], shard, check_cls, &p, 1, &look), 1);
 }
 static void break_mark(void) {
-  ((uintptr_t *)check_blocks[3])[1] ^= 1;
+  nh_block_set_word1(check_blocks[3], nh_block_word1(check_blocks[3]) ^ 1); /* ASan: opened */
   nh_heaps_check();
 }
 static void break_twice(void) {
