@@ -366,6 +366,22 @@ unsigned nh_heap_shard(const nh_heap *h) {
   return r % h->shards;
 }
 
+/* Blocks a transfer cache gave: each must still lie in a span of cls. One
+ * whose span was given back while it waited (or taken again for another
+ * class, or whose segment is gone) is the second copy of a block freed
+ * twice, the first copy's return having emptied the span: handing it out
+ * would hand out memory that is no block of the heap. A few loads of
+ * metadata per block (the segment map, the header, the span's descriptor),
+ * never the block. */
+static void check_held(void *const *blocks, size_t n, unsigned cls) {
+  for (size_t i = 0; i < n; i++) {
+    nh_segment *seg = nh_segment_of(blocks[i]);
+    const nh_span *span = seg && !seg->huge ? span_of(blocks[i]) : NULL;
+    if (__builtin_expect(span == NULL || span->kind != NH_PAGE_HEAD || span->cls != cls, 0))
+      nh_block_orphaned(blocks[i]);
+  }
+}
+
 /* Refill order: what is the shard's own comes first, so that a CPU keeps
  * reusing its own blocks (their lines stay in its cache, and no other CPU
  * contends for its locks): its transfer cache (pointers, no block touched),
@@ -375,9 +391,11 @@ unsigned nh_heap_shard(const nh_heap *h) {
 static size_t refill(nh_heap *h, unsigned shard, unsigned cls, int level, void **out, size_t n,
                      size_t *hit, bool *look) {
   size_t got = *hit = nh_xfer_take(h, shard, cls, out, n, look);
+  check_held(out, got, cls);
   if (got < n) got += spans_take(h, shard, cls, out + got, n - got);
   if (got < n && h->shards > 1) {
     size_t k = nh_xfer_steal(h, shard, cls, out + got, n - got);
+    check_held(out + got, k, cls);
     *hit += k;
     got += k;
     if (got < n) got += steal_pop(h, shard, cls, out + got, n - got);

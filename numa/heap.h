@@ -37,7 +37,8 @@
  * out twice, since every handout consumes the cached key (checks and clears
  * it) and every free writes one: the second copy's handout finds no cached
  * key, or its return to a span finds the span's bit for it set (or the span
- * given back since), and stops the process naming the block
+ * given back since), or the refill that takes it from a transfer cache finds
+ * its span given back since, and stops the process naming the block
  * (docs/reliability.md).
  */
 #ifndef NH_NUMA_HEAP_H
@@ -388,6 +389,9 @@ _Noreturn void nh_block_corrupt(const void *block) __attribute__((cold));
  * again for another class or shard): a second copy of a block freed twice.
  * Stops the process. */
 _Noreturn void nh_block_respanned(const void *block) __attribute__((cold));
+/* A block a transfer cache gives whose span is gone (nh_heap_refill): a
+ * second copy of a block freed twice. Stops the process. */
+_Noreturn void nh_block_orphaned(const void *block) __attribute__((cold));
 /* Hands a block of a refill batch out: checks its free mark and clears it. */
 static inline void nh_block_handout(void *block) {
   if (__builtin_expect(!nh_block_unmark_cached(block), 0)) nh_block_corrupt(block);

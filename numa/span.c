@@ -51,6 +51,11 @@ void nh_block_respanned(const void *block) {
 /* Words of span's bitmap covering its capacity. */
 static inline size_t bitmap_words(const nh_span *span) { return ((size_t)span->capacity + 63) / 64; }
 
+void nh_block_orphaned(const void *block) {
+  nh_fatal("malloc: block %p was freed twice (double free): a copy of it waited in a transfer "
+           "cache while the other copy's return emptied its span, which was given back", block);
+}
+
 void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
   size_t bs = cls ? nh_class_size(cls) : bytes;
   span->cls = (uint8_t)cls;

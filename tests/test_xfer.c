@@ -186,10 +186,11 @@ static void start_checked(void) {
   assert_int_equal(shard_count(0, check_cls), 8);
   nh_heaps_check(); /* intact: passes */
 }
-static void put_one(unsigned shard, void *p) {
+static void put_one_cls(unsigned shard, unsigned cls, void *p) {
   bool look = false;
-  assert_int_equal(nh_xfer_put(&nh_g.heap[0], shard, check_cls, &p, 1, &look), 1);
+  assert_int_equal(nh_xfer_put(&nh_g.heap[0], shard, cls, &p, 1, &look), 1);
 }
+static void put_one(unsigned shard, void *p) { put_one_cls(shard, check_cls, p); }
 static void break_mark(void) {
   nh_block_set_word1(check_blocks[3], nh_block_word1(check_blocks[3]) ^ 1); /* ASan: opened */
   nh_heaps_check();
@@ -214,6 +215,32 @@ static void test_check_reads_the_caches(void **state UNUSED) {
   nh_trim();
   nh_heaps_check();
   unpin();
+}
+
+/* A second copy of a block freed twice waits in a transfer cache while the
+ * first copy's return empties the block's span, which is given back: the
+ * refill that takes the copy stops the process rather than hand out memory
+ * that is no block of the heap. 1 KiB blocks (64 a span); transfer_size 4K
+ * over 2 shards: 2 blocks a shard, so the first copy goes to the span. */
+static void orphan_copy(void) {
+  nh_test_start(TWO_CPUS, "cache", "mode", "off", "cache", "transfer_size", "4K", NULL);
+  unsigned cls = nh_size_class(1024);
+  static void *a[64], *q;
+  assert_int_equal(pin(0), 0);
+  assert_int_equal(take(0, cls, a, 64), 64); /* span A, whole */
+  assert_int_equal(take(0, cls, &q, 1), 1);  /* span B: A is not the bin's last */
+  put_one_cls(shard_of(a[0]), cls, a[0]);    /* the second copy of a[0], waiting */
+  unsigned qs = shard_of(q);
+  nh_block_mark_free(q);
+  put_one_cls(qs, cls, q);                   /* the shard is full */
+  give(0, cls, a, 64);                       /* a[0] included: A empties, is given back */
+  void *out[2];
+  take(0, cls, out, 2);
+}
+static void test_copy_of_a_given_back_span(void **state UNUSED) {
+  if (!have_two_cpus()) skip();
+  nh_test_expect_death(orphan_copy, "waited in a transfer cache while the other copy's return "
+                                    "emptied its span", 1);
 }
 
 /* A class holds at most transfer_size bytes (2048 blocks at most); the rest
@@ -468,6 +495,7 @@ int main(void) {
       cmocka_unit_test(test_shard_per_cpu),
       cmocka_unit_test(test_span_shards),
       cmocka_unit_test(test_check_reads_the_caches),
+      cmocka_unit_test(test_copy_of_a_given_back_span),
       cmocka_unit_test(test_block_goes_home),
       cmocka_unit_test(test_trim_empties),
       cmocka_unit_test(test_decay),
