@@ -214,11 +214,15 @@ void nh_heaps_postfork(int child) {
  * belongs to the shard whose CPU took it (nh_span.shard), and its blocks
  * come back to that bin whoever frees them. So two CPUs that allocate and
  * free the same class each walk their own spans under their own lock, as a
- * mimalloc page belongs to one thread; a CPU only reaches another shard's
- * bin when its own has no free block left, before the node grows (so a
- * node never maps a span while another shard has free blocks of the class).
+ * mimalloc page belongs to one thread; a CPU reaches another shard's bin
+ * only when the node cannot grow (its limit, or the OS's memory on it), so
+ * no allocation fails while another shard has a free block of the class.
  * One bin lock for the node made two threads of batch (50000 blocks of
- * 32 B each) 2.3x slower than one: 18% of the time in futex wait and wake. */
+ * 32 B each) 2.3x slower than one: 18% of the time in futex wait and wake.
+ * Taking another shard's spans before growing (the first version) made the
+ * two CPUs write the same span descriptors and bitmaps: larson at two
+ * threads 1.3-1.5x, batch_shuffled 1.1-1.25x the time of growing (A/B in the
+ * commit). */
 
 static uint32_t nspans_of(const nh_bin *b) {
   return atomic_load_explicit(&b->nspans, memory_order_relaxed);
@@ -309,7 +313,8 @@ static size_t spans_take(nh_heap *h, unsigned shard, unsigned cls, void **out, s
   return got;
 }
 
-/* Up to n blocks of the other shards' bins of (h, cls) (own's is empty). */
+/* Up to n blocks of the other shards' bins of (h, cls) (own's is empty and
+ * the node cannot grow). */
 static size_t steal_pop(nh_heap *h, unsigned own, unsigned cls, void **out, size_t n) {
   size_t got = 0;
   for (unsigned i = 1; got < n && i < h->shards; i++)
@@ -385,8 +390,10 @@ static void check_held(void *const *blocks, size_t n, unsigned cls) {
 /* Refill order: what is the shard's own comes first, so that a CPU keeps
  * reusing its own blocks (their lines stay in its cache, and no other CPU
  * contends for its locks): its transfer cache (pointers, no block touched),
- * its bin's spans (a walk of free lists); then, before the node grows, the
- * other shards' transfer caches and bins. *hit: how many came from a
+ * its bin's spans (bitmaps); then the other shards' transfer caches
+ * (pointers again: blocks freed on this CPU for another's spans, as a
+ * consumer frees a producer's); then a fresh span of its own; and only when
+ * the node cannot grow, the other shards' bins. *hit: how many came from a
  * transfer cache. */
 static size_t refill(nh_heap *h, unsigned shard, unsigned cls, int level, void **out, size_t n,
                      size_t *hit, bool *look) {
@@ -398,9 +405,9 @@ static size_t refill(nh_heap *h, unsigned shard, unsigned cls, int level, void *
     check_held(out + got, k, cls);
     *hit += k;
     got += k;
-    if (got < n) got += steal_pop(h, shard, cls, out + got, n - got);
   }
   if (got < n) got += spans_grow(h, shard, cls, level, out + got, n - got);
+  if (got < n && h->shards > 1) got += steal_pop(h, shard, cls, out + got, n - got);
   return got;
 }
 

@@ -83,44 +83,65 @@ static uint32_t shard_count(unsigned shard, unsigned cls) {
 
 /* A node's transfer caches and bins have a shard per CPU. A span belongs to
  * the CPU that took it, and its blocks go home to that CPU's transfer cache
- * whichever CPU frees them; a CPU whose own shard and bin are empty takes
- * another shard's blocks (newest first) before the node grows; each shard
- * holds its share of [cache] transfer_size (64K / 2 CPUs: 512 blocks of
- * 64 B). */
+ * whichever CPU frees them. A CPU whose own shard and bin are empty takes
+ * another shard's transfer-cache blocks (newest first) before the node
+ * grows, but grows a span of its own rather than take another shard's bin;
+ * that bin it takes only when the node cannot grow. Each shard holds its
+ * share of [cache] transfer_size (64K / 2 CPUs: 512 blocks of 64 B). */
 static void test_shard_per_cpu(void **state UNUSED) {
   nh_test_start(TWO_CPUS, "cache", "mode", "off", "cache", "transfer_size", "64K", NULL);
   if (!have_two_cpus()) skip(); /* one CPU: nothing to compare */
   assert_int_equal(nh_g.heap[0].shards, 2);
   unsigned cls = nh_size_class(64);
-  static void *a[50], *b[50], *got[600];
+  static void *a[100], *b[50], *c[50], *got[600];
   assert_int_equal(pin(0), 0);
-  assert_int_equal(take(0, cls, a, 50), 50);
+  assert_int_equal(take(0, cls, a, 100), 100); /* CPU 0's span */
+  for (int i = 0; i < 50; i++) b[i] = a[50 + i];
+  give(0, cls, b, 50);
+  assert_int_equal(shard_count(0, cls), 50);
   uint64_t committed = nh_test_node_stats(0).committed;
+  /* CPU 1 has nothing of its own: the newest of CPU 0's transfer cache, no new span */
   assert_int_equal(pin(1), 0);
-  /* CPU 1 has nothing of its own: it takes from CPU 0's span, no new span */
-  assert_int_equal(take(0, cls, b, 50), 50);
-  assert_int_equal(nh_test_node_stats(0).committed, committed);
-  for (int i = 0; i < 50; i++) assert_int_equal(shard_of(a[i]), 0), assert_int_equal(shard_of(b[i]), 0);
-  assert_int_equal(pin(0), 0);
-  give(0, cls, a, 50);
-  assert_int_equal(pin(1), 0);
-  give(0, cls, b, 50); /* freed on CPU 1, they go home to CPU 0's shard */
-  assert_int_equal(shard_count(0, cls), 100);
-  assert_int_equal(shard_count(1, cls), 0);
-  /* CPU 1's own shard is empty: the newest of CPU 0's, b, not the spans' */
   uint64_t misses = nh_test_node_stats(0).xfer_misses;
   assert_int_equal(take(0, cls, got, 50), 50);
   for (int i = 0; i < 50; i++) assert_ptr_equal(got[i], b[i]);
   assert_int_equal(nh_test_node_stats(0).xfer_misses, misses);
+  assert_int_equal(nh_test_node_stats(0).committed, committed);
+  /* then a span of its own, though CPU 0's bin has free blocks */
+  assert_int_equal(take(0, cls, c, 50), 50);
+  assert_true(nh_test_node_stats(0).committed > committed);
+  for (int i = 0; i < 50; i++) assert_int_equal(shard_of(c[i]), 1);
+  /* blocks go home: CPU 0's freed on CPU 1, CPU 1's freed on CPU 0 */
+  give(0, cls, got, 50);
+  give(0, cls, a, 50);
+  assert_int_equal(shard_count(0, cls), 100);
   assert_int_equal(pin(0), 0);
-  assert_int_equal(take(0, cls, got + 50, 50), 50); /* and CPU 0 its own */
-  for (int i = 0; i < 50; i++) assert_ptr_equal(got[50 + i], a[i]);
-  give(0, cls, got, 100);
+  give(0, cls, c, 50);
+  assert_int_equal(shard_count(1, cls), 50);
+  /* a node that cannot grow: CPU 1 takes CPU 0's bin once its own are empty */
+  nh_heap *h = &nh_g.heap[0];
+  assert_int_equal(pin(1), 0);
+  assert_int_equal(take(0, cls, c, 50), 50); /* its own transfer cache */
+  nh_heap_xfer_release(0, true);             /* everything to the spans */
+  uint64_t limit[NH_LEVELS];
+  for (int l = 0; l < NH_LEVELS; l++) {
+    limit[l] = atomic_load(&h->limit[l]);
+    atomic_store(&h->limit[l], nh_test_node_stats(0).committed);
+  }
+  static void *all[2048];
+  size_t n1 = 0; /* CPU 1's span (1024 blocks): its free blocks first */
+  while (n1 < 2048 && take(0, cls, all + n1, 1) == 1 && shard_of(all[n1]) == 1) n1++;
+  assert_true(n1 >= 50 && n1 < 2048);        /* then one of CPU 0's */
+  assert_int_equal(shard_of(all[n1]), 0);
+  for (int l = 0; l < NH_LEVELS; l++) atomic_store(&h->limit[l], limit[l]);
+  give(0, cls, all, n1 + 1);
+  give(0, cls, c, 50);
   /* bounds per shard: CPU 0's holds 512 of 600 blocks, the rest goes to the spans */
+  assert_int_equal(pin(0), 0);
   nh_trim();
   assert_int_equal(take(0, cls, got, 600), 600);
   give(0, cls, got, 600);
-  assert_int_equal(nh_xfer_count(&nh_g.heap[0], cls), 512);
+  assert_int_equal(shard_count(0, cls), 512);
   nh_trim();
   assert_int_equal(nh_test_node_stats(0).in_use, 0);
   nh_heaps_check();
