@@ -18,7 +18,7 @@ void nh_span_check(const nh_span *span) {
   size_t nfree = 0;
   if (span->cls) { /* the bitmap: set bits are carved free blocks, none below scan's word */
     const uint64_t *bits = nh_span_bits(span);
-    for (size_t w = 0; w < ((size_t)span->capacity + 63) / 64; w++)
+    for (size_t w = 0; w < nh_span_bitmap_words(span); w++)
       for (uint64_t m = bits[w]; m != 0; m &= m - 1) {
         size_t i = w * 64 + (size_t)__builtin_ctzll(m);
         const uint8_t *b = span->start + i * span->block_size;

@@ -286,9 +286,7 @@ static nh_span *bin_grow(nh_heap *h, unsigned shard, unsigned cls, int level) {
 
 /* The span holding block p of a classed size (p known to be ours). */
 static nh_span *span_of(void *p) {
-  nh_segment *seg = (nh_segment *)((uintptr_t)p & ~(uintptr_t)(NH_SEGMENT_SIZE - 1));
-  nh_span *span = &seg->spans[((uintptr_t)p - (uintptr_t)seg) >> NH_PAGE_SHIFT];
-  return span->kind == NH_PAGE_TAIL ? span - span->back : span;
+  return nh_span_at((nh_segment *)((uintptr_t)p & ~(uintptr_t)(NH_SEGMENT_SIZE - 1)), p);
 }
 
 /* Up to n blocks from the spans on bin b's list. Caller holds b's lock. */
@@ -381,7 +379,7 @@ unsigned nh_heap_shard(const nh_heap *h) {
 static void check_held(void *const *blocks, size_t n, unsigned cls) {
   for (size_t i = 0; i < n; i++) {
     nh_segment *seg = nh_segment_of(blocks[i]);
-    const nh_span *span = seg && !seg->huge ? span_of(blocks[i]) : NULL;
+    const nh_span *span = seg && !seg->huge ? nh_span_at(seg, blocks[i]) : NULL;
     if (__builtin_expect(span == NULL || span->kind != NH_PAGE_HEAD || span->cls != cls, 0))
       nh_block_orphaned(blocks[i]);
   }

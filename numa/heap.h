@@ -217,6 +217,18 @@ static inline uint64_t *nh_span_bits(const nh_span *span) {
   size_t page = (size_t)(span - seg->spans);
   return (uint64_t *)((char *)seg + NH_SPAN_BITMAP_OFF + page * NH_SPAN_BITMAP_BYTES);
 }
+/* Words of span's bitmap covering its capacity. */
+static inline size_t nh_span_bitmap_words(const nh_span *span) {
+  return ((size_t)span->capacity + 63) / 64;
+}
+
+/* The descriptor of the span whose pages hold p, p inside ordinary segment
+ * seg: its head's for a tail page; for a free page (or the header page) that
+ * page's own, which is no head. */
+static inline nh_span *nh_span_at(nh_segment *seg, const void *p) {
+  nh_span *span = &seg->spans[((uintptr_t)p - (uintptr_t)seg) >> NH_PAGE_SHIFT];
+  return span->kind == NH_PAGE_TAIL ? span - span->back : span;
+}
 
 /* Segment map: one byte per 4 MiB of address space. 0 = not ours,
  * NH_MAP_SEGMENT = an ordinary segment starts here, NH_MAP_HUGE = a huge

@@ -48,9 +48,6 @@ void nh_block_respanned(const void *block) {
            "the span, emptied by the first copy's return, was given back", block);
 }
 
-/* Words of span's bitmap covering its capacity. */
-static inline size_t bitmap_words(const nh_span *span) { return ((size_t)span->capacity + 63) / 64; }
-
 void nh_block_orphaned(const void *block) {
   nh_fatal("malloc: block %p was freed twice (double free): a copy of it waited in a transfer "
            "cache while the other copy's return emptied its span, which was given back", block);
@@ -68,7 +65,7 @@ void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
   span->scan = 0;
   span->in_bin = 0;
   span->next = span->prev = NULL;
-  if (cls) memset(nh_span_bits(span), 0, bitmap_words(span) * sizeof(uint64_t));
+  if (cls) memset(nh_span_bits(span), 0, nh_span_bitmap_words(span) * sizeof(uint64_t));
   if (nh_g.paranoid && cls) { /* every block starts out as a freed one */
     /* Pages taken again may still hold their last blocks' poison (ASan):
      * they start over open, as a fresh segment's pages do. */
@@ -83,7 +80,7 @@ void nh_span_format(nh_span *span, uint8_t *start, unsigned cls, size_t bytes) {
 static size_t take_bits(nh_span *span, void **out, size_t n) {
   uint64_t *bits = nh_span_bits(span);
   size_t nfree = (size_t)span->carved - span->used, got = 0, w = span->scan,
-         words = bitmap_words(span);
+         words = nh_span_bitmap_words(span);
   if (n > nfree) n = nfree;
   uint8_t *start = span->start;
   size_t bs = span->block_size;

@@ -261,10 +261,8 @@ static void check_block(const nh_heap *h, unsigned shard, unsigned cls, void *p)
   nh_segment *seg = nh_segment_of(p);
   if (seg == NULL || seg->huge) check_fail(h, shard, cls, p, "is not in an ordinary segment");
   if (seg->node != h->node) check_fail(h, shard, cls, p, "is of another node");
-  size_t idx = (size_t)((uintptr_t)p - (uintptr_t)seg) >> NH_PAGE_SHIFT;
-  const nh_span *span = &seg->spans[idx];
-  if (span->kind == NH_PAGE_TAIL) span -= span->back;
-  if (idx == 0 || span->kind != NH_PAGE_HEAD || span->cls != cls)
+  const nh_span *span = nh_span_at(seg, p);
+  if ((uintptr_t)p - (uintptr_t)seg < NH_PAGE_SIZE || span->kind != NH_PAGE_HEAD || span->cls != cls)
     check_fail(h, shard, cls, p, "is not in a span of its class");
   if (span->shard != shard) check_fail(h, shard, cls, p, "is of another shard's span");
   if ((size_t)((const uint8_t *)p - span->start) % span->block_size != 0)
