@@ -289,6 +289,25 @@ static nh_span *span_of(void *p) {
   return nh_span_at((nh_segment *)((uintptr_t)p & ~(uintptr_t)(NH_SEGMENT_SIZE - 1)), p);
 }
 
+/* The span a run of blocks was last found in, and the 64 KiB page of the
+ * last block looked up: a batch from a cache mostly holds runs of blocks of
+ * one page (they were carved or freed in address order), so the lookup and
+ * the checks of the span's descriptor are done once a run, and each further
+ * block of the page costs a compare. */
+typedef struct span_run {
+  nh_span *span;
+  uintptr_t page; /* the page's number; 0 (no block's) when span is NULL */
+} span_run;
+
+static void run_set(span_run *r, nh_span *span, const void *p) {
+  r->span = span;
+  r->page = (uintptr_t)p >> NH_PAGE_SHIFT;
+}
+static void run_clear(span_run *r) { r->span = NULL, r->page = 0; }
+static bool run_holds(const span_run *r, const void *p) {
+  return (uintptr_t)p >> NH_PAGE_SHIFT == r->page;
+}
+
 /* Up to n blocks from the spans on bin b's list. Caller holds b's lock. */
 static size_t bin_pop(nh_bin *b, void **out, size_t n) {
   size_t got = 0;
@@ -344,16 +363,25 @@ static size_t spans_grow(nh_heap *h, unsigned shard, unsigned cls, int level, vo
  * (and maybe taken again) after the first copy came home. */
 static void spans_drain(nh_heap *h, unsigned shard, unsigned cls, void *const *blocks, size_t n) {
   nh_bin *b = nh_heap_bin(h, shard, cls);
+  span_run run;
+  run_clear(&run);
   nh_lock_acquire(&b->lock);
   for (size_t i = 0; i < n; i++) {
-    nh_span *span = span_of(blocks[i]);
-    if (__builtin_expect(span->kind != NH_PAGE_HEAD || span->cls != cls || span->shard != shard, 0))
-      nh_block_respanned(blocks[i]);
+    if (!run_holds(&run, blocks[i])) {
+      nh_span *span = span_of(blocks[i]);
+      if (__builtin_expect(span->kind != NH_PAGE_HEAD || span->cls != cls || span->shard != shard, 0))
+        nh_block_respanned(blocks[i]);
+      run_set(&run, span, blocks[i]);
+    }
+    nh_span *span = run.span;
     bool was_full = !span->in_bin;
     unsigned used = nh_span_push(span, blocks[i]);
     NH_DEBUG_CHECK_SPAN(span);
     if (was_full) bin_insert(b, span);
-    if (used == 0 && nspans_of(b) > 1) bin_release(h, b, span); /* keep one against churn */
+    if (used == 0 && nspans_of(b) > 1) { /* keep one against churn */
+      bin_release(h, b, span);
+      run_clear(&run); /* a further copy of a block of it is caught above */
+    }
   }
   nh_lock_release(&b->lock);
 }
@@ -377,11 +405,15 @@ unsigned nh_heap_shard(const nh_heap *h) {
  * metadata per block (the segment map, the header, the span's descriptor),
  * never the block. */
 static void check_held(void *const *blocks, size_t n, unsigned cls) {
+  span_run run;
+  run_clear(&run);
   for (size_t i = 0; i < n; i++) {
+    if (run_holds(&run, blocks[i])) continue;
     nh_segment *seg = nh_segment_of(blocks[i]);
-    const nh_span *span = seg && !seg->huge ? nh_span_at(seg, blocks[i]) : NULL;
+    nh_span *span = seg && !seg->huge ? nh_span_at(seg, blocks[i]) : NULL;
     if (__builtin_expect(span == NULL || span->kind != NH_PAGE_HEAD || span->cls != cls, 0))
       nh_block_orphaned(blocks[i]);
+    run_set(&run, span, blocks[i]);
   }
 }
 
@@ -442,9 +474,18 @@ void nh_heap_drain(int node, unsigned cls, void *const *blocks, size_t n, bool r
   if (h->shards == 1) {
     drain_shard(h, 0, cls, blocks, n, &look);
   } else {
+    span_run run;
+    run_clear(&run);
     for (size_t i = 0, j; i < n; i = j) {
-      unsigned shard = span_of(blocks[i])->shard;
-      for (j = i + 1; j < n && span_of(blocks[j])->shard == shard; j++) continue;
+      run_set(&run, span_of(blocks[i]), blocks[i]);
+      unsigned shard = run.span->shard;
+      for (j = i + 1; j < n; j++) {
+        if (!run_holds(&run, blocks[j])) {
+          nh_span *span = span_of(blocks[j]);
+          if (span->shard != shard) break;
+          run_set(&run, span, blocks[j]);
+        }
+      }
       drain_shard(h, shard, cls, blocks + i, j - i, &look);
     }
   }
