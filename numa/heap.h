@@ -548,14 +548,30 @@ typedef struct nh_heap_counters {
 } nh_heap_counters;
 
 typedef struct nh_heap {
+  /* Read by every refill and drain of the node's CPUs: on lines of their
+   * own, apart from the page lock's fields and the counters, which those
+   * CPUs write (sharing a line, the counters' writes made every other CPU's
+   * next read of these miss). */
   int node;               /* logical node; constant */
   int os_node;            /* real OS node memory is bound to; constant */
   uint64_t mem_bytes;     /* node memory; constant */
+  /* CPU shards: one per CPU of the node (its rank, nh_heaps.cpu_rank), a
+   * node of more than NH_XFER_MAX_SHARDS CPUs sharing them. Each class has a
+   * bin and a transfer cache per shard. Constant after init. */
+  unsigned shards;
+  nh_bin *bins;                 /* constant after init: [shards][NH_CLASS_COUNT], [.][0] unused */
+  nh_xfer *xfer;                /* constant after init: [shards][NH_CLASS_COUNT], [.][0] unused;
+                                   in one block after xfer_cls */
+  nh_xfer_class *xfer_cls;      /* constant after init: [NH_CLASS_COUNT], the block's start */
+  size_t xfer_ring;             /* constant after init: slots of one shard's rings */
+  void **xfer_slots;            /* constant after init: every shard's and class's rings */
+  size_t xfer_slots_count;      /* constant after init: slots in xfer_slots */
+  uint64_t xfer_decay_ns;       /* constant after init: decay period, 0: none */
   /* Limits: set at start-up, replaced by nh_heaps_set_limits.
    * Synchronization: atomic, relaxed (a limit is a number, not a guard). */
   _Atomic uint64_t budget, reserve;
   _Atomic uint64_t limit[NH_LEVELS]; /* committed bytes a level may reach */
-  nh_lock page_lock;
+  _Alignas(64) nh_lock page_lock;
   nh_segment *segments;   /* Guarded by page_lock: normal segments */
   nh_segment *huge;       /* Guarded by page_lock: segments of huge blocks */
   nh_segment *reserve_segs; /* Guarded by page_lock: the pre-committed emergency reserve */
@@ -570,20 +586,8 @@ typedef struct nh_heap {
   unsigned large_cached;
   nh_segment *huge_kept;    /* Guarded by page_lock: freed huge mappings, newest first */
   uint64_t huge_kept_bytes; /* Guarded by page_lock: their mapped bytes */
-  nh_heap_counters st;
-  /* CPU shards: one per CPU of the node (its rank, nh_heaps.cpu_rank), a
-   * node of more than NH_XFER_MAX_SHARDS CPUs sharing them. Each class has a
-   * bin and a transfer cache per shard. Constant after init. */
-  unsigned shards;
-  nh_bin *bins;                 /* constant after init: [shards][NH_CLASS_COUNT], [.][0] unused */
-  nh_xfer *xfer;                /* constant after init: [shards][NH_CLASS_COUNT], [.][0] unused;
-                                   in one block after xfer_cls */
-  nh_xfer_class *xfer_cls;      /* constant after init: [NH_CLASS_COUNT], the block's start */
-  size_t xfer_ring;             /* constant after init: slots of one shard's rings */
-  void **xfer_slots;            /* constant after init: every shard's and class's rings */
-  size_t xfer_slots_count;      /* constant after init: slots in xfer_slots */
-  uint64_t xfer_decay_ns;       /* constant after init: decay period, 0: none */
-  _Atomic uint64_t xfer_pass_ns; /* relaxed: when the last decay pass ran (CAS elects one) */
+  _Alignas(64) nh_heap_counters st;
+  _Alignas(64) _Atomic uint64_t xfer_pass_ns; /* relaxed: when the last decay pass ran (CAS elects one) */
 } nh_heap;
 
 /* What the heaps need from the configuration (filled by api/init.c). */
