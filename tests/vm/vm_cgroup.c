@@ -588,40 +588,25 @@ static void check_high_child(void) {
   IHostMemoryManager_RegisterMemoryNotificationCallback(m, NULL);
 }
 
+static void check_split(void) {
+  vm_run_config_child("split", "/tmp/vm_split.ini", split_ini, me, args, "split-child");
+}
+
+/* By default fill, split and limit, in that order: limit joins a cgroup, so
+ * it comes last; psi and high (which also join one) only when named. */
+static const vm_check checks[] = {
+    {"fill", check_fill, 1},          {"split", check_split, 1},
+    {"limit", check_limit, 1},        {"psi", check_psi, 0},
+    {"high", check_high, 0},          {"limit-child", check_limit_child, 0},
+    {"split-child", check_split_child, 0}, {"psi-child", check_psi_child, 0},
+    {"high-child", check_high_child, 0},
+};
+
 int main(int argc, char **argv) {
   static vm_args a;
-  char err[256];
-  vm_start(argc, argv, &a);
+  vm_start_topo(argc, argv, &a, &topo);
   me = argv[0];
   args = &a;
-  if (vm_read_kernel_topo(&topo, err, sizeof err) != 0) vm_fail("sysfs", "%s", err);
-  if (a.argc == 1 && strcmp(a.argv[0], "limit-child") == 0) {
-    check_limit_child();
-    return 0;
-  }
-  if (a.argc == 1 && strcmp(a.argv[0], "split-child") == 0) {
-    check_split_child();
-    return 0;
-  }
-  if (a.argc == 1 && strcmp(a.argv[0], "psi-child") == 0) {
-    check_psi_child();
-    return 0;
-  }
-  if (a.argc == 1 && strcmp(a.argv[0], "high-child") == 0) {
-    check_high_child();
-    return 0;
-  }
-  static const char *const all[] = {"fill", "split", "limit"}; /* limit last: it joins a cgroup */
-  const char *const *checks = a.argc ? (const char *const *)a.argv : all;
-  int n = a.argc ? a.argc : 3;
-  for (int i = 0; i < n; i++) {
-    if (strcmp(checks[i], "fill") == 0) check_fill();
-    else if (strcmp(checks[i], "split") == 0)
-      vm_run_config_child("split", "/tmp/vm_split.ini", split_ini, me, args, "split-child");
-    else if (strcmp(checks[i], "limit") == 0) check_limit();
-    else if (strcmp(checks[i], "psi") == 0) check_psi();
-    else if (strcmp(checks[i], "high") == 0) check_high(); /* joins a group: last */
-    else vm_fail("usage", "unknown check \"%s\" (fill, split, limit, psi, high)", checks[i]);
-  }
+  vm_run_checks(checks, sizeof checks / sizeof *checks, &a);
   return 0;
 }

@@ -29,7 +29,7 @@
  * Logical node i of numaheap is the i-th OS node in increasing order; the
  * layouts this runs on (2node, 4node) have memory on every node.
  */
-#include "vmtest.h"
+#include "vmnh.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -54,47 +54,6 @@ static IHostMalloc *hmalloc;       /* CreateMalloc(MALLOC_THREADSAFE); set once 
 static const char *const level_name[] = {"eTaskCritical", "eAppDomainCritical",
                                          "eProcessCritical"};
 
-/* ---- helpers ------------------------------------------------------------------ */
-
-/* Logical node of the calling thread, by the kernel; fails the check if the
- * kernel and numaheap disagree. */
-static int here_node(const char *check) {
-  int os = vm_current_node(), node = vm_entry_of_os_node(&topo, os);
-  if (node < 0) vm_fail(check, "getcpu reports unknown node %d", os);
-  if (nh_current_node() != node)
-    vm_fail(check, "nh_current_node() = %d, kernel says node %d", nh_current_node(), node);
-  return node;
-}
-
-/* Checks that every page of [p, p+size) (touched) is on logical node want. */
-static void pages_on(const char *check, const char *what, const void *p, size_t size, int want) {
-  const void *bad = NULL;
-  int bad_node = 0;
-  long off = vm_range_off_node(p, size, topo.os_id[want], &bad, &bad_node);
-  if (off < 0) vm_fail(check, "move_pages on %p: %s", p, strerror(errno));
-  if (off > 0)
-    vm_fail(check, "%s %p (%zu bytes) wanted on node %d: %ld pages elsewhere, first %p on OS node %d",
-            what, p, size, want, off, bad, bad_node);
-}
-
-/* Touches a block, checks that its pages are on node want and that
- * nh_ptr_node agrees. */
-static void block_on(const char *check, const char *what, void *p, size_t size, int want) {
-  memset(p, 0x5a, size);
-  pages_on(check, what, p, size, want);
-  int nh = nh_ptr_node(p);
-  if (nh != want)
-    vm_fail(check, "%s %p (%zu bytes) is on node %d by the kernel, nh_ptr_node says %d", what, p,
-            size, want, nh);
-}
-
-static void stats_get(nh_stats *st) {
-  memset(st, 0, sizeof *st);
-  st->size = sizeof *st;
-  st->version = NH_STATS_VERSION;
-  if (nh_stats_get(st) != 0) vm_fail("stats", "nh_stats_get: %s", nh_last_error());
-}
-
 /* ---- alloc-local -------------------------------------------------------------- */
 
 static const size_t sizes[] = {64, 64u << 10, 4u << 20};
@@ -104,7 +63,7 @@ static const size_t sizes[] = {64, 64u << 10, 4u << 20};
 static const int per_size[NSIZES] = {8, 4, 1};
 
 static void alloc_local_body(void *arg) {
-  int cpu = *(int *)arg, node = vm_mem_home(&topo, here_node("alloc-local"));
+  int cpu = *(int *)arg, node = vm_mem_home(&topo, vm_nh_here_node(&topo, "alloc-local"));
   void *blk[NLEVELS][NSIZES][8];
   char what[96];
   for (int lv = 0; lv < NLEVELS; lv++) {
@@ -118,7 +77,7 @@ static void alloc_local_body(void *arg) {
                   (unsigned)hr, p);
         if ((uintptr_t)p % 16 != 0)
           vm_fail("alloc-local", "%s: block %p is not 16-byte aligned", what, p);
-        block_on("alloc-local", what, p, sizes[s], node);
+        vm_nh_block_on(&topo, "alloc-local", what, p, sizes[s], node);
         blk[lv][s][k] = p;
       }
     }
@@ -135,14 +94,7 @@ static void alloc_local_body(void *arg) {
 }
 
 static void check_alloc_local(void) {
-  int ncpu = 0;
-  for (int n = 0; n < topo.nnodes; n++) {
-    for (int c = 0; c < CPU_SETSIZE; c++) {
-      if (!CPU_ISSET(c, &topo.cpus[n])) continue;
-      vm_run_on_cpu(c, alloc_local_body, &c);
-      ncpu++;
-    }
-  }
+  int ncpu = vm_run_on_each_cpu(&topo, alloc_local_body);
   vm_ok("alloc-local", "%d CPUs: Alloc of 64 B, 64 KiB, 4 MiB at each level on the CPU's node",
         ncpu);
 }
@@ -176,7 +128,7 @@ static void virt_expect_state(char *at, DWORD state) {
 /* On the reserving node: reserve, commit chunk by chunk (levels in turn). */
 static void virt_first_body(void *arg) {
   struct virt *v = arg;
-  v->node = vm_mem_home(&topo, here_node("virtual"));
+  v->node = vm_mem_home(&topo, vm_nh_here_node(&topo, "virtual"));
   void *p = NULL;
   HRESULT hr = IHostMemoryManager_VirtualAlloc(mgr, NULL, VIRT_CHUNKS * MIB, MEM_RESERVE,
                                                PAGE_READWRITE, eAppDomainCritical, &p);
@@ -187,7 +139,7 @@ static void virt_first_body(void *arg) {
   for (int k = 0; k < VIRT_CHUNKS; k++) {
     char *at = v->base + (size_t)k * MIB;
     virt_commit("first commit", at, MIB, k % NLEVELS);
-    pages_on("virtual", "committed chunk", at, MIB, v->node);
+    vm_nh_pages_on(&topo, "virtual", "committed chunk", at, MIB, v->node);
   }
   virt_expect_state(v->base, MEM_COMMIT);
 }
@@ -208,10 +160,10 @@ static void virt_decommit(struct virt *v) {
 /* On another node: commit the decommitted chunks again. */
 static void virt_again_body(void *arg) {
   struct virt *v = arg;
-  int node = vm_mem_home(&topo, here_node("virtual"));
+  int node = vm_mem_home(&topo, vm_nh_here_node(&topo, "virtual"));
   virt_commit("recommit", v->base, VIRT_AGAIN * MIB, eTaskCritical);
-  pages_on("virtual", "recommitted chunk", v->base, VIRT_AGAIN * MIB, node);
-  pages_on("virtual", "chunk not decommitted", v->base + VIRT_AGAIN * MIB,
+  vm_nh_pages_on(&topo, "virtual", "recommitted chunk", v->base, VIRT_AGAIN * MIB, node);
+  vm_nh_pages_on(&topo, "virtual", "chunk not decommitted", v->base + VIRT_AGAIN * MIB,
            (VIRT_CHUNKS - VIRT_AGAIN) * MIB, v->node);
 }
 
@@ -311,7 +263,7 @@ static int block_node(const struct phase *ph, void *p) {
   memset(p, 0x5a, LV_BLOCK);
   int os = vm_page_node(p), node = vm_entry_of_os_node(&topo, os);
   if (node < 0) vm_fail(ph->check, "block %p: move_pages gives %d", p, os);
-  block_on(ph->check, "block", p, LV_BLOCK, node);
+  vm_nh_block_on(&topo, ph->check, "block", p, LV_BLOCK, node);
   return node;
 }
 
@@ -319,7 +271,7 @@ static int block_node(const struct phase *ph, void *p) {
  * E_OUTOFMEMORY with *ppMem set to NULL. */
 static void phase_fill(struct phase *ph) {
   static nh_stats st;
-  stats_get(&st);
+  vm_nh_stats(&st);
   ph->failures0 = st.nodes[0].failures[ph->level];
   ph->fallback0 = st.nodes[0].fallback_out;
   ph->first = lv_total;
@@ -337,7 +289,7 @@ static void phase_fill(struct phase *ph) {
     lv_blk[lv_total] = p;
     lv_node[lv_total] = block_node(ph, p);
     if (lv_node[lv_total] != 0 && ph->committed0 == 0) {
-      stats_get(&st);
+      vm_nh_stats(&st);
       ph->committed0 = st.nodes[0].committed;
     }
     lv_total++;
@@ -385,7 +337,7 @@ static void phase_check_counters(const struct phase *ph, const nh_stats *st) {
 static void phase_check_full(const struct phase *ph) {
   static nh_stats st;
   uint64_t limit = level_limit(ph->level);
-  stats_get(&st);
+  vm_nh_stats(&st);
   phase_check_counters(ph, &st);
   for (int n = 0; n < topo.nnodes; n++) {
     const nh_node_stats *ns = &st.nodes[n];
@@ -429,7 +381,7 @@ static void phase_run(int level, const char *check) {
 
 static void levels_body(void *arg) {
   (void)arg;
-  if (here_node("levels") != 0) vm_fail("levels", "filler thread is not on node 0");
+  if (vm_nh_here_node(&topo, "levels") != 0) vm_fail("levels", "filler thread is not on node 0");
   phase_run(eTaskCritical, "levels-task");
   phase_run(eAppDomainCritical, "levels-appdomain");
   phase_run(eProcessCritical, "levels-process");
@@ -453,21 +405,12 @@ static void check_levels(void) {
 
 /* ---- main ------------------------------------------------------------------------ */
 
-static const struct { const char *name; void (*fn)(void); } checks[] = {
-    {"alloc-local", check_alloc_local}, {"virtual", check_virtual},
-    {"levels", check_levels},           {"levels-child", levels_child},
+static const vm_check checks[] = {
+    {"alloc-local", check_alloc_local, 1},
+    {"virtual", check_virtual, 1},
+    {"levels", check_levels, 1},
+    {"levels-child", levels_child, 0},
 };
-#define NCHECKS (sizeof checks / sizeof checks[0])
-
-static void run_check(const char *name) {
-  for (size_t i = 0; i < NCHECKS; i++) {
-    if (strcmp(checks[i].name, name) == 0) {
-      checks[i].fn();
-      return;
-    }
-  }
-  vm_fail("arguments", "unknown check '%s'", name);
-}
 
 static void host_start(void) {
   HRESULT hr = NhCreateHostMemoryManager(&mgr);
@@ -480,19 +423,11 @@ static void host_start(void) {
 
 int main(int argc, char **argv) {
   static vm_args a;
-  char err[256];
-  vm_start(argc, argv, &a);
+  vm_start_topo(argc, argv, &a, &topo);
   me = argv[0];
   args = &a;
-  if (vm_read_kernel_topo(&topo, err, sizeof err) != 0) vm_fail("sysfs", "%s", err);
-  if (topo.nnodes != a.expect.nnodes || nh_node_count() != topo.nnodes)
-    vm_fail("topology", "kernel shows %d nodes, layout has %d, numaheap sees %d", topo.nnodes,
-            a.expect.nnodes, nh_node_count());
+  vm_nh_same_nodes(&topo, &a);
   host_start();
-  if (a.argc > 0) {
-    for (int i = 0; i < a.argc; i++) run_check(a.argv[i]);
-    return 0;
-  }
-  for (size_t i = 0; i + 1 < NCHECKS; i++) run_check(checks[i].name); /* all but levels-child */
+  vm_run_checks(checks, sizeof checks / sizeof *checks, &a);
   return 0;
 }

@@ -199,27 +199,19 @@ static void check_hugetlb(void) {
 
 /* ---- main --------------------------------------------------------------------------- */
 
-static void run_check(const char *name) {
-  if (!strcmp(name, "thp")) check_thp();
-  else if (!strcmp(name, "thp-child")) check_thp_child();
-  else if (!strcmp(name, "hugetlb")) check_hugetlb();
-  else if (!strcmp(name, "hugetlb-child")) check_hugetlb_child();
-  else vm_fail("usage", "no check \"%s\" (thp, hugetlb)", name);
-}
+static const vm_check checks[] = {
+    {"thp", check_thp, 1},
+    {"hugetlb", check_hugetlb, 1},
+    {"thp-child", check_thp_child, 0},
+    {"hugetlb-child", check_hugetlb_child, 0},
+};
 
 int main(int argc, char **argv) {
   static vm_args a;
-  char err[256];
-  vm_start(argc, argv, &a);
+  vm_start_topo(argc, argv, &a, &topo);
   me = argv[0];
   args = &a;
-  if (vm_read_kernel_topo(&topo, err, sizeof err) != 0) vm_fail("sysfs", "%s", err);
   if (topo.nnodes < 2) vm_fail("topology", "needs 2 nodes, the kernel shows %d", topo.nnodes);
-  if (a.argc > 0) {
-    for (int i = 0; i < a.argc; i++) run_check(a.argv[i]);
-    return 0;
-  }
-  run_check("thp");
-  run_check("hugetlb");
+  vm_run_checks(checks, sizeof checks / sizeof *checks, &a);
   return 0;
 }

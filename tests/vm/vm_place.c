@@ -26,7 +26,7 @@
  * memory-less node's memory is its nearest node's (vm_mem_home): CPUs there
  * and nh_malloc_node for it are served from that node.
  */
-#include "vmtest.h"
+#include "vmnh.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -47,42 +47,6 @@ static const size_t sizes[] = {64, 64u << 10, 4u << 20};
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-/* Logical node of the calling thread, by the kernel; fails the check if the
- * kernel and numaheap disagree. */
-static int here_node(const char *check) {
-  int os = vm_current_node(), node = vm_entry_of_os_node(&topo, os);
-  if (node < 0) vm_fail(check, "getcpu reports unknown node %d", os);
-  if (nh_current_node() != node)
-    vm_fail(check, "nh_current_node() = %d, kernel says node %d", nh_current_node(), node);
-  return node;
-}
-
-/* Touches a block and checks that all its pages are on logical node want and
- * that nh_ptr_node agrees. what names the block in messages. */
-static void expect_on(const char *check, const char *what, void *p, size_t size, int want) {
-  const void *bad = NULL;
-  int bad_node = 0;
-  if (!p) vm_fail(check, "%s of %zu bytes returned NULL (errno %d: %s)", what, size, errno,
-                  nh_last_error());
-  memset(p, 0x5a, size);
-  long off = vm_range_off_node(p, size, topo.os_id[want], &bad, &bad_node);
-  if (off < 0) vm_fail(check, "move_pages on %p: %s", p, strerror(errno));
-  if (off > 0)
-    vm_fail(check, "%s %p (%zu bytes) wanted on node %d: %ld pages elsewhere, first %p on OS node %d",
-            what, p, size, want, off, bad, bad_node);
-  int nh = nh_ptr_node(p);
-  if (nh != want)
-    vm_fail(check, "%s %p (%zu bytes) is on node %d by the kernel, nh_ptr_node says %d", what, p,
-            size, want, nh);
-}
-
-static void stats_get(nh_stats *st) {
-  memset(st, 0, sizeof *st);
-  st->size = sizeof *st;
-  st->version = NH_STATS_VERSION;
-  if (nh_stats_get(st) != 0) vm_fail("stats", "nh_stats_get: %s", nh_last_error());
-}
-
 /* The i-th node with CPUs (wrapping), -1 if none has CPUs. */
 static int cpu_node(int i) {
   int seen = 0, with = 0;
@@ -101,7 +65,7 @@ static int cpu_node(int i) {
 static const int per_size[NSIZES] = {8, 4, 2};
 
 static void cpu_local_body(void *arg) {
-  int cpu = *(int *)arg, node = vm_mem_home(&topo, here_node("cpu-local"));
+  int cpu = *(int *)arg, node = vm_mem_home(&topo, vm_nh_here_node(&topo, "cpu-local"));
   void *blk[2][NSIZES][8];
   char what[64];
   for (int via = 0; via < 2; via++) {
@@ -109,7 +73,7 @@ static void cpu_local_body(void *arg) {
     for (size_t s = 0; s < NSIZES; s++) {
       for (int k = 0; k < per_size[s]; k++) {
         blk[via][s][k] = via ? malloc(sizes[s]) : nh_malloc(sizes[s]);
-        expect_on("cpu-local", what, blk[via][s][k], sizes[s], node);
+        vm_nh_block_on(&topo, "cpu-local", what, blk[via][s][k], sizes[s], node);
       }
     }
   }
@@ -122,14 +86,7 @@ static void cpu_local_body(void *arg) {
 }
 
 static void check_cpu_local(void) {
-  int ncpu = 0;
-  for (int n = 0; n < topo.nnodes; n++) {
-    for (int c = 0; c < CPU_SETSIZE; c++) {
-      if (!CPU_ISSET(c, &topo.cpus[n])) continue;
-      vm_run_on_cpu(c, cpu_local_body, &c);
-      ncpu++;
-    }
-  }
+  int ncpu = vm_run_on_each_cpu(&topo, cpu_local_body);
   vm_ok("cpu-local", "%d CPUs: nh_malloc and malloc of 64 B, 64 KiB, 4 MiB on the CPU's node",
         ncpu);
 }
@@ -139,12 +96,12 @@ static void check_cpu_local(void) {
 static void node_alloc_body(void *arg) {
   int n = *(int *)arg;
   char what[64];
-  snprintf(what, sizeof what, "nh_malloc_node(.., %d) from node %d", n, here_node("node-alloc"));
+  snprintf(what, sizeof what, "nh_malloc_node(.., %d) from node %d", n, vm_nh_here_node(&topo, "node-alloc"));
   for (size_t s = 0; s < NSIZES; s++) {
     void *p[4];
     for (int k = 0; k < 4; k++) {
       p[k] = nh_malloc_node(sizes[s], n);
-      expect_on("node-alloc", what, p[k], sizes[s], vm_mem_home(&topo, n));
+      vm_nh_block_on(&topo, "node-alloc", what, p[k], sizes[s], vm_mem_home(&topo, n));
     }
     for (int k = 0; k < 4; k++) nh_free(p[k]);
   }
@@ -179,10 +136,10 @@ static size_t rf_size(int k) { return k < RF_SMALL ? 64 : (64u << 10); }
 
 static void rf_produce(void *arg) {
   struct rf *r = arg;
-  if (here_node("remote-free") != r->a) vm_fail("remote-free", "producer not on node %d", r->a);
+  if (vm_nh_here_node(&topo, "remote-free") != r->a) vm_fail("remote-free", "producer not on node %d", r->a);
   for (int k = 0; k < RF_BLOCKS; k++) {
     r->blk[k] = nh_malloc(rf_size(k));
-    expect_on("remote-free", "producer block", r->blk[k], rf_size(k), vm_mem_home(&topo, r->a));
+    vm_nh_block_on(&topo, "remote-free", "producer block", r->blk[k], rf_size(k), vm_mem_home(&topo, r->a));
   }
 }
 
@@ -190,14 +147,14 @@ static void rf_produce(void *arg) {
 static void rf_consume(void *arg) {
   struct rf *r = arg;
   void *own[64];
-  if (here_node("remote-free") != r->b) vm_fail("remote-free", "consumer not on node %d", r->b);
+  if (vm_nh_here_node(&topo, "remote-free") != r->b) vm_fail("remote-free", "consumer not on node %d", r->b);
   /* Warm this thread's caches first, as a consumer that allocates would. */
   for (int k = 0; k < 64; k++) own[k] = nh_malloc(rf_size(k * RF_BLOCKS / 64));
   for (int k = 0; k < 64; k++) nh_free(own[k]);
   for (int k = 0; k < RF_BLOCKS; k++) nh_free(r->blk[k]);
   for (int k = 0; k < RF_BLOCKS; k++) {
     r->blk[k] = nh_malloc(rf_size(k));
-    expect_on("remote-free", "block allocated after remote frees", r->blk[k], rf_size(k),
+    vm_nh_block_on(&topo, "remote-free", "block allocated after remote frees", r->blk[k], rf_size(k),
               vm_mem_home(&topo, r->b));
   }
   for (int k = 0; k < RF_BLOCKS; k++) nh_free(r->blk[k]);
@@ -211,7 +168,7 @@ static void rf_consume(void *arg) {
 /* remote_frees growth since *before: on node a (the blocks' home) and in total. */
 static void rf_grown(const nh_stats *before, int a, uint64_t *home, uint64_t *total) {
   static nh_stats now;
-  stats_get(&now);
+  vm_nh_stats(&now);
   *home = now.nodes[a].remote_frees - before->nodes[a].remote_frees;
   *total = now.total.remote_frees - before->total.remote_frees;
 }
@@ -225,7 +182,7 @@ static void remote_free_pair(int a, int b) {
   int ha = vm_mem_home(&topo, a), hb = vm_mem_home(&topo, b);
   r.a = a;
   r.b = b;
-  stats_get(&before);
+  vm_nh_stats(&before);
   vm_run_on_cpu(vm_first_cpu(&topo, a), rf_produce, &r);
   vm_run_on_cpu(vm_first_cpu(&topo, b), rf_consume, &r);
   rf_grown(&before, ha, &home, &total);
@@ -281,16 +238,16 @@ static void migrate_body(void *arg) {
   /* Warm the size classes on the old node, so caches hold its memory. */
   for (int k = 0; k < MIG_WARM; k++) {
     warm[k] = nh_malloc(mig_size(k));
-    expect_on("migrate", "block before the move", warm[k], mig_size(k), vm_mem_home(&topo, m->from));
+    vm_nh_block_on(&topo, "migrate", "block before the move", warm[k], mig_size(k), vm_mem_home(&topo, m->from));
   }
   for (int k = 0; k < MIG_WARM / 2; k++) nh_free(warm[k]); /* half back into the caches */
   if (vm_pin_cpu(vm_first_cpu(&topo, m->to)) != 0)
     vm_fail("migrate", "sched_setaffinity to node %d failed", m->to);
-  if (here_node("migrate") != m->to) vm_fail("migrate", "thread did not move to node %d", m->to);
+  if (vm_nh_here_node(&topo, "migrate") != m->to) vm_fail("migrate", "thread did not move to node %d", m->to);
   for (int k = 0; k < MIG_AFTER; k++) {
     void *p = (k % 3 == 1) ? malloc(mig_size(k)) : nh_malloc(mig_size(k));
     snprintf(what, sizeof what, "allocation #%d after the move from node %d", k + 1, m->from);
-    expect_on("migrate", what, p, mig_size(k), vm_mem_home(&topo, m->to));
+    vm_nh_block_on(&topo, "migrate", what, p, mig_size(k), vm_mem_home(&topo, m->to));
     if (k < MIG_KEEP) keep[k] = p; /* the first ones stay live: each must be fresh */
     else nh_free(p);
   }
@@ -354,7 +311,7 @@ static void fill_check_order(int count) {
 static void fill_check_budgets(int count) {
   static nh_stats st;
   int per[VM_MAX_NODES] = {0};
-  stats_get(&st);
+  vm_nh_stats(&st);
   for (int k = 0; k < count; k++) per[fill_node[k]]++;
   for (int n = 0; n < topo.nnodes; n++) {
     uint64_t budget = (uint64_t)(n == 0 ? FILL_BUDGET0_MIB : FILL_BUDGET_MIB) << 20;
@@ -379,7 +336,7 @@ static void fill_check_budgets(int count) {
 
 static void fill_body(void *arg) {
   int *count = arg, k = 0;
-  if (here_node("fill") != 0) vm_fail("fill", "filler thread is not on node 0");
+  if (vm_nh_here_node(&topo, "fill") != 0) vm_fail("fill", "filler thread is not on node 0");
   for (; k < FILL_MAX; k++) {
     errno = 0;
     fill_blk[k] = nh_malloc(FILL_BLOCK);
@@ -388,10 +345,10 @@ static void fill_body(void *arg) {
     fill_node[k] = nh_ptr_node(fill_blk[k]);
     if (fill_node[k] < 0 || fill_node[k] >= topo.nnodes)
       vm_fail("fill", "nh_ptr_node of block %d is %d", k, fill_node[k]);
-    expect_on("fill", "filling block", fill_blk[k], FILL_BLOCK, fill_node[k]);
+    vm_nh_block_on(&topo, "fill", "filling block", fill_blk[k], FILL_BLOCK, fill_node[k]);
     if (fill_node[k] != 0 && fill_committed0 == 0) {
       static nh_stats st;
-      stats_get(&st);
+      vm_nh_stats(&st);
       fill_committed0 = st.nodes[0].committed;
     }
   }
@@ -438,37 +395,18 @@ static void check_fill(void) {
 
 /* ---- main ------------------------------------------------------------------------ */
 
-static const struct { const char *name; void (*fn)(void); } checks[] = {
-    {"cpu-local", check_cpu_local}, {"node-alloc", check_node_alloc},
-    {"remote-free", check_remote_free}, {"migrate", check_migrate},
-    {"fill", check_fill},           {"fill-child", fill_child},
+static const vm_check checks[] = {
+    {"cpu-local", check_cpu_local, 1},     {"node-alloc", check_node_alloc, 1},
+    {"remote-free", check_remote_free, 1}, {"migrate", check_migrate, 1},
+    {"fill", check_fill, 1},               {"fill-child", fill_child, 0},
 };
-#define NCHECKS (sizeof checks / sizeof checks[0])
-
-static void run_check(const char *name) {
-  for (size_t i = 0; i < NCHECKS; i++) {
-    if (strcmp(checks[i].name, name) == 0) {
-      checks[i].fn();
-      return;
-    }
-  }
-  vm_fail("arguments", "unknown check '%s'", name);
-}
 
 int main(int argc, char **argv) {
   static vm_args a;
-  char err[256];
-  vm_start(argc, argv, &a);
+  vm_start_topo(argc, argv, &a, &topo);
   me = argv[0];
   args = &a;
-  if (vm_read_kernel_topo(&topo, err, sizeof err) != 0) vm_fail("sysfs", "%s", err);
-  if (topo.nnodes != a.expect.nnodes || nh_node_count() != topo.nnodes)
-    vm_fail("topology", "kernel shows %d nodes, layout has %d, numaheap sees %d", topo.nnodes,
-            a.expect.nnodes, nh_node_count());
-  if (a.argc > 0) {
-    for (int i = 0; i < a.argc; i++) run_check(a.argv[i]);
-    return 0;
-  }
-  for (size_t i = 0; i + 1 < NCHECKS; i++) run_check(checks[i].name); /* all but fill-child */
+  vm_nh_same_nodes(&topo, &a);
+  vm_run_checks(checks, sizeof checks / sizeof *checks, &a);
   return 0;
 }

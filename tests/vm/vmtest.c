@@ -359,6 +359,32 @@ void vm_run_config_child(const char *check, const char *path, const char *ini, c
     vm_fail(check, "the %s child failed (status 0x%x; its FAIL line is above)", check, status);
 }
 
+static const vm_check *find_check(const vm_check *table, size_t n, const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(table[i].name, name) == 0) return &table[i];
+  char known[512] = "";
+  for (size_t i = 0; i < n; i++) {
+    size_t len = strlen(known);
+    snprintf(known + len, sizeof known - len, "%s%s", i ? ", " : "", table[i].name);
+  }
+  vm_fail("usage", "unknown check \"%s\" (%s)", name, known);
+}
+
+void vm_run_checks(const vm_check *table, size_t n, const vm_args *a) {
+  if (a->argc > 0) {
+    for (int i = 0; i < a->argc; i++) find_check(table, n, a->argv[i])->fn();
+    return;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (table[i].by_default) table[i].fn();
+}
+
+void vm_start_topo(int argc, char **argv, vm_args *a, vm_topo *t) {
+  char err[256];
+  vm_start(argc, argv, a);
+  if (vm_read_kernel_topo(t, err, sizeof err) != 0) vm_fail("sysfs", "%s", err);
+}
+
 struct pinned { int cpu; vm_body body; void *arg; };
 
 static void *pinned_main(void *p) {
@@ -374,4 +400,15 @@ void vm_run_on_cpu(int cpu, vm_body body, void *arg) {
   int rc = pthread_create(&th, NULL, pinned_main, &pn);
   if (rc != 0) vm_fail("thread", "pthread_create: %s", strerror(rc));
   pthread_join(th, NULL);
+}
+
+int vm_run_on_each_cpu(const vm_topo *t, vm_body body) {
+  int n = 0;
+  for (int node = 0; node < t->nnodes; node++)
+    for (int c = 0; c < CPU_SETSIZE; c++) {
+      if (!CPU_ISSET(c, &t->cpus[node])) continue;
+      vm_run_on_cpu(c, body, &c);
+      n++;
+    }
+  return n;
 }

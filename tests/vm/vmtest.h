@@ -50,6 +50,9 @@ typedef struct vm_args {
 /* Parses the common arguments (stops the program with a usage error on bad
  * input) and makes stdout line-buffered. */
 void vm_start(int argc, char **argv, vm_args *a);
+/* vm_start, then the kernel's view into *t (a failure fails the check
+ * "sysfs"): how every in-VM program but vm_layout begins. */
+void vm_start_topo(int argc, char **argv, vm_args *a, vm_topo *t);
 
 /* Parses an expectation string into *t. 0, or -1 with a message in err. */
 int vm_parse_expect(const char *spec, vm_topo *t, char *err, size_t errlen);
@@ -62,6 +65,9 @@ int vm_read_kernel_topo(vm_topo *t, char *err, size_t errlen);
  * that cannot be pinned fails the check "pin"). */
 typedef void (*vm_body)(void *arg);
 void vm_run_on_cpu(int cpu, vm_body body, void *arg);
+/* Runs body(&cpu) on every CPU of t in turn, as vm_run_on_cpu; returns how
+ * many. */
+int vm_run_on_each_cpu(const vm_topo *t, vm_body body);
 
 /* Runs check in a child process that starts numaheap on a config: writes
  * ini to path, then re-executes `me` with --layout/--expect from a, the
@@ -69,6 +75,20 @@ void vm_run_on_cpu(int cpu, vm_body body, void *arg);
  * FAIL line is already printed) fails check. */
 void vm_run_config_child(const char *check, const char *path, const char *ini, const char *me,
                          const vm_args *a, const char *child_check);
+
+/* One check of an in-VM program: the name that selects it on the command
+ * line, and whether it runs when none is named (a child check, which a
+ * check runs by executing the program again, runs only when named). */
+typedef struct vm_check {
+  const char *name;
+  void (*fn)(void);
+  int by_default;
+} vm_check;
+
+/* Runs the checks a->argv names, in that order, or when it names none the
+ * table's checks marked by_default, in table order. A name not in the table
+ * fails the run (check "usage"), listing the names it knows. */
+void vm_run_checks(const vm_check *table, size_t n, const vm_args *a);
 
 /* Reports a passed check. */
 void vm_ok(const char *check, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
