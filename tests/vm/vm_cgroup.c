@@ -45,7 +45,7 @@
  *          trim; GetMemoryLoad matches memory.current / memory.high; after
  *          the frees, High.
  */
-#include "vmtest.h"
+#include "vmnh.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -233,9 +233,7 @@ static void check_split_child(void) {
   if (boundary == npages || boundary * VM_PAGE < 24 * MIB)
     vm_fail("split", "node 0 took %zu MiB of 48 (its room is 31)", boundary * VM_PAGE / MIB);
   static nh_stats st;
-  st.size = sizeof st;
-  st.version = NH_STATS_VERSION;
-  nh_stats_get(&st);
+  vm_nh_stats(&st);
   if (st.nodes[near].committed < (48 * MIB - boundary * VM_PAGE))
     vm_fail("split", "node %d counts %llu bytes committed, less than its part", near,
             (unsigned long long)st.nodes[near].committed);
@@ -326,9 +324,7 @@ static int wait_note(int k, int ms) {
 
 static void child_budgets(void) {
   static nh_stats st;
-  st.size = sizeof st;
-  st.version = NH_STATS_VERSION;
-  if (nh_stats_get(&st) != 0) vm_fail("budgets", "nh_stats_get: %s", nh_last_error());
+  vm_nh_stats(&st);
   if (st.cgroup.version != 2 || st.cgroup.limit != LIMIT)
     vm_fail("budgets", "numaheap found cgroup v%d limit %llu", st.cgroup.version,
             (unsigned long long)st.cgroup.limit);
@@ -403,9 +399,7 @@ static void check_limit_child(void) {
   if (second != eMemoryAvailableHigh)
     vm_fail("notify", "after Low came %d, not High (%d notifications)", second, atomic_load(&nnotes));
   static nh_stats st;
-  st.size = sizeof st;
-  st.version = NH_STATS_VERSION;
-  nh_stats_get(&st);
+  vm_nh_stats(&st);
   if (st.cgroup.low_trims == 0) vm_fail("notify", "no trim was counted on Low");
   vm_ok("notify", "Low, then High after the frees; %llu low trim(s)",
         (unsigned long long)st.cgroup.low_trims);
@@ -424,9 +418,7 @@ static const char high_ini[] = "[cache]\nmode = off\n[notify]\nlow = 90\nhigh = 
 
 static nh_stats *stats_now(void) {
   static nh_stats st;
-  st.size = sizeof st;
-  st.version = NH_STATS_VERSION;
-  if (nh_stats_get(&st) != 0) vm_fail("stats", "nh_stats_get: %s", nh_last_error());
+  vm_nh_stats(&st);
   return &st;
 }
 

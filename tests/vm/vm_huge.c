@@ -23,7 +23,7 @@
  *
  * Logical node i of numaheap is the i-th OS node in increasing order.
  */
-#include "vmtest.h"
+#include "vmnh.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -86,9 +86,7 @@ static long anon_huge_kib(const void *p) {
 
 static nh_node_stats node_stats(int node, int *mode) {
   static nh_stats st;
-  st.size = sizeof st;
-  st.version = NH_STATS_VERSION;
-  if (nh_stats_get(&st) != 0) vm_fail("stats", "nh_stats_get failed");
+  vm_nh_stats(&st);
   if (mode) *mode = st.huge_pages;
   return st.nodes[node];
 }

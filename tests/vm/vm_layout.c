@@ -121,10 +121,8 @@ static void check_placement(const vm_topo *t) {
 int main(int argc, char **argv) {
   vm_args a;
   vm_topo got;
-  char err[256];
-  vm_start(argc, argv, &a);
+  vm_start_topo(argc, argv, &a, &got);
   if (a.argc != 0) vm_fail("arguments", "unexpected argument '%s'", a.argv[0]);
-  if (vm_read_kernel_topo(&got, err, sizeof err) != 0) vm_fail("sysfs", "%s", err);
   check_nodes(&a.expect, &got);
   check_cpus_mem(&a.expect, &got);
   check_distances(&a.expect, &got);

@@ -51,7 +51,8 @@ typedef struct vm_args {
  * input) and makes stdout line-buffered. */
 void vm_start(int argc, char **argv, vm_args *a);
 /* vm_start, then the kernel's view into *t (a failure fails the check
- * "sysfs"): how every in-VM program but vm_layout begins. */
+ * "sysfs"): how every in-VM program that reads the kernel's view at once
+ * begins (vm_locality reads it after sending each workload to a child). */
 void vm_start_topo(int argc, char **argv, vm_args *a, vm_topo *t);
 
 /* Parses an expectation string into *t. 0, or -1 with a message in err. */
