@@ -153,6 +153,7 @@ static void postfork_parent(void) {
 }
 static void postfork_child(void) {
   if (fork_locked_heaps) nh_heaps_postfork(1);
+  nh_cache_postfork_child();
   nh_container_postfork_child();
   nh_lock_reset(&limits_lock);
   nh_lock_reset(&boot_lock);

@@ -76,6 +76,10 @@ void nh_cache_flush_thread(void);
  * would be handed out twice there. The child's side is pcpu.c's own handler. */
 void nh_cache_prefork(void);
 void nh_cache_postfork_parent(void);
+/* The fork child's side, first among the child's handlers (api/init.c),
+ * before any that may allocate: the locks of the caches (whose owners are
+ * gone) unlocked, and CPUs a drainer had stopped restarted. */
+void nh_cache_postfork_child(void);
 /* Tests: pretend the calling thread runs on cpu (-1: the real CPU). */
 void nh_cache_set_cpu_override(int cpu);
 /* Drops every cache's state after nh_heaps_destroy (tests). */
@@ -109,6 +113,11 @@ typedef struct nh_cache_cpu_stats {
 int nh_cache_cpu_count(void);
 /* 0, or -1 when cpu has no per-CPU cache. */
 int nh_cache_cpu_stats_get(int cpu, nh_cache_cpu_stats *out);
+
+/* 1 once cpu's cache is set up (the first slow path of a thread on it: a
+ * CPU nothing ran on costs no memory), 0 before, -1 when cpu has no per-CPU
+ * cache. */
+int nh_cache_cpu_ready(int cpu);
 
 /* A per-CPU cache untouched by slow paths for two periods of ms (default
  * 1000) is drained back to its node by the next slow path that looks

@@ -9,6 +9,13 @@
  * constant) and is marked free.
  *
  * States of a CPU's cache:
+ *   UNSET    the region as the OS mapped it, all zero (ready_flag 0): count 0 and
+ *            bounds (0, 0), so every sequence fails without a store and the
+ *            thread takes a slow path, which sets the region up (setup_lock;
+ *            the flag stored last, with release). A CPU that never runs a slow
+ *            path costs no page: a small program on a 128-CPU machine writes
+ *            one region, not 128. Drainers, statistics and fork skip regions
+ *            not set up (ready_flag, acquire);
  *   RUNNING  headers lo = 0, hi = capacity: threads on the CPU push and pop
  *            with restartable sequences, and batch-move under rseq too;
  *   STOPPED  a drainer holds region->lock and set lo = 0xffff, hi = 0 on
@@ -27,7 +34,7 @@
  * is safe while sequences run (they only see more room). Only a drain lowers
  * hi: it gives every class back and returns the CPU to zero capacity.
  *
- * Lock order: region->lock < bin lock < page lock (a drainer gives blocks
+ * Lock order: setup_lock < region->lock < bin lock < page lock (a drainer gives blocks
  * back to the heaps while it holds its CPU's lock). Only one region lock is
  * held at a time. No lock is held on the fast paths or across a
  * restartable sequence.
@@ -37,7 +44,6 @@
  * migrated since it chose the region: the count is still right).
  */
 #define _GNU_SOURCE
-#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/rseq.h>
@@ -116,16 +122,32 @@ static uint16_t cap[NH_CLASS_COUNT];   /* slots per class (the most hi reaches);
 static uint16_t full[NH_CLASS_COUNT];  /* capacity after a class's first overflow (<= cap) */
 static uint16_t batch[NH_CLASS_COUNT]; /* refill and overflow batch */
 static uint64_t budget;                /* bytes of capacity per CPU */
-static int atfork_done;
+static size_t region_used;             /* bytes of a region in use: header and slots */
 
 static _Atomic uint64_t idle_ns = 1000000000ull; /* relaxed: a period, not a guard */
+/* Sets regions up (region_setup); fork holds it so that none is half set up
+ * in the child. */
+static nh_lock setup_lock;
+/* Per CPU, 0 while its region is UNSET, 1 once set up: stored with release
+ * under setup_lock after the region is written; loaded with acquire before
+ * any use of the region other than the sequences (which need no set-up: see
+ * UNSET). Beside the regions, not in them, so that looking at a CPU nothing
+ * ran on does not map its region's first page. */
+static _Atomic uint8_t *ready_flag;
 static _Atomic uint64_t last_scan_ns;            /* relaxed CAS elects one scanner */
 
-/* Bytes mapped for the regions of nslots CPUs. */
-static size_t regions_bytes(uint64_t nslots) { return (size_t)nslots << NH_RSEQ_STRIDE_SHIFT; }
+/* Bytes mapped for the regions of nslots CPUs and their ready flags. */
+static size_t regions_bytes(uint64_t nslots) {
+  return ((size_t)nslots << NH_RSEQ_STRIDE_SHIFT) + (size_t)nslots;
+}
 
 static nh_pc_cpu *region(int cpu) {
   return (nh_pc_cpu *)(nh_rseq_g.base + ((size_t)cpu << NH_RSEQ_STRIDE_SHIFT));
+}
+/* cpu's region if it is set up, NULL if still UNSET. */
+static nh_pc_cpu *ready_region(int cpu) {
+  /* acquire: pairs with region_setup's release */
+  return atomic_load_explicit(&ready_flag[cpu], memory_order_acquire) ? region(cpu) : NULL;
 }
 static void **slots(nh_pc_cpu *c, unsigned cls) { return (void **)((char *)c + nh_pc_soff[cls]); }
 /* The absolute slot index of a class's first slot: its empty count and
@@ -225,8 +247,19 @@ static void drain_stopped_class(nh_pc_cpu *c, unsigned cls) {
 /* hi of a class with no capacity charged: the remote buffer is always there. */
 static uint16_t base_hi(unsigned cls) { return cls == 0 ? REMOTE_CAP : 0; }
 
-/* Stops cpu, gives back everything it holds and its capacity, restarts it.
- * Any thread. */
+/* The pages of a drained region's slots go back to the OS (its header's
+ * page stays); they come back zero at the next push that reaches them. The
+ * caller holds c->lock and has stopped and fenced the CPU: no sequence can
+ * read or write a slot meanwhile. */
+static void release_slots(nh_pc_cpu *c) {
+  uintptr_t page = nh_os_page_size(), at = (uintptr_t)c;
+  uintptr_t from = (at + nh_pc_soff[0] + page - 1) & ~(page - 1);
+  uintptr_t to = (at + region_used + page - 1) & ~(page - 1);
+  if (to > from) (void)nh_os_purge((void *)from, to - from);
+}
+
+/* Stops cpu, gives back everything it holds, its capacity and its slots'
+ * pages, restarts it. Any thread. */
 static void drain_cpu(int cpu) {
   nh_pc_cpu *c = region(cpu);
   uint16_t old_hi[NH_CLASS_COUNT];
@@ -239,6 +272,7 @@ static void drain_cpu(int cpu) {
   int fenced = nh_os_rseq_fence_cpu(cpu) == 0; /* no sequence on cpu can commit from here on */
   if (fenced) {
     for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) drain_stopped_class(c, cls);
+    release_slots(c);
     stat_inc(&c->drains, 1);
     c->charged = 0;
   }
@@ -382,8 +416,10 @@ static int grow(int cpu, nh_pc_cpu *c, unsigned cls, uint16_t to) {
 }
 
 void nh_pc_drain_all(void) {
-  for (int cpu = 0; (uint64_t)cpu < nh_rseq_g.nslots; cpu++)
-    if (cpu_blocks(region(cpu), NULL)) drain_cpu(cpu);
+  for (int cpu = 0; (uint64_t)cpu < nh_rseq_g.nslots; cpu++) {
+    nh_pc_cpu *c = ready_region(cpu);
+    if (c && cpu_blocks(c, NULL)) drain_cpu(cpu);
+  }
 }
 
 /* Drains CPUs whose slow paths have not run for two idle periods; at most
@@ -396,7 +432,8 @@ static void idle_scan(uint64_t now, int force) {
                                                memory_order_relaxed))
     return;
   for (int cpu = 0; (uint64_t)cpu < nh_rseq_g.nslots; cpu++) {
-    nh_pc_cpu *c = region(cpu);
+    nh_pc_cpu *c = ready_region(cpu);
+    if (c == NULL) continue;
     uint64_t seen = atomic_load_explicit(&c->last_slow_ns, memory_order_relaxed);
     if (now - seen < 2 * period || cpu_blocks(c, NULL) == 0) continue;
     drain_cpu(cpu);
@@ -412,9 +449,13 @@ void nh_pc_set_idle_ms(uint64_t ms) {
   atomic_store_explicit(&idle_ns, ms * 1000000ull, memory_order_relaxed);
 }
 
-/* Every slow path: stamp the CPU, and maybe look for idle ones. */
+static void region_setup(nh_pc_cpu *c, int cpu);
+
+/* Every slow path: set the CPU's region up if it is the first, stamp the
+ * CPU, and maybe look for idle ones. */
 static nh_pc_cpu *slow_enter(int cpu) {
-  nh_pc_cpu *c = region(cpu);
+  nh_pc_cpu *c = ready_region(cpu);
+  if (__builtin_expect(c == NULL, 0)) region_setup(c = region(cpu), cpu);
   uint64_t now = nh_os_clock_ns();
   atomic_store_explicit(&c->last_slow_ns, now, memory_order_relaxed);
   idle_scan(now, 0);
@@ -566,25 +607,36 @@ static void layout(const nh_cache_params *p) {
     if (full[cls] > cap[cls]) full[cls] = cap[cls];
     batch[cls] = (uint16_t)(full[cls] / 2 > MAX_BATCH ? MAX_BATCH : full[cls] / 2);
   }
+  region_used = place_slots();
 }
 
 /* See percpu/cache.h (issue 5: a fork during a drain gave the child blocks
  * owned twice). CPU order; the parent releases in reverse. */
 void nh_cache_prefork(void) {
   if (!nh_pc_on) return;
-  for (int cpu = 0; (uint64_t)cpu < nh_rseq_g.nslots; cpu++) nh_lock_acquire(&region(cpu)->lock);
+  nh_lock_acquire(&setup_lock); /* no region changes from UNSET meanwhile */
+  for (int cpu = 0; (uint64_t)cpu < nh_rseq_g.nslots; cpu++) {
+    nh_pc_cpu *c = ready_region(cpu);
+    if (c) nh_lock_acquire(&c->lock);
+  }
 }
 
 void nh_cache_postfork_parent(void) {
   if (!nh_pc_on) return;
-  for (int cpu = (int)nh_rseq_g.nslots; cpu-- > 0;) nh_lock_release(&region(cpu)->lock);
+  for (int cpu = (int)nh_rseq_g.nslots; cpu-- > 0;) {
+    nh_pc_cpu *c = ready_region(cpu);
+    if (c) nh_lock_release(&c->lock);
+  }
+  nh_lock_release(&setup_lock);
 }
 
-static void postfork_child(void) {
+void nh_cache_postfork_child(void) {
   nh_tc_postfork_child();
   if (!nh_pc_on) return;
+  nh_lock_reset(&setup_lock);
   for (int cpu = 0; (uint64_t)cpu < nh_rseq_g.nslots; cpu++) {
-    nh_pc_cpu *c = region(cpu);
+    nh_pc_cpu *c = ready_region(cpu);
+    if (c == NULL) continue;
     nh_lock_reset(&c->lock);
     if (!atomic_load_explicit(&c->stopped, memory_order_relaxed)) continue;
     for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) set_bounds(c, 0, base_hi(cls), cls);
@@ -593,15 +645,28 @@ static void postfork_child(void) {
   }
 }
 
-static void region_setup(int cpu) {
-  nh_pc_cpu *c = region(cpu);
-  c->node = nh_cpu_home(cpu);
-  for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) {
-    atomic_store_explicit(&c->word[cls], first_slot(cls), memory_order_relaxed);
-    set_bounds(c, 0, base_hi(cls), cls);
+/* Takes cpu's region (c) from UNSET to RUNNING, if no other thread did,
+ * while threads on cpu may run sequences on it: the stores go in an order
+ * in which each state a sequence can see fails it (x86-64's stores are seen
+ * in program order; the sequences are its assembly). First every class's lo
+ * goes to STOP_LO (count 0 is below it and hi 0 refuses every push), then
+ * the counts to their empty index, then the node, then the bounds (lo, then
+ * hi: set_bounds), and the ready flag last. */
+static void region_setup(nh_pc_cpu *c, int cpu) {
+  nh_lock_acquire(&setup_lock);
+  if (!atomic_load_explicit(&ready_flag[cpu], memory_order_relaxed)) {
+    int node = nh_cpu_home(cpu);
+    /* keep the cache on its node's memory (best effort): before the first write */
+    (void)nh_os_bind(c, (size_t)1 << NH_RSEQ_STRIDE_SHIFT, nh_g.topo->nodes[node].bind_os_node);
+    for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++)
+      atomic_store_explicit(&c->bounds[cls].lo, STOP_LO, memory_order_release);
+    for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++)
+      atomic_store_explicit(&c->word[cls], first_slot(cls), memory_order_release);
+    c->node = node;
+    for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) set_bounds(c, 0, base_hi(cls), cls);
+    atomic_store_explicit(&ready_flag[cpu], 1, memory_order_release); /* pairs: ready_region */
   }
-  /* keep the cache on its node's memory (best effort) */
-  (void)nh_os_bind(c, (size_t)1 << NH_RSEQ_STRIDE_SHIFT, nh_g.topo->nodes[c->node].bind_os_node);
+  nh_lock_release(&setup_lock);
 }
 
 int nh_pc_init(const nh_cache_params *p) {
@@ -613,10 +678,9 @@ int nh_pc_init(const nh_cache_params *p) {
   if (base == NULL) return -1;
   nh_rseq_g.base = base;
   nh_rseq_g.nslots = nslots;
-  nh_rseq_g.rseq_off = __rseq_offset;
-  for (int cpu = 0; (uint64_t)cpu < nslots; cpu++) region_setup(cpu);
+  ready_flag = (_Atomic uint8_t *)(base + ((size_t)nslots << NH_RSEQ_STRIDE_SHIFT));
+  nh_rseq_g.rseq_off = __rseq_offset; /* the regions stay UNSET until their CPU's first slow path */
   atomic_store_explicit(&last_scan_ns, nh_os_clock_ns(), memory_order_relaxed);
-  if (!atfork_done && pthread_atfork(NULL, NULL, postfork_child) == 0) atfork_done = 1;
   nh_pc_on = 1;
   return 0;
 }
@@ -632,7 +696,12 @@ void nh_pc_reset(void) {
 
 int nh_pc_cpu_stats(int cpu, nh_cache_cpu_stats *out) {
   if (cpu < 0 || (uint64_t)cpu >= nh_rseq_g.nslots) return -1;
-  nh_pc_cpu *c = region(cpu);
+  nh_pc_cpu *c = ready_region(cpu);
+  if (c == NULL) { /* UNSET: nothing happened there */
+    memset(out, 0, sizeof *out);
+    out->node = nh_cpu_home(cpu);
+    return 0;
+  }
   out->node = c->node;
   out->hits = 0;
   for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++)
@@ -648,6 +717,11 @@ int nh_pc_cpu_stats(int cpu, nh_cache_cpu_stats *out) {
   for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++)
     out->capacity_bytes += (uint64_t)hi_of(c, cls) * nh_class_size(cls);
   return 0;
+}
+
+int nh_cache_cpu_ready(int cpu) {
+  if (!nh_pc_on || cpu < 0 || (uint64_t)cpu >= nh_rseq_g.nslots) return -1;
+  return ready_region(cpu) != NULL;
 }
 
 void nh_pc_stats_add(nh_cache_stats *out) {

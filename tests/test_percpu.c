@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/rseq.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -391,6 +392,53 @@ static void test_idle_cache_drained(void **state) {
   unpin();
 }
 
+/* Resident pages of cpu's region (mincore). */
+static size_t region_resident(int cpu) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), n = ((size_t)1 << NH_RSEQ_STRIDE_SHIFT) / page, k = 0;
+  unsigned char vec[((size_t)1 << NH_RSEQ_STRIDE_SHIFT) / 4096];
+  assert_true(n <= sizeof vec);
+  assert_int_equal(mincore(nh_rseq_g.base + ((size_t)cpu << NH_RSEQ_STRIDE_SHIFT),
+                           n * page, vec), 0);
+  for (size_t i = 0; i < n; i++) k += vec[i] & 1;
+  return k;
+}
+
+/* A CPU's cache is set up by the first slow path of a thread on it: until
+ * then its region is untouched (a CPU nothing ran on costs no memory). A
+ * drain gives its slots' pages back and keeps the header's. */
+static void test_region_set_up_on_first_use(void **state) {
+  (void)state;
+  if (!have_two_cpus()) skip(); /* leaves the thread on CPU 1 */
+  nh_test_start(ONE_NODE, NULL);
+  if (!percpu()) skip();
+  nh_free(nh_malloc(64));
+  assert_int_equal(nh_cache_cpu_ready(1), 1);
+  assert_int_equal(nh_cache_cpu_ready(0), 0);
+  assert_int_equal(region_resident(0), 0);
+  nh_cache_cpu_stats s = cpu_stats(0);
+  assert_int_equal(s.node, 0);
+  assert_int_equal(s.hits + s.misses + s.blocks + s.capacity_bytes, 0);
+  assert_int_equal(nh_cache_cpu_ready(2), -1);
+
+  assert_int_equal(pin(0), 0);
+  static void *held[8][100];
+  for (int k = 0; k < 8; k++)
+    for (int i = 0; i < 100; i++) held[k][i] = nh_malloc((size_t)16 << k);
+  for (int k = 0; k < 8; k++)
+    for (int i = 0; i < 100; i++) nh_free(held[k][i]);
+  assert_int_equal(nh_cache_cpu_ready(0), 1);
+  assert_true(cpu_stats(0).blocks > 0);
+  size_t before = region_resident(0);
+  assert_true(before >= 3); /* the header and slots of 8 classes */
+  nh_trim();
+  assert_int_equal(cpu_stats(0).blocks, 0);
+  size_t after = region_resident(0);
+  assert_true(after >= 1 && after <= 2); /* the header's page(s) */
+  nh_free(nh_malloc(64)); /* slots come back, zero */
+  assert_true(cpu_stats(0).hits + cpu_stats(0).misses > 0);
+  unpin();
+}
+
 /* ---- stress: threads pinned and re-pinned over CPUs 0 and 1 --------------------------- */
 
 #define STRESS_THREADS 4
@@ -581,6 +629,7 @@ int main(void) {
       cmocka_unit_test(test_override_migration_simulated),
       cmocka_unit_test(test_two_threads_override_the_same_cpu),
       cmocka_unit_test(test_idle_cache_drained),
+      cmocka_unit_test(test_region_set_up_on_first_use),
       cmocka_unit_test(test_stress_pinned_threads),
       cmocka_unit_test(test_fork_child_allocates),
       cmocka_unit_test(test_second_free_caught_before_second_handout),
