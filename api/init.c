@@ -60,8 +60,10 @@ void *nh_boot_alloc(size_t size, size_t align) {
   void *p = NULL;
   nh_lock_acquire(&boot_lock);
   uint8_t *base = atomic_load_explicit(&boot_base, memory_order_relaxed);
-  if (base == NULL && (base = nh_os_map_aligned(BOOT_SIZE, nh_os_page_size(), -1)) != NULL)
+  if (base == NULL && (base = nh_os_map_aligned(BOOT_SIZE, nh_os_page_size(), -1)) != NULL) {
+    (void)nh_os_advise_small(base, BOOT_SIZE); /* a few KiB used: no 2 MiB page under THP `always` */
     atomic_store_explicit(&boot_base, base, memory_order_release);
+  }
   size_t off = (boot_used + 16 + align - 1) & ~(align - 1);
   if (base != NULL && off + size <= BOOT_SIZE) {
     p = base + off;

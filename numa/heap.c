@@ -35,8 +35,9 @@ void nh_heaps_set_limits(const nh_heap_params *p) {
   nh_g.task_limit_milli_pct = p->task_limit_milli_pct;
   nh_g.purge_delay_ms = p->purge_delay_ms;
   nh_g.huge_keep = p->huge_keep;
-  nh_g.huge_pages = nh_huge_mode_resolve(p->huge_pages, nh_os_thp_mode(), &nh_g.thp_ok,
-                                         &nh_g.huge_reason);
+  int thp = nh_os_thp_mode();
+  nh_g.huge_pages = nh_huge_mode_resolve(p->huge_pages, thp, &nh_g.thp_ok, &nh_g.huge_reason);
+  nh_g.thp_always = thp == NH_OS_THP_ALWAYS;
   nh_g.paranoid = p->paranoid;
 }
 

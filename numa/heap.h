@@ -636,6 +636,8 @@ typedef struct nh_heaps {
   int huge_pages;              /* NH_HUGE_OFF, NH_HUGE_THP or NH_HUGE_HUGETLB (in force) */
   const char *huge_reason;     /* why that mode (a static string, for topo and stats) */
   bool thp_ok;                 /* the kernel's THP is madvise or always */
+  bool thp_always;             /* the kernel's THP is always: mappings meant for base
+                                  pages must say so (nh_os_advise_small) */
   int paranoid;                /* [safety] mode = paranoid: fill and check freed blocks,
                                   guard pages after huge blocks (constant while running) */
   void (*reclaim_hook)(void);  /* called before failing a request (percpu drains caches) */

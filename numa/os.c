@@ -181,6 +181,9 @@ void *nh_os_move(void *addr, size_t old_size, size_t new_size, size_t align) {
 #ifndef MADV_HUGEPAGE
 #define MADV_HUGEPAGE 14
 #endif
+#ifndef MADV_NOHUGEPAGE
+#define MADV_NOHUGEPAGE 15
+#endif
 #ifndef MAP_HUGETLB
 #define MAP_HUGETLB 0x40000
 #endif
@@ -201,6 +204,10 @@ int nh_os_thp_mode(void) {
 
 int nh_os_advise_huge(void *addr, size_t size) {
   return madvise(addr, size, MADV_HUGEPAGE) == 0 ? 0 : errno;
+}
+
+int nh_os_advise_small(void *addr, size_t size) {
+  return madvise(addr, size, MADV_NOHUGEPAGE) == 0 ? 0 : errno;
 }
 
 uint64_t nh_os_node_free_hugepages(int os_node) {
@@ -465,7 +472,12 @@ void *nh_os_meta_alloc(size_t size) {
   if (size == 0) size = 1;
   void *p = mmap(NULL, round_pages(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                  -1, 0);
-  return p == MAP_FAILED ? NULL : p;
+  if (p == MAP_FAILED) return NULL;
+  /* metadata is touched sparsely (a CPU's region, a class's ring): where the
+   * kernel's THP is `always`, a 2 MiB page at the first touch would make a
+   * page's worth of it cost 512 (2 MiB ranges only: smaller ones never get one) */
+  if (size >= ((size_t)2 << 20)) (void)nh_os_advise_small(p, round_pages(size));
+  return p;
 }
 
 void nh_os_meta_free(void *p, size_t size) {

@@ -60,6 +60,11 @@ int nh_os_thp_mode(void);
  * (MADV_HUGEPAGE). addr and size multiples of 2 MiB for the whole range to
  * qualify. */
 int nh_os_advise_huge(void *addr, size_t size);
+/* Asks for base pages on a range (MADV_NOHUGEPAGE): where the kernel's THP
+ * is `always`, a range that should stay small (a heap's first segments,
+ * [heap] huge_pages = off, sparse metadata) would otherwise get a 2 MiB page
+ * at its first touch. 0 or errno. */
+int nh_os_advise_small(void *addr, size_t size);
 /* Free explicit 2 MiB huge pages the administrator reserved on a real node
  * (/sys/devices/system/node/nodeN/hugepages/hugepages-2048kB/free_hugepages);
  * 0 when none or unknown. */

@@ -49,6 +49,9 @@ int nh_segmap_init(void) {
   if (nh_segmap) return 0;
   void *p = nh_os_map_aligned(SEGMAP_SLOTS, nh_os_page_size(), -1);
   if (p == NULL) return -1;
+  /* a byte per 4 MiB of address space, touched where segments are: where
+   * THP is `always` a first touch would otherwise take a 2 MiB page */
+  (void)nh_os_advise_small(p, SEGMAP_SLOTS);
   nh_segmap = p;
   return 0;
 }
@@ -171,6 +174,8 @@ static void *map_backed(nh_heap *h, size_t size, size_t align, bool huge_ok, uin
   if (p && mode != NH_HUGE_OFF && nh_g.thp_ok && nh_os_advise_huge(p, size) == 0) {
     atomic_fetch_add_explicit(&h->st.thp_bytes, size, memory_order_relaxed);
     *hugetlb = 2; /* advised */
+  } else if (p && nh_g.thp_always) {
+    (void)nh_os_advise_small(p, size); /* base pages meant: THP `always` would not ask */
   }
   return p;
 }
