@@ -366,25 +366,36 @@ long nh_os_path(char *buf, size_t cap, const char *a, const char *b, long n, con
   return fits ? (long)len : -1;
 }
 
+/* The start-up's file reads go through syscall(2), which the mmap and
+ * madvise wrappers sit beside in libc's text, not through open/read/close,
+ * whose page (and the 64 KiB the kernel maps around it) a program that
+ * allocates little would otherwise map for numaheap alone
+ * (docs/benchmarks.md, footprint). */
+static int sys_open(const char *path, int flags) {
+  return (int)syscall(SYS_openat, AT_FDCWD, path, flags, 0);
+}
+static ssize_t sys_read(int fd, void *buf, size_t n) { return (ssize_t)syscall(SYS_read, fd, buf, n); }
+static void sys_close(int fd) { (void)syscall(SYS_close, fd); }
+
 long nh_os_read_file(const char *path, char *buf, size_t cap, int *err) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = sys_open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     *err = errno;
     return -1;
   }
   size_t len = 0;
   while (len + 1 < cap) {
-    ssize_t r = read(fd, buf + len, cap - 1 - len);
+    ssize_t r = sys_read(fd, buf + len, cap - 1 - len);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) {
       *err = errno;
-      close(fd);
+      sys_close(fd);
       return -1;
     }
     if (r == 0) break;
     len += (size_t)r;
   }
-  close(fd);
+  sys_close(fd);
   buf[len] = '\0';
   return (long)len;
 }
