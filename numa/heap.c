@@ -62,9 +62,12 @@ int nh_huge_mode_resolve(int asked, int thp, bool *thp_ok, const char **why) {
     *why = "off: the kernel's transparent huge pages are disabled (enabled = never)";
     return NH_HUGE_OFF;
   }
-  *why = thp == NH_OS_THP_ALWAYS ? "thp: the kernel's THP is 'always'; segments are advised too"
-                                 : "thp: the kernel's THP is 'madvise'; segments and huge blocks "
-                                   "are advised MADV_HUGEPAGE before their first touch";
+  *why = thp == NH_OS_THP_ALWAYS
+             ? "thp: the kernel's THP is 'always'; segments and huge blocks are advised "
+               "MADV_HUGEPAGE too, a node's first segments and the allocator's sparse tables "
+               "MADV_NOHUGEPAGE"
+             : "thp: the kernel's THP is 'madvise'; segments and huge blocks "
+               "are advised MADV_HUGEPAGE before their first touch";
   return NH_HUGE_THP;
 }
 
