@@ -73,7 +73,7 @@ void nh_cache_flush_thread(void);
  * every CPU's drain lock before the heaps' locks (a drainer holds its CPU's
  * lock while it calls into the heaps), so that no drain is half done in the
  * child: a block already given to its heap but still counted in the slab
- * would be handed out twice there. The child's side is pcpu.c's own handler. */
+ * would be handed out twice there. The child's side is nh_cache_postfork_child. */
 void nh_cache_prefork(void);
 void nh_cache_postfork_parent(void);
 /* The fork child's side, first among the child's handlers (api/init.c),

@@ -75,24 +75,35 @@ static long node_hugepages(int os_node, const char *what) {
   return read_text(path, buf, sizeof buf) == 0 ? atol(buf) : -1;
 }
 
-/* AnonHugePages (KiB) of the mapping holding p, from /proc/self/smaps; -1
- * if no mapping holds it. */
-static long anon_huge_kib(const void *p) {
+/* AnonHugePages (KiB) from /proc/self/smaps: of the mapping holding p, or
+ * -1 if no mapping holds it; with p NULL, the sum over every mapping, and
+ * where (when not NULL) gets the header line of the first that has any. */
+static long anon_huge(const void *p, char *where, size_t cap) {
   FILE *f = fopen("/proc/self/smaps", "r");
   if (f == NULL) return -1;
-  char line[512];
+  char line[512], head[512] = "";
   int inside = 0;
-  long kib = -1;
+  long total = p ? -1 : 0, kib;
+  if (where) where[0] = '\0';
   while (fgets(line, sizeof line, f)) {
     unsigned long lo, hi;
     if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-      inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+      inside = p && (uintptr_t)p >= lo && (uintptr_t)p < hi;
+      snprintf(head, sizeof head, "%s", line);
       continue;
     }
-    if (inside && sscanf(line, "AnonHugePages: %ld kB", &kib) == 1) break;
+    if (sscanf(line, "AnonHugePages: %ld kB", &kib) != 1) continue;
+    if (inside) {
+      total = kib;
+      break;
+    }
+    if (p == NULL && kib > 0) {
+      total += kib;
+      if (where && !where[0]) snprintf(where, cap, "%.*s", (int)strcspn(head, "\n"), head);
+    }
   }
   fclose(f);
-  return kib;
+  return total;
 }
 
 static nh_node_stats node_stats(int node, int *mode) {
@@ -122,7 +133,7 @@ static unsigned char *block_on(const char *check, size_t size, int os_node) {
 static void thp_body(void *arg) {
   int i = *(const int *)arg, mode;
   unsigned char *p = block_on("thp", 8 * MIB, topo.os_id[i]);
-  long kib = anon_huge_kib(p);
+  long kib = anon_huge(p, NULL, 0);
   if (kib < 4096) vm_fail("thp", "node %d: the 8 MiB block's mapping has AnonHugePages %ld kB", i, kib);
   nh_node_stats s = node_stats(i, &mode);
   if (mode != 1 || s.thp_bytes < 8 * MIB)
@@ -154,29 +165,6 @@ static void check_thp(void) {
 
 /* ---- small -------------------------------------------------------------------- */
 
-/* AnonHugePages (KiB) over every mapping of the process, and the first
- * mapping that has any (its smaps header line) in where. */
-static long anon_huge_total(char *where, size_t cap) {
-  FILE *f = fopen("/proc/self/smaps", "r");
-  if (f == NULL) return -1;
-  char line[512], head[512] = "";
-  long total = 0, kib;
-  where[0] = '\0';
-  while (fgets(line, sizeof line, f)) {
-    unsigned long lo, hi;
-    if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
-      snprintf(head, sizeof head, "%s", line);
-      continue;
-    }
-    if (sscanf(line, "AnonHugePages: %ld kB", &kib) == 1 && kib > 0) {
-      total += kib;
-      if (!where[0]) snprintf(where, cap, "%.*s", (int)strcspn(head, "\n"), head);
-    }
-  }
-  fclose(f);
-  return total;
-}
-
 static void check_small_child(void) {
   static void *kept[8][300];
   int nodes = 0;
@@ -189,7 +177,7 @@ static void check_small_child(void) {
     nodes++;
   }
   char where[512];
-  long kib = anon_huge_total(where, sizeof where);
+  long kib = anon_huge(NULL, where, sizeof where);
   if (kib != 0) vm_fail("small", "AnonHugePages %ld kB in a small program, first in %s", kib, where);
   vm_ok("small", "blocks on %d nodes' CPUs, no mapping has AnonHugePages", nodes);
 }
