@@ -27,23 +27,25 @@ static void node_snapshot(int i, nh_node_stats *s) {
   s->reserve = atomic_load_explicit(&h->reserve, memory_order_relaxed);
   s->reserve_ready = h->reserve_mapped; /* racy read of a page-lock field: a snapshot */
   s->committed = rd(&h->st.committed);
-  s->in_use = rd(&h->st.in_use);
   s->peak_committed = rd(&h->st.peak_committed);
   for (int l = 0; l < NH_LEVEL_COUNT; l++) {
     s->level_committed[l] = rd(&h->st.level_committed[l]);
     s->failures[l] = rd(&h->st.failures[l]);
   }
-  s->allocs = rd(&h->st.allocs);
-  s->frees = rd(&h->st.frees);
-  s->remote_frees = rd(&h->st.remote_frees);
+  nh_shard_sums sum;
+  nh_heap_sum_counters(h, &sum);
+  s->in_use = sum.in_use;
+  s->allocs = sum.allocs;
+  s->frees = sum.frees;
+  s->remote_frees = sum.remote_frees;
   s->fallback_out = rd(&h->st.fallback_out);
   s->fallback_in = rd(&h->st.fallback_in);
   s->purged = rd(&h->st.purged);
   s->segments = rd(&h->st.segments);
-  s->xfer_hits = rd(&h->st.xfer_hits);
-  s->xfer_misses = rd(&h->st.xfer_misses);
-  s->xfer_released = rd(&h->st.xfer_released);
-  s->xfer_bytes = rd(&h->st.xfer_bytes);
+  s->xfer_hits = sum.xfer_hits;
+  s->xfer_misses = sum.xfer_misses;
+  s->xfer_released = sum.xfer_released;
+  s->xfer_bytes = sum.xfer_bytes;
   s->huge_kept = rd(&h->st.huge_kept);
   s->huge_reused = rd(&h->st.huge_reused);
   s->thp_bytes = rd(&h->st.thp_bytes);

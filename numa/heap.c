@@ -93,14 +93,43 @@ static size_t tables_size(const nh_topo *t) {
 /* Bins of h: one per (shard, class), [.][0] unused. */
 static size_t nbins(const nh_heap *h) { return (size_t)h->shards * NH_CLASS_COUNT; }
 
-/* h's bins (h->shards set); zeroed bins are empty and unlocked. 0 or -1. */
+/* Bytes of the block of h's bins and, after them, its shard counters. */
+static size_t bins_size(const nh_heap *h) {
+  return sizeof(nh_bin) * nbins(h) + sizeof(nh_shard_counters) * h->shards;
+}
+
+/* h's bins and shard counters (h->shards set); zeroed bins are empty and
+ * unlocked, zeroed counters count nothing. 0 or -1. */
 static int bins_init(nh_heap *h) {
-  h->bins = nh_os_meta_alloc(sizeof(nh_bin) * nbins(h));
+  h->bins = nh_os_meta_alloc(bins_size(h));
+  h->sst = h->bins ? (nh_shard_counters *)(h->bins + nbins(h)) : NULL;
   return h->bins ? 0 : -1;
 }
 static void bins_destroy(nh_heap *h) {
-  if (h->bins) nh_os_meta_free(h->bins, sizeof(nh_bin) * nbins(h));
+  if (h->bins) nh_os_meta_free(h->bins, bins_size(h));
   h->bins = NULL;
+  h->sst = NULL;
+}
+
+/* A gauge's shard shares summed: racy, so clamped at 0 (a snapshot may see
+ * a share's decrement before another's increment). */
+static uint64_t gauge_sum(uint64_t sum) { return (int64_t)sum < 0 ? 0 : sum; }
+
+void nh_heap_sum_counters(const nh_heap *h, nh_shard_sums *s) {
+  memset(s, 0, sizeof *s);
+  for (unsigned i = 0; i < h->shards; i++) {
+    nh_shard_counters *c = &h->sst[i];
+    s->allocs += atomic_load_explicit(&c->allocs, memory_order_relaxed);
+    s->frees += atomic_load_explicit(&c->frees, memory_order_relaxed);
+    s->remote_frees += atomic_load_explicit(&c->remote_frees, memory_order_relaxed);
+    s->in_use += atomic_load_explicit(&c->in_use, memory_order_relaxed);
+    s->xfer_hits += atomic_load_explicit(&c->xfer_hits, memory_order_relaxed);
+    s->xfer_misses += atomic_load_explicit(&c->xfer_misses, memory_order_relaxed);
+    s->xfer_released += atomic_load_explicit(&c->xfer_released, memory_order_relaxed);
+    s->xfer_bytes += atomic_load_explicit(&c->xfer_bytes, memory_order_relaxed);
+  }
+  s->in_use = gauge_sum(s->in_use);
+  s->xfer_bytes = gauge_sum(s->xfer_bytes);
 }
 
 /* A node's shards and their bins and transfer caches. 0 or -1. */
@@ -448,12 +477,14 @@ static size_t refill(nh_heap *h, unsigned shard, unsigned cls, int level, void *
 size_t nh_heap_refill(int node, unsigned cls, int level, void **out, size_t n) {
   nh_heap *h = &nh_g.heap[node];
   bool look = false;
-  size_t hit, got = refill(h, nh_heap_shard(h), cls, level, out, n, &hit, &look);
+  unsigned shard = nh_heap_shard(h);
+  size_t hit, got = refill(h, shard, cls, level, out, n, &hit, &look);
   if (got) {
-    stat_add(&h->st.allocs, got);
-    stat_add(&h->st.in_use, got * nh_class_size(cls));
-    if (hit) stat_add(&h->st.xfer_hits, hit);
-    if (got > hit) stat_add(&h->st.xfer_misses, got - hit);
+    nh_shard_counters *c = &h->sst[shard];
+    stat_add(&c->allocs, got);
+    stat_add(&c->in_use, got * nh_class_size(cls));
+    if (hit) stat_add(&c->xfer_hits, hit);
+    if (got > hit) stat_add(&c->xfer_misses, got - hit);
   }
   xfer_maybe_decay(node, look);
   return got;
@@ -493,9 +524,10 @@ void nh_heap_drain(int node, unsigned cls, void *const *blocks, size_t n, bool r
       drain_shard(h, shard, cls, blocks + i, j - i, &look);
     }
   }
-  stat_add(&h->st.frees, n);
-  stat_sub(&h->st.in_use, n * nh_class_size(cls));
-  if (remote) stat_add(&h->st.remote_frees, n);
+  nh_shard_counters *c = nh_heap_counters_here(h);
+  stat_add(&c->frees, n);
+  stat_sub(&c->in_use, n * nh_class_size(cls));
+  if (remote) stat_add(&c->remote_frees, n);
   xfer_maybe_decay(node, look);
 }
 
@@ -509,7 +541,7 @@ void nh_heap_xfer_release(int node, bool all) {
         k = nh_xfer_take_oldest(h, shard, cls, buf, 256, !all);
         if (k) {
           spans_drain(h, shard, cls, buf, k);
-          stat_add(&h->st.xfer_released, k);
+          stat_add(&h->sst[shard].xfer_released, k);
         }
       } while (k == 256);
     }
@@ -568,8 +600,9 @@ static void *large_alloc(nh_heap *h, size_t size, int level) {
   }
   nh_lock_release(&h->page_lock);
   if (span == NULL) return NULL;
-  stat_add(&h->st.allocs, 1);
-  stat_add(&h->st.in_use, span->block_size);
+  nh_shard_counters *c = nh_heap_counters_here(h);
+  stat_add(&c->allocs, 1);
+  stat_add(&c->in_use, span->block_size);
   return span->start;
 }
 
@@ -578,8 +611,9 @@ static void *huge_alloc(nh_heap *h, size_t size, size_t align, int level) {
   void *p = nh_huge_alloc(h, size, align, level);
   nh_lock_release(&h->page_lock);
   if (p) {
-    stat_add(&h->st.allocs, 1);
-    stat_add(&h->st.in_use, nh_segment_of(p)->huge_size);
+    nh_shard_counters *c = nh_heap_counters_here(h);
+    stat_add(&c->allocs, 1);
+    stat_add(&c->in_use, nh_segment_of(p)->huge_size);
   }
   return p;
 }
@@ -613,8 +647,9 @@ void nh_heap_free_large(const nh_block_info *info, void *p) {
       nh_pages_release(h, info->seg, info->span); /* (its purge pass frees the kept ones too) */
   }
   nh_lock_release(&h->page_lock);
-  stat_add(&h->st.frees, 1);
-  stat_sub(&h->st.in_use, info->size);
+  nh_shard_counters *c = nh_heap_counters_here(h);
+  stat_add(&c->frees, 1);
+  stat_sub(&c->in_use, info->size);
 }
 
 bool nh_heap_shrink_large(nh_block_info *info, size_t size) {
@@ -628,7 +663,7 @@ bool nh_heap_shrink_large(nh_block_info *info, size_t size) {
     nh_huge_shrink(h, info->seg, size);
   size_t after = info->span ? info->span->block_size : info->seg->huge_size;
   nh_lock_release(&h->page_lock);
-  stat_sub(&h->st.in_use, before - after);
+  stat_sub(&nh_heap_counters_here(h)->in_use, before - after);
   info->size = after;
   return true;
 }
@@ -644,7 +679,7 @@ bool nh_heap_grow_large(nh_block_info *info, size_t size) {
   size_t after = huge ? info->seg->huge_size : info->span->block_size;
   nh_lock_release(&h->page_lock);
   if (ok) {
-    stat_add(&h->st.in_use, after - before);
+    stat_add(&nh_heap_counters_here(h)->in_use, after - before);
     info->size = after;
   }
   return ok;

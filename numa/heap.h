@@ -531,21 +531,40 @@ typedef struct nh_bin {
 
 /* Statistics. Synchronization: atomic, relaxed; read racily by snapshots. */
 typedef struct nh_heap_counters {
-  _Atomic uint64_t committed, peak_committed, in_use;
+  _Atomic uint64_t committed, peak_committed;
   _Atomic uint64_t level_committed[NH_LEVELS];
-  _Atomic uint64_t allocs, frees, remote_frees, fallback_out, fallback_in;
+  _Atomic uint64_t fallback_out, fallback_in;
   _Atomic uint64_t failures[NH_LEVELS];
   _Atomic uint64_t purged, segments;
-  /* transfer caches (xfer.c): blocks a refill took from them (hits) or from
-   * the spans (misses), blocks given back to the spans by decay or trim,
-   * and the bytes they hold now */
-  _Atomic uint64_t xfer_hits, xfer_misses, xfer_released, xfer_bytes;
   _Atomic uint64_t huge_kept;    /* bytes of freed huge mappings kept for reuse */
   _Atomic uint64_t huge_reused;  /* huge requests served from a kept mapping */
   _Atomic uint64_t thp_bytes;    /* bytes of mappings advised MADV_HUGEPAGE, mapped now */
   _Atomic uint64_t hugetlb_bytes; /* bytes of mappings of explicit huge pages, mapped now */
   _Atomic uint64_t hugetlb_fallbacks; /* hugetlb mappings refused, served by thp instead */
 } nh_heap_counters;
+
+/* The counters every refill and drain writes: a set per CPU shard, on a
+ * line of its own, written by the shard's CPU (a relaxed add, its line
+ * staying in that CPU's cache) and summed by a snapshot
+ * (nh_heap_sum_counters). Node-wide, every CPU of the node moved their line
+ * on each batch: batch (50000 blocks) at 2 threads took 8-15% less time
+ * without them, and a node of 64 CPUs has 32 times the writers. A gauge
+ * (in_use, xfer_bytes) is the sum of the shards' shares; one share may wrap
+ * below zero (a block allocated on one shard, freed on another).
+ * Synchronization: atomic, relaxed. */
+typedef struct nh_shard_counters {
+  _Atomic uint64_t allocs, frees, remote_frees, in_use;
+  /* transfer caches (xfer.c): blocks a refill took from them (hits) or from
+   * the spans (misses), blocks given back to the spans by decay or trim,
+   * and the bytes they hold now */
+  _Atomic uint64_t xfer_hits, xfer_misses, xfer_released, xfer_bytes;
+} __attribute__((aligned(64))) nh_shard_counters;
+
+/* The sums of a heap's shard counters (a snapshot: racy, a gauge clamped at 0). */
+typedef struct nh_shard_sums {
+  uint64_t allocs, frees, remote_frees, in_use;
+  uint64_t xfer_hits, xfer_misses, xfer_released, xfer_bytes;
+} nh_shard_sums;
 
 typedef struct nh_heap {
   /* Read by every refill and drain of the node's CPUs: on lines of their
@@ -560,6 +579,7 @@ typedef struct nh_heap {
    * bin and a transfer cache per shard. Constant after init. */
   unsigned shards;
   nh_bin *bins;                 /* constant after init: [shards][NH_CLASS_COUNT], [.][0] unused */
+  nh_shard_counters *sst;       /* constant after init: [shards], in the bins' block after them */
   nh_xfer *xfer;                /* constant after init: [shards][NH_CLASS_COUNT], [.][0] unused;
                                    in one block after xfer_cls */
   nh_xfer_class *xfer_cls;      /* constant after init: [NH_CLASS_COUNT], the block's start */
@@ -673,6 +693,12 @@ void nh_heap_drain(int node, unsigned cls, void *const *blocks, size_t n, bool r
 /* The calling CPU's shard of h (a CPU of another node: the shard of its
  * rank there; 0 when the CPU is unknown). */
 unsigned nh_heap_shard(const nh_heap *h);
+/* The counters of the calling CPU's shard of h. */
+static inline nh_shard_counters *nh_heap_counters_here(nh_heap *h) {
+  return &h->sst[nh_heap_shard(h)];
+}
+/* Sums h's shard counters into *s. */
+void nh_heap_sum_counters(const nh_heap *h, nh_shard_sums *s);
 /* The bin of (h, shard, cls). */
 static inline nh_bin *nh_heap_bin(nh_heap *h, unsigned shard, unsigned cls) {
   return &h->bins[(size_t)shard * NH_CLASS_COUNT + cls];

@@ -118,10 +118,12 @@ void nh_xfer_destroy(nh_heap *h) {
   h->xfer = NULL;
 }
 
-static void held_add(nh_heap *h, unsigned cls, size_t n, bool add) {
+/* The bytes held, counted in shard's counters (its CPU writes them). */
+static void held_add(nh_heap *h, unsigned shard, unsigned cls, size_t n, bool add) {
   uint64_t bytes = (uint64_t)n * nh_class_size(cls);
-  if (add) atomic_fetch_add_explicit(&h->st.xfer_bytes, bytes, memory_order_relaxed);
-  else atomic_fetch_sub_explicit(&h->st.xfer_bytes, bytes, memory_order_relaxed);
+  _Atomic uint64_t *c = &h->sst[shard].xfer_bytes;
+  if (add) atomic_fetch_add_explicit(c, bytes, memory_order_relaxed);
+  else atomic_fetch_sub_explicit(c, bytes, memory_order_relaxed);
 }
 
 /* Whether this operation should look at the decay clock. Caller holds x->lock. */
@@ -160,7 +162,7 @@ static size_t ring_take(nh_heap *h, unsigned shard, unsigned cls, void **out, si
     ring_read(ring, mask, x->first + count - (uint32_t)k, out, k);
   }
   set_count(x, count - (uint32_t)k);
-  if (k) held_add(h, cls, k, false); /* under the lock: a fork sees it agree with count */
+  if (k) held_add(h, shard, cls, k, false); /* under the lock: a fork sees it agree with count */
   return k;
 }
 
@@ -204,7 +206,7 @@ size_t nh_xfer_put(nh_heap *h, unsigned shard, unsigned cls, void *const *in, si
   ring_write(ring_of(h, shard, cls), c->mask, x->first + count, in, k);
   set_count(x, count + (uint32_t)k);
   *look = tick(x);
-  if (k) held_add(h, cls, k, true);
+  if (k) held_add(h, shard, cls, k, true);
   nh_lock_release(&x->lock);
   return k;
 }

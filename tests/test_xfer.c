@@ -148,6 +148,40 @@ static void test_shard_per_cpu(void **state UNUSED) {
   unpin();
 }
 
+/* The counters a refill and a drain write are the calling CPU's shard's: a
+ * block taken on CPU 0 and given back on CPU 1 leaves CPU 0's share of
+ * in_use up and CPU 1's below zero (wrapped), and the node's sums exact. */
+static void test_counters_per_shard(void **state UNUSED) {
+  nh_test_start(TWO_CPUS, "cache", "mode", "off", "cache", "transfer_size", "64K", NULL);
+  if (!have_two_cpus()) skip();
+  nh_heap *h = &nh_g.heap[0];
+  unsigned cls = nh_size_class(64);
+  static void *a[100];
+  assert_int_equal(pin(0), 0);
+  assert_int_equal(take(0, cls, a, 100), 100);
+  assert_int_equal(atomic_load(&h->sst[0].allocs), 100);
+  assert_int_equal(atomic_load(&h->sst[0].in_use), 100 * 64);
+  assert_int_equal(atomic_load(&h->sst[1].allocs), 0);
+  assert_int_equal(pin(1), 0);
+  give(0, cls, a, 100);
+  assert_int_equal(atomic_load(&h->sst[1].frees), 100);
+  assert_int_equal(atomic_load(&h->sst[0].frees), 0);
+  assert_int_equal(atomic_load(&h->sst[1].in_use), (uint64_t)0 - 100 * 64);
+  /* the blocks went home to CPU 0's transfer cache: held bytes counted there */
+  assert_int_equal(atomic_load(&h->sst[0].xfer_bytes), 100 * 64);
+  nh_node_stats s = nh_test_node_stats(0);
+  assert_int_equal(s.allocs, 100);
+  assert_int_equal(s.frees, 100);
+  assert_int_equal(s.in_use, 0);
+  assert_int_equal(s.xfer_bytes, 100 * 64);
+  nh_trim();
+  s = nh_test_node_stats(0);
+  assert_int_equal(s.xfer_bytes, 0);
+  assert_int_equal(s.xfer_released, 100);
+  nh_heaps_check();
+  unpin();
+}
+
 /* Without transfer caches, a CPU refills from its own bin's spans first:
  * two CPUs that each took a span of their own get their own blocks back
  * from their own spans, wherever the blocks were freed, and the heap's
@@ -514,6 +548,7 @@ int main(void) {
       cmocka_unit_test(test_batches_move_whole),
       cmocka_unit_test(test_bounds),
       cmocka_unit_test(test_shard_per_cpu),
+      cmocka_unit_test(test_counters_per_shard),
       cmocka_unit_test(test_span_shards),
       cmocka_unit_test(test_check_reads_the_caches),
       cmocka_unit_test(test_copy_of_a_given_back_span),
