@@ -560,6 +560,18 @@ typedef struct nh_shard_counters {
   _Atomic uint64_t xfer_hits, xfer_misses, xfer_released, xfer_bytes;
 } __attribute__((aligned(64))) nh_shard_counters;
 
+/* Freed large spans a CPU shard keeps for its next large request of the
+ * same size (heap.c, "Large stashes"). Lock order: page lock < a stash's
+ * lock (a purge empties the stashes under the page lock; the paths that
+ * fill or take from one hold no other lock). */
+#define NH_LARGE_STASH 2
+typedef struct nh_large_stash {
+  nh_lock lock;
+  _Atomic uint32_t n;             /* written under lock; read relaxed without it
+                                     (a stale read only skips or visits the stash) */
+  nh_span *span[NH_LARGE_STASH];  /* Guarded by lock: [0, n), each block marked free */
+} __attribute__((aligned(64))) nh_large_stash;
+
 /* The sums of a heap's shard counters (a snapshot: racy, a gauge clamped at 0). */
 typedef struct nh_shard_sums {
   uint64_t allocs, frees, remote_frees, in_use;
@@ -580,6 +592,7 @@ typedef struct nh_heap {
   unsigned shards;
   nh_bin *bins;                 /* constant after init: [shards][NH_CLASS_COUNT], [.][0] unused */
   nh_shard_counters *sst;       /* constant after init: [shards], in the bins' block after them */
+  nh_large_stash *stash;        /* constant after init: [shards], in that block after sst */
   nh_xfer *xfer;                /* constant after init: [shards][NH_CLASS_COUNT], [.][0] unused;
                                    in one block after xfer_cls */
   nh_xfer_class *xfer_cls;      /* constant after init: [NH_CLASS_COUNT], the block's start */
@@ -699,6 +712,11 @@ static inline nh_shard_counters *nh_heap_counters_here(nh_heap *h) {
 }
 /* Sums h's shard counters into *s. */
 void nh_heap_sum_counters(const nh_heap *h, nh_shard_sums *s);
+/* Whether a shard of h keeps a freed large span (a racy look). */
+bool nh_heap_stashed(const nh_heap *h);
+/* Takes every span out of shard's stash of h into out[] (room for
+ * NH_LARGE_STASH); returns how many. Caller holds the page lock. */
+size_t nh_heap_unstash(nh_heap *h, unsigned shard, nh_span **out);
 /* The bin of (h, shard, cls). */
 static inline nh_bin *nh_heap_bin(nh_heap *h, unsigned shard, unsigned cls) {
   return &h->bins[(size_t)shard * NH_CLASS_COUNT + cls];

@@ -337,13 +337,21 @@ static nh_span *take_reserve(nh_heap *h, unsigned npages) {
 
 static void release_span(nh_heap *h, nh_segment *seg, nh_span *span);
 
-/* Gives the kept large spans back to their segments (no purge). */
+/* Gives the kept large spans, the node's and its CPU shards' stashes,
+ * back to their segments (no purge). */
 static void release_kept(nh_heap *h) {
   while (h->large_cached > 0) {
     nh_span *span = h->large_cache[--h->large_cached];
     release_span(h, nh_span_segment(span), span);
   }
+  nh_span *stashed[NH_LARGE_STASH];
+  for (unsigned sh = 0; sh < h->shards; sh++)
+    for (size_t i = 0, n = nh_heap_unstash(h, sh, stashed); i < n; i++)
+      release_span(h, nh_span_segment(stashed[i]), stashed[i]);
 }
+
+/* Whether h keeps freed large spans (its own or in its stashes). */
+static bool keeps_large(const nh_heap *h) { return h->large_cached > 0 || nh_heap_stashed(h); }
 
 nh_span *nh_pages_take(nh_heap *h, unsigned npages, int level) {
   maybe_purge(h);
@@ -351,7 +359,7 @@ nh_span *nh_pages_take(nh_heap *h, unsigned npages, int level) {
    * memory only as far as the other levels may, then draw on the reserve. */
   bool reserved = h->reserve_segs != NULL && level == NH_LEVELS - 1;
   nh_span *span = take_ordinary(h, npages, level, reserved ? NH_LEVELS - 2 : level);
-  if (span == NULL && (h->large_cached > 0 || h->dirty_bytes > 0 || h->huge_kept != NULL)) {
+  if (span == NULL && (keeps_large(h) || h->dirty_bytes > 0 || h->huge_kept != NULL)) {
     /* the node's free pages and kept large spans go back to the OS before
      * the request is refused: a node spills only when it really is full */
     nh_pages_purge(h, true);
@@ -489,7 +497,7 @@ void nh_pages_purge(nh_heap *h, bool force) {
 }
 
 static void maybe_purge(nh_heap *h) {
-  if (h->dirty_bytes == 0 && h->large_cached == 0 && h->huge_kept == NULL) return;
+  if (h->dirty_bytes == 0 && h->huge_kept == NULL && !keeps_large(h)) return;
   uint64_t delay = nh_g.purge_delay_ms * 1000000u;
   if (delay == 0) {
     nh_pages_purge(h, true);
@@ -499,7 +507,9 @@ static void maybe_purge(nh_heap *h) {
 }
 
 void nh_segments_destroy(nh_heap *h) {
-  h->large_cached = 0; /* their segments go below */
+  h->large_cached = 0; /* their segments go below; so do the stashed spans' */
+  for (unsigned sh = 0; sh < h->shards && h->stash; sh++)
+    atomic_store_explicit(&h->stash[sh].n, 0, memory_order_relaxed);
   nh_huge_destroy(h);
   while (h->reserve_segs) {
     nh_segment *seg = h->reserve_segs;

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "nh_pin.h"
 #include "nh_test.h"
 #include "numa/track.h"
 
@@ -625,8 +626,9 @@ static void test_refill_reads_bitmaps(void **state) {
  * and faulted in every round), until a purge returns their pages; nh_trim
  * then unmaps all empty segments but one. */
 /* A freed large block's span is kept whole for the next request of its size
- * (up to NH_LARGE_CACHE a node): the same block comes back, a second free
- * of it is still caught, and nh_trim gives the kept spans back. */
+ * (up to NH_LARGE_STASH in the freeing CPU's stash, then NH_LARGE_CACHE a
+ * node): the same block comes back, a second free of it is still caught,
+ * and nh_trim gives the kept spans back. */
 static void test_large_spans_kept_for_reuse(void **state) {
   (void)state;
   nh_test_start(FOUR_NODES, NULL);
@@ -653,6 +655,58 @@ static void test_large_spans_kept_for_reuse(void **state) {
   assert_int_equal(trimmed.in_use, 0);
   assert_true(trimmed.committed < live.committed); /* the kept spans went back and were purged */
   nh_heaps_check();
+}
+
+/* A large block freed on a CPU goes to that CPU's stash, and only that CPU's
+ * next request of the same size takes it back: another CPU, or another
+ * size, is served elsewhere. A stash holds NH_LARGE_STASH spans, the next
+ * go to the node's kept spans; a second free of a stashed block is caught;
+ * nh_trim empties the stashes. */
+static void test_large_stash_per_cpu(void **state) {
+  (void)state;
+  nh_test_start("numa:1 core:2 pu:1", NULL);
+  if (!have_two_cpus()) skip();
+  nh_heap *h = &nh_g.heap[0];
+  const size_t big = (size_t)512 << 10;
+  assert_int_equal(pin(0), 0);
+  void *p = nh_malloc(big);
+  assert_non_null(p);
+  uint64_t committed = nh_test_node_stats(0).committed;
+  nh_free(p);
+  assert_int_equal(atomic_load(&h->stash[0].n), 1);
+  assert_int_equal(nh_free_checked(p), NH_LOOKUP_FREED); /* stashed, yet known free */
+  assert_int_equal(atomic_load(&h->stash[0].n), 1);      /* and stashed once */
+  assert_int_equal(nh_test_node_stats(0).committed, committed);
+  assert_int_equal(pin(1), 0);
+  void *q = nh_malloc(big); /* CPU 1: not CPU 0's */
+  assert_non_null(q);
+  assert_ptr_not_equal(q, p);
+  nh_free(q);
+  assert_int_equal(atomic_load(&h->stash[1].n), 1);
+  assert_int_equal(pin(0), 0);
+  void *other = nh_malloc(big + ((size_t)64 << 10)); /* another size: not from the stash */
+  assert_ptr_not_equal(other, p);
+  assert_int_equal(atomic_load(&h->stash[0].n), 1);
+  void *r = nh_malloc(big);
+  assert_ptr_equal(r, p); /* CPU 0's, whole */
+  assert_int_equal(atomic_load(&h->stash[0].n), 0);
+  nh_test_fill(r, big, 3);
+  void *more[NH_LARGE_STASH + 1];
+  for (int i = 0; i < NH_LARGE_STASH + 1; i++) more[i] = nh_malloc(big);
+  for (int i = 0; i < NH_LARGE_STASH + 1; i++) nh_free(more[i]);
+  assert_int_equal(atomic_load(&h->stash[0].n), NH_LARGE_STASH);
+  assert_int_equal(h->large_cached, 1); /* the stash was full: the node keeps it */
+  nh_free(r);
+  nh_free(other);
+  nh_heaps_check();
+  nh_trim();
+  assert_int_equal(atomic_load(&h->stash[0].n), 0);
+  assert_int_equal(atomic_load(&h->stash[1].n), 0);
+  nh_node_stats trimmed = nh_test_node_stats(0);
+  assert_int_equal(trimmed.in_use, 0);
+  assert_true(trimmed.committed < committed); /* given back and purged */
+  nh_heaps_check();
+  unpin();
 }
 
 /* Free pages and kept large spans never make a request spill: when the
@@ -820,6 +874,7 @@ int main(void) {
       cmocka_unit_test(test_refill_reads_bitmaps),
       cmocka_unit_test(test_empty_segments_stay_mapped),
       cmocka_unit_test(test_large_spans_kept_for_reuse),
+      cmocka_unit_test(test_large_stash_per_cpu),
       cmocka_unit_test(test_kept_large_spans_yield_to_growth),
       cmocka_unit_test(test_invariant_checker),
       cmocka_unit_test(test_paranoid_mode),
