@@ -583,10 +583,21 @@ void nh_heaps_trim(void) {
  * span to those. Every purge pass gives the stashed spans back with the
  * node's (segment.c, release_kept). */
 
-bool nh_heap_stashed(const nh_heap *h) {
+bool nh_heap_keeps_large(const nh_heap *h) {
+  if (h->large_cached > 0) return true;
   for (unsigned sh = 0; sh < h->shards; sh++)
     if (atomic_load_explicit(&h->stash[sh].n, memory_order_relaxed)) return true;
   return false;
+}
+
+/* The index of the smallest of spans[0, n) with at least npages, n if none. */
+static unsigned best_fit(nh_span *const *spans, unsigned n, unsigned npages) {
+  unsigned best = n;
+  for (unsigned i = n; i-- > 0;) {
+    unsigned k = spans[i]->npages;
+    if (k >= npages && (best == n || k < spans[best]->npages)) best = i;
+  }
+  return best;
 }
 
 size_t nh_heap_unstash(nh_heap *h, unsigned shard, nh_span **out) {
@@ -600,17 +611,13 @@ size_t nh_heap_unstash(nh_heap *h, unsigned shard, nh_span **out) {
   return n;
 }
 
-/* The smallest span of at least npages from the calling CPU's stash of h,
- * or NULL. */
-static nh_span *stash_take(nh_heap *h, unsigned npages) {
-  nh_large_stash *s = &h->stash[nh_heap_shard(h)];
+/* The smallest span of at least npages from shard's stash of h, or NULL. */
+static nh_span *stash_take(nh_heap *h, unsigned shard, unsigned npages) {
+  nh_large_stash *s = &h->stash[shard];
   if (atomic_load_explicit(&s->n, memory_order_relaxed) == 0) return NULL;
   nh_lock_acquire(&s->lock);
-  uint32_t n = atomic_load_explicit(&s->n, memory_order_relaxed), best = n;
-  for (uint32_t i = 0; i < n; i++) {
-    unsigned k = s->span[i]->npages;
-    if (k >= npages && (best == n || k < s->span[best]->npages)) best = i;
-  }
+  uint32_t n = atomic_load_explicit(&s->n, memory_order_relaxed);
+  uint32_t best = best_fit(s->span, n, npages);
   nh_span *span = NULL;
   if (best < n) {
     span = s->span[best];
@@ -621,10 +628,10 @@ static nh_span *stash_take(nh_heap *h, unsigned npages) {
   return span;
 }
 
-/* Puts the span of freed large block p in the calling CPU's stash of h,
- * marked free: false when the stash is full. */
-static bool stash_put(nh_heap *h, nh_span *span, void *p) {
-  nh_large_stash *s = &h->stash[nh_heap_shard(h)];
+/* Puts the span of freed large block p in shard's stash of h, marked free:
+ * false when the stash is full. */
+static bool stash_put(nh_heap *h, unsigned shard, nh_span *span, void *p) {
+  nh_large_stash *s = &h->stash[shard];
   if (atomic_load_explicit(&s->n, memory_order_relaxed) == NH_LARGE_STASH) return false;
   bool put = false;
   nh_lock_acquire(&s->lock);
@@ -656,11 +663,7 @@ static void take_over(nh_heap *h, nh_span *span, int level) {
  * back to their segment, dirty); its block is live again. NULL if none.
  * Caller holds the page lock. */
 static nh_span *large_cache_take(nh_heap *h, unsigned npages, int level) {
-  unsigned best = h->large_cached;
-  for (unsigned i = h->large_cached; i-- > 0;) {
-    unsigned n = h->large_cache[i]->npages;
-    if (n >= npages && (best == h->large_cached || n < h->large_cache[best]->npages)) best = i;
-  }
+  unsigned best = best_fit(h->large_cache, h->large_cached, npages);
   if (best == h->large_cached) return NULL;
   nh_span *span = h->large_cache[best];
   h->large_cache[best] = h->large_cache[--h->large_cached];
@@ -671,7 +674,8 @@ static nh_span *large_cache_take(nh_heap *h, unsigned npages, int level) {
 
 static void *large_alloc(nh_heap *h, size_t size, int level) {
   unsigned npages = (unsigned)((size + NH_PAGE_SIZE - 1) >> NH_PAGE_SHIFT);
-  nh_span *span = nh_g.paranoid ? NULL : stash_take(h, npages);
+  unsigned shard = nh_heap_shard(h);
+  nh_span *span = nh_g.paranoid ? NULL : stash_take(h, shard, npages);
   if (span) {
     if (span->npages != npages) { /* cut to size: the rest back to its segment */
       nh_lock_acquire(&h->page_lock);
@@ -691,9 +695,8 @@ static void *large_alloc(nh_heap *h, size_t size, int level) {
     nh_lock_release(&h->page_lock);
     if (span == NULL) return NULL;
   }
-  nh_shard_counters *c = nh_heap_counters_here(h);
-  stat_add(&c->allocs, 1);
-  stat_add(&c->in_use, span->block_size);
+  stat_add(&h->sst[shard].allocs, 1);
+  stat_add(&h->sst[shard].in_use, span->block_size);
   return span->start;
 }
 
@@ -727,26 +730,22 @@ void *nh_heap_alloc_on(int node, size_t size, size_t align, int level) {
 
 void nh_heap_free_large(const nh_block_info *info, void *p) {
   nh_heap *h = &nh_g.heap[info->node];
-  if (info->span && !nh_g.paranoid && stash_put(h, info->span, p)) {
-    nh_shard_counters *c = nh_heap_counters_here(h);
-    stat_add(&c->frees, 1);
-    stat_sub(&c->in_use, info->size);
-    return;
+  unsigned shard = nh_heap_shard(h);
+  if (info->span == NULL || nh_g.paranoid || !stash_put(h, shard, info->span, p)) {
+    nh_lock_acquire(&h->page_lock);
+    if (info->span == NULL) {
+      nh_huge_free(info->seg);
+    } else {
+      nh_block_mark_free(p); /* a second free is caught, kept or not */
+      if (h->large_cached < NH_LARGE_CACHE && !nh_g.paranoid)
+        h->large_cache[h->large_cached++] = info->span; /* kept whole for the next of its size */
+      else
+        nh_pages_release(h, info->seg, info->span); /* (its purge pass frees the kept ones too) */
+    }
+    nh_lock_release(&h->page_lock);
   }
-  nh_lock_acquire(&h->page_lock);
-  if (info->span == NULL) {
-    nh_huge_free(info->seg);
-  } else {
-    nh_block_mark_free(p); /* a second free is caught, kept or not */
-    if (h->large_cached < NH_LARGE_CACHE && !nh_g.paranoid)
-      h->large_cache[h->large_cached++] = info->span; /* kept whole for the next of its size */
-    else
-      nh_pages_release(h, info->seg, info->span); /* (its purge pass frees the kept ones too) */
-  }
-  nh_lock_release(&h->page_lock);
-  nh_shard_counters *c = nh_heap_counters_here(h);
-  stat_add(&c->frees, 1);
-  stat_sub(&c->in_use, info->size);
+  stat_add(&h->sst[shard].frees, 1);
+  stat_sub(&h->sst[shard].in_use, info->size);
 }
 
 bool nh_heap_shrink_large(nh_block_info *info, size_t size) {

@@ -560,8 +560,8 @@ typedef struct nh_shard_counters {
   _Atomic uint64_t xfer_hits, xfer_misses, xfer_released, xfer_bytes;
 } __attribute__((aligned(64))) nh_shard_counters;
 
-/* Freed large spans a CPU shard keeps for its next large request of the
- * same size (heap.c, "Large stashes"). Lock order: page lock < a stash's
+/* Freed large spans a CPU shard keeps for its next large request that one
+ * of them holds (heap.c, "Large stashes"). Lock order: page lock < a stash's
  * lock (a purge empties the stashes under the page lock; the paths that
  * fill or take from one hold no other lock). */
 #define NH_LARGE_STASH 2
@@ -712,8 +712,9 @@ static inline nh_shard_counters *nh_heap_counters_here(nh_heap *h) {
 }
 /* Sums h's shard counters into *s. */
 void nh_heap_sum_counters(const nh_heap *h, nh_shard_sums *s);
-/* Whether a shard of h keeps a freed large span (a racy look). */
-bool nh_heap_stashed(const nh_heap *h);
+/* Whether h keeps freed large spans, its own (large_cache) or in its CPU
+ * shards' stashes (a racy look at the stashes). Caller holds the page lock. */
+bool nh_heap_keeps_large(const nh_heap *h);
 /* Takes every span out of shard's stash of h into out[] (room for
  * NH_LARGE_STASH); returns how many. Caller holds the page lock. */
 size_t nh_heap_unstash(nh_heap *h, unsigned shard, nh_span **out);

@@ -254,7 +254,7 @@ void *nh_huge_alloc(nh_heap *h, size_t size, size_t align, int level) {
   bool keepable = offset == NH_PAGE_SIZE && !nh_g.paranoid;
   void *p = keepable ? reuse(h, usable, level) : NULL;
   if (p == NULL) p = fresh(h, usable, align, level);
-  if (p == NULL && (h->huge_kept || h->dirty_bytes || h->large_cached || nh_heap_stashed(h))) {
+  if (p == NULL && (h->huge_kept || h->dirty_bytes || nh_heap_keeps_large(h))) {
     nh_pages_purge(h, true); /* kept and free memory go back before the request is refused */
     p = fresh(h, usable, align, level);
   }

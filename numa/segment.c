@@ -350,16 +350,13 @@ static void release_kept(nh_heap *h) {
       release_span(h, nh_span_segment(stashed[i]), stashed[i]);
 }
 
-/* Whether h keeps freed large spans (its own or in its stashes). */
-static bool keeps_large(const nh_heap *h) { return h->large_cached > 0 || nh_heap_stashed(h); }
-
 nh_span *nh_pages_take(nh_heap *h, unsigned npages, int level) {
   maybe_purge(h);
   /* With a pre-committed reserve, process-level requests grow ordinary
    * memory only as far as the other levels may, then draw on the reserve. */
   bool reserved = h->reserve_segs != NULL && level == NH_LEVELS - 1;
   nh_span *span = take_ordinary(h, npages, level, reserved ? NH_LEVELS - 2 : level);
-  if (span == NULL && (keeps_large(h) || h->dirty_bytes > 0 || h->huge_kept != NULL)) {
+  if (span == NULL && (nh_heap_keeps_large(h) || h->dirty_bytes > 0 || h->huge_kept != NULL)) {
     /* the node's free pages and kept large spans go back to the OS before
      * the request is refused: a node spills only when it really is full */
     nh_pages_purge(h, true);
@@ -497,7 +494,7 @@ void nh_pages_purge(nh_heap *h, bool force) {
 }
 
 static void maybe_purge(nh_heap *h) {
-  if (h->dirty_bytes == 0 && h->huge_kept == NULL && !keeps_large(h)) return;
+  if (h->dirty_bytes == 0 && h->huge_kept == NULL && !nh_heap_keeps_large(h)) return;
   uint64_t delay = nh_g.purge_delay_ms * 1000000u;
   if (delay == 0) {
     nh_pages_purge(h, true);
