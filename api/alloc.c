@@ -118,15 +118,21 @@ const char *nh_lookup_reason(nh_lookup_status st) {
   }
 }
 
+/* Frees p, a live block nh_block_lookup described in info. */
+static void free_known(void *p, nh_block_info *info) {
+  if (__builtin_expect(info->cls != 0 && !NH_TRACKING && !nh_g.paranoid, 1))
+    nh_cache_free(p, info->cls, info->node);
+  else
+    nh_free_slow(p, NH_LOOKUP_OK, info);
+}
+
 nh_lookup_status nh_free_checked_slow(void *p) {
   if (p == NULL) return NH_LOOKUP_OK;
   nh_block_info info;
   nh_lookup_status st = nh_block_lookup(p, &info);
-  if (__builtin_expect(st == NH_LOOKUP_OK && info.cls != 0 && !NH_TRACKING && !nh_g.paranoid, 1)) {
-    nh_cache_free(p, info.cls, info.node);
-    return NH_LOOKUP_OK;
-  }
-  return nh_free_slow(p, st, &info);
+  if (__builtin_expect(st != NH_LOOKUP_OK, 0)) return nh_free_slow(p, st, &info);
+  free_known(p, &info);
+  return NH_LOOKUP_OK;
 }
 
 void nh_free_named_slow(void *p, const char *call) {
@@ -165,42 +171,69 @@ size_t nh_usable_size_named(const void *p, const char *call) {
 
 NH_API size_t nh_usable_size(const void *p) { return nh_usable_size_named(p, "nh_usable_size"); }
 
+/* A block on node (the home node if -1) for size bytes, by the usual path. */
+static void *alloc_on_node(int node, size_t size) {
+  if (node < 0 || nh_g.nnodes == 1 || !nh_ready() || node == nh_cache_home_node())
+    return nh_alloc_level(size, NH_MIN_ALIGN, nh_default_level);
+  int served;
+  return tracked(nh_heap_alloc_fallback(node, size, NH_MIN_ALIGN, nh_default_level, &served));
+}
+
+/* The new block when realloc moves a block of old bytes on node (-1: not
+ * numaheap's yet) to size; it stays on its node. A growing block first tries
+ * for a quarter more than it had, as tcmalloc does, so that a block grown a
+ * little at a time moves a logarithmic number of times; past
+ * NH_GROW_IN_PAGES it gets whole pages, which nh_heap_grow_large extends in
+ * place next time. The pages are tried on the block's node alone, the
+ * quarter more the usual way (so a node out of memory counts a failure for
+ * it); if either cannot, size goes the usual way. */
+static void *realloc_move(int node, size_t old, size_t size) {
+  size_t want = size > old && old + old / 4 > size ? old + old / 4 : size;
+  void *q = NULL;
+  if (want > NH_GROW_IN_PAGES && size > old && node >= 0)
+    q = tracked(nh_heap_alloc_pages_on(node, want, nh_default_level));
+  else if (want > size)
+    q = alloc_on_node(node, want);
+  return q ? q : alloc_on_node(node, size);
+}
+
+/* realloc of a block of numaheap's, which info describes: in place when it
+ * can, else moved (its memory and node kept if no new block can be had). */
+static void *realloc_block(void *p, size_t size, nh_block_info *info, const char *call) {
+  size_t old = info->size;
+  if (size <= old && size >= old / 2) return p; /* fits without wasting half */
+  if (info->cls == 0 && (size < old ? nh_heap_shrink_large(info, size) /* large and huge: */
+                                    : nh_heap_grow_large(info, size))) { /* in place */
+    nh_track_alloc(p, info->size);
+    return p;
+  }
+  void *q = realloc_move(info->node, old, size);
+  if (q == NULL) return out_of_memory(call, size); /* p is left as it was */
+  memcpy(q, p, old < size ? old : size);
+  if (__builtin_expect(info->cls != 0 && nh_free_gate() != 0, 1)) { /* free's fast path */
+    if (__builtin_expect(!nh_free_push(p, info->cls, info->node), 0))
+      nh_bad_free(p, call, NH_LOOKUP_FREED);
+  } else {
+    free_known(p, info);
+  }
+  return q;
+}
+
 void *nh_realloc_named(void *p, size_t size, const char *call) {
   if (p == NULL) return alloc_named(size, NH_MIN_ALIGN, call);
   if (size == 0) {
     nh_free_named(p, call);
     return alloc_named(0, NH_MIN_ALIGN, call);
   }
-  size_t old;
-  int node = -1;
-  if (nh_boot_owns(p)) {
-    old = nh_boot_size(p);
-  } else {
-    nh_block_info info;
-    nh_lookup_status st = nh_block_lookup(p, &info);
-    if (st != NH_LOOKUP_OK) nh_fatal("%s(%p): %s", call, p, nh_lookup_reason(st));
-    old = info.size;
-    node = info.node;
-    if (size <= old && size >= old / 2) return p; /* fits without wasting half */
-    if (size < old && nh_heap_shrink_large(&info, size)) { /* large and huge shrink in place */
-      nh_track_alloc(p, info.size);
-      return p;
-    }
-    if (size > old && nh_heap_grow_large(&info, size)) { /* large and huge grow in place */
-      nh_track_alloc(p, info.size);
-      return p;
-    }
-  }
-  void *q;
-  if (node >= 0 && node != nh_cache_home_node() && nh_ready()) { /* keep the block's node */
-    int served;
-    q = tracked(nh_heap_alloc_fallback(node, size, NH_MIN_ALIGN, nh_default_level, &served));
-  } else {
-    q = nh_alloc_level(size, NH_MIN_ALIGN, nh_default_level);
-  }
+  nh_block_info info;
+  nh_lookup_status st = nh_block_lookup(p, &info);
+  if (__builtin_expect(st == NH_LOOKUP_OK, 1)) return realloc_block(p, size, &info, call);
+  if (!nh_boot_owns(p)) nh_fatal("%s(%p): %s", call, p, nh_lookup_reason(st));
+  size_t old = nh_boot_size(p);
+  void *q = realloc_move(-1, old, size);
   if (q == NULL) return out_of_memory(call, size); /* p is left as it was */
   memcpy(q, p, old < size ? old : size);
-  nh_free_named(p, call);
+  nh_free_named(p, call); /* a bootstrap block: ignored */
   return q;
 }
 

@@ -577,11 +577,13 @@ void nh_heaps_trim(void) {
  * that CPU takes it back: neither takes the node's page lock, which every
  * other large malloc and free does (two threads each allocating and freeing
  * a 512 KiB block took 2.8-5.7x the time per pair of one thread, mimalloc
- * 0.5x). A request takes the smallest stashed span that holds it; one
- * larger than the request is cut to its size under the page lock, as a
- * span of the node's kept ones is (large_cache). A full stash sends the
- * span to those. Every purge pass gives the stashed spans back with the
- * node's (segment.c, release_kept). */
+ * 0.5x). A request takes the smallest stashed span that holds it (one that
+ * will grow, the largest); one larger than the request is cut to its size
+ * under the page lock, and the rest stays stashed as a span of its own,
+ * where the block before it grows in place (realloc: stash_join). A full
+ * stash keeps its largest spans and sends the smallest to the node's kept
+ * ones (large_cache). Every purge pass gives the stashed spans back with
+ * the node's (segment.c, release_kept). */
 
 bool nh_heap_keeps_large(const nh_heap *h) {
   if (h->large_cached > 0) return true;
@@ -611,13 +613,25 @@ size_t nh_heap_unstash(nh_heap *h, unsigned shard, nh_span **out) {
   return n;
 }
 
-/* The smallest span of at least npages from shard's stash of h, or NULL. */
-static nh_span *stash_take(nh_heap *h, unsigned shard, unsigned npages) {
+/* The index of the largest of spans[0, n) with at least npages, n if none. */
+static unsigned most_room(nh_span *const *spans, unsigned n, unsigned npages) {
+  unsigned best = n;
+  for (unsigned i = 0; i < n; i++) {
+    unsigned k = spans[i]->npages;
+    if (k >= npages && (best == n || k > spans[best]->npages)) best = i;
+  }
+  return best;
+}
+
+/* From shard's stash of h, the smallest span of at least npages, or with
+ * room the largest (the pages past npages are where a growing block grows
+ * in place); NULL if none. */
+static nh_span *stash_take(nh_heap *h, unsigned shard, unsigned npages, bool room) {
   nh_large_stash *s = &h->stash[shard];
   if (atomic_load_explicit(&s->n, memory_order_relaxed) == 0) return NULL;
   nh_lock_acquire(&s->lock);
   uint32_t n = atomic_load_explicit(&s->n, memory_order_relaxed);
-  uint32_t best = best_fit(s->span, n, npages);
+  uint32_t best = room ? most_room(s->span, n, npages) : best_fit(s->span, n, npages);
   nh_span *span = NULL;
   if (best < n) {
     span = s->span[best];
@@ -628,22 +642,95 @@ static nh_span *stash_take(nh_heap *h, unsigned shard, unsigned npages) {
   return span;
 }
 
-/* Puts the span of freed large block p in shard's stash of h, marked free:
- * false when the stash is full. */
-static bool stash_put(nh_heap *h, unsigned shard, nh_span *span, void *p) {
+/* Puts span, of freed large block p, in shard's stash of h, p marked free.
+ * A full stash keeps its largest spans (a large one is what a growing block
+ * wants, stash_take): the smallest of them and span stays out and is
+ * returned, marked free, for the caller to keep at the node; NULL if none. */
+static nh_span *stash_put(nh_heap *h, unsigned shard, nh_span *span, void *p) {
   nh_large_stash *s = &h->stash[shard];
-  if (atomic_load_explicit(&s->n, memory_order_relaxed) == NH_LARGE_STASH) return false;
-  bool put = false;
+  nh_block_mark_free(p); /* a second free is caught */
+  nh_span *out = span;
   nh_lock_acquire(&s->lock);
   uint32_t n = atomic_load_explicit(&s->n, memory_order_relaxed);
   if (n < NH_LARGE_STASH) {
-    nh_block_mark_free(p); /* a second free is caught */
     s->span[n] = span;
     atomic_store_explicit(&s->n, n + 1, memory_order_relaxed);
-    put = true;
+    out = NULL;
+  } else {
+    uint32_t k = 0;
+    for (uint32_t i = 1; i < n; i++)
+      if (s->span[i]->npages < s->span[k]->npages) k = i;
+    if (s->span[k]->npages < span->npages) {
+      out = s->span[k];
+      s->span[k] = span;
+    }
   }
   nh_lock_release(&s->lock);
-  return put;
+  return out;
+}
+
+/* Keeps span, whose block is marked free, at the node for the next large
+ * request of its size, or gives it back to its segment if the node keeps
+ * enough. */
+static void keep_at_node(nh_heap *h, nh_span *span) {
+  nh_lock_acquire(&h->page_lock);
+  if (h->large_cached < NH_LARGE_CACHE && !nh_g.paranoid)
+    h->large_cache[h->large_cached++] = span; /* kept whole for the next of its size */
+  else
+    nh_pages_release(h, nh_span_segment(span), span); /* (its purge pass frees the kept ones too) */
+  nh_lock_release(&h->page_lock);
+}
+
+/* Cuts stashed span, taken out of shard's stash, to npages; the rest goes
+ * back to the stash (stash_put: a smaller span may go to the node instead),
+ * where the next large request of the CPU takes it, and where the block
+ * before it grows into it in place (stash_join). */
+static void stash_cut(nh_heap *h, unsigned shard, nh_span *span, unsigned npages) {
+  nh_segment *seg = nh_span_segment(span);
+  nh_lock_acquire(&h->page_lock);
+  nh_span *rest = nh_pages_split(h, seg, span, npages);
+  nh_lock_release(&h->page_lock);
+  nh_span *out = stash_put(h, shard, rest, rest->start);
+  if (out) keep_at_node(h, out);
+}
+
+/* Takes next out of shard's stash of h if it is there with at least
+ * npages: true if it was. */
+static bool stash_take_this(nh_heap *h, unsigned shard, const nh_span *next, unsigned npages) {
+  nh_large_stash *s = &h->stash[shard];
+  if (atomic_load_explicit(&s->n, memory_order_relaxed) == 0) return false;
+  bool found = false;
+  nh_lock_acquire(&s->lock);
+  uint32_t n = atomic_load_explicit(&s->n, memory_order_relaxed);
+  for (uint32_t i = 0; i < n && !found; i++) {
+    if (s->span[i] != next || next->npages < npages) continue;
+    s->span[i] = s->span[n - 1];
+    atomic_store_explicit(&s->n, n - 1, memory_order_relaxed);
+    found = true;
+  }
+  nh_lock_release(&s->lock);
+  return found;
+}
+
+/* Grows large span in place into the stashed span whose pages follow it, to
+ * at least size bytes; what lies past size goes back to the stash. Looks in
+ * the caller's shard first, then in the node's others (the thread may have
+ * moved to another CPU since the span was cut). False if no stash has it. */
+static bool stash_join(nh_heap *h, unsigned shard, nh_span *span, size_t size) {
+  nh_segment *seg = nh_span_segment(span);
+  unsigned end = (unsigned)(span - seg->spans) + span->npages;
+  unsigned want = (unsigned)((size + NH_PAGE_SIZE - 1) >> NH_PAGE_SHIFT);
+  if (end >= NH_PAGES_PER_SEGMENT || want <= span->npages) return false;
+  nh_span *next = &seg->spans[end];
+  bool found = stash_take_this(h, shard, next, want - span->npages);
+  for (unsigned sh = 0; sh < h->shards && !found; sh++)
+    found = sh != shard && stash_take_this(h, sh, next, want - span->npages);
+  if (!found) return false;
+  nh_lock_acquire(&h->page_lock);
+  nh_pages_join(h, seg, span, next);
+  nh_lock_release(&h->page_lock);
+  if (span->npages > want) stash_cut(h, shard, span, want);
+  return true;
 }
 
 /* A kept span taken over at level: its pages change level (no growth, no
@@ -672,16 +759,13 @@ static nh_span *large_cache_take(nh_heap *h, unsigned npages, int level) {
   return span;
 }
 
-static void *large_alloc(nh_heap *h, size_t size, int level) {
+/* A large block; with room, from the stash's largest span (stash_take). */
+static void *large_alloc(nh_heap *h, size_t size, int level, bool room) {
   unsigned npages = (unsigned)((size + NH_PAGE_SIZE - 1) >> NH_PAGE_SHIFT);
   unsigned shard = nh_heap_shard(h);
-  nh_span *span = nh_g.paranoid ? NULL : stash_take(h, shard, npages);
+  nh_span *span = nh_g.paranoid ? NULL : stash_take(h, shard, npages, room);
   if (span) {
-    if (span->npages != npages) { /* cut to size: the rest back to its segment */
-      nh_lock_acquire(&h->page_lock);
-      nh_pages_shrink(h, nh_span_segment(span), span, npages);
-      nh_lock_release(&h->page_lock);
-    }
+    if (span->npages != npages) stash_cut(h, shard, span, npages);
     take_over(h, span, level);
   } else {
     nh_lock_acquire(&h->page_lock);
@@ -724,25 +808,26 @@ void *nh_heap_alloc_on(int node, size_t size, size_t align, int level) {
     nh_block_handout(p);
     return p;
   }
-  if (size <= NH_LARGE_MAX && align <= NH_PAGE_SIZE) return large_alloc(h, size, level);
+  if (size <= NH_LARGE_MAX && align <= NH_PAGE_SIZE) return large_alloc(h, size, level, false);
   return huge_alloc(h, size, align, level);
+}
+
+void *nh_heap_alloc_pages_on(int node, size_t size, int level) {
+  return size <= NH_LARGE_MAX ? large_alloc(&nh_g.heap[node], size, level, true) : NULL;
 }
 
 void nh_heap_free_large(const nh_block_info *info, void *p) {
   nh_heap *h = &nh_g.heap[info->node];
   unsigned shard = nh_heap_shard(h);
-  if (info->span == NULL || nh_g.paranoid || !stash_put(h, shard, info->span, p)) {
+  if (info->span == NULL) {
     nh_lock_acquire(&h->page_lock);
-    if (info->span == NULL) {
-      nh_huge_free(info->seg);
-    } else {
-      nh_block_mark_free(p); /* a second free is caught, kept or not */
-      if (h->large_cached < NH_LARGE_CACHE && !nh_g.paranoid)
-        h->large_cache[h->large_cached++] = info->span; /* kept whole for the next of its size */
-      else
-        nh_pages_release(h, info->seg, info->span); /* (its purge pass frees the kept ones too) */
-    }
+    nh_huge_free(info->seg);
     nh_lock_release(&h->page_lock);
+  } else {
+    nh_span *out = info->span;
+    if (nh_g.paranoid) nh_block_mark_free(p); /* a second free is caught, kept or not */
+    else out = stash_put(h, shard, info->span, p);
+    if (out) keep_at_node(h, out);
   }
   stat_add(&h->sst[shard].frees, 1);
   stat_sub(&h->sst[shard].in_use, info->size);
@@ -772,8 +857,9 @@ bool nh_heap_grow_large(nh_block_info *info, size_t size) {
   nh_lock_acquire(&h->page_lock);
   size_t before = huge ? info->seg->huge_size : info->span->block_size;
   bool ok = huge ? nh_huge_grow(h, info->seg, size) : nh_pages_grow(h, info->seg, info->span, size);
-  size_t after = huge ? info->seg->huge_size : info->span->block_size;
   nh_lock_release(&h->page_lock);
+  if (!ok && !huge) ok = stash_join(h, nh_heap_shard(h), info->span, size);
+  size_t after = huge ? info->seg->huge_size : info->span->block_size;
   if (ok) {
     stat_add(&nh_heap_counters_here(h)->in_use, after - before);
     info->size = after;

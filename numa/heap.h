@@ -59,6 +59,10 @@
 
 #define NH_LEVELS 3 /* task, appdomain, process: the CLR's EMemoryCriticalLevel */
 #define NH_LARGE_CACHE 8 /* freed large spans a node keeps for reuse */
+/* realloc moves a block growing past this into whole pages, where the next
+ * growth can happen in place (jemalloc's large extents grow the same way);
+ * below it, a class's block is tighter. */
+#define NH_GROW_IN_PAGES ((size_t)32 << 10)
 /* Ordinary segments of a node mapped before this many others use base pages:
  * a program that allocates little pays for no 2 MiB page around a header and
  * a few small blocks. 8 (32 MiB a node): python3 -c pass spreads about 4 MiB
@@ -335,6 +339,13 @@ void nh_huge_destroy(struct nh_heap *h);
 /* Cuts a large block's span (class 0) to npages: the pages past them go
  * back to the segment, dirty. Caller holds h->page_lock. */
 void nh_pages_shrink(struct nh_heap *h, nh_segment *seg, nh_span *span, unsigned npages);
+/* Cuts large span after its first npages (< its pages): the rest becomes a
+ * large span of its own at the same level, its block out and marked free as
+ * a kept span's is, and is returned for the caller to keep. */
+nh_span *nh_pages_split(struct nh_heap *h, nh_segment *seg, nh_span *span, unsigned npages);
+/* Joins next, a kept large span whose pages directly follow large span's
+ * (taken out of wherever it was kept), into span. */
+void nh_pages_join(struct nh_heap *h, nh_segment *seg, nh_span *span, nh_span *next);
 /* Unmaps every segment of h (tests, shutdown). */
 void nh_segments_destroy(struct nh_heap *h);
 
@@ -733,6 +744,11 @@ void *nh_heap_alloc_on(int node, size_t size, size_t align, int level);
  * order and the level's spill scope allow; reclaims caches and retries once
  * before failing. *served gets the node used. NULL (failure counted) if none. */
 void *nh_heap_alloc_fallback(int home, size_t size, size_t align, int level, int *served);
+/* A block of whole pages (a large span, size <= NH_LARGE_MAX) on exactly
+ * node, even for a classed size, so that nh_heap_grow_large can grow it in
+ * place: realloc moves a block growing past NH_GROW_IN_PAGES into one. NULL
+ * if the node cannot (no fallback, no failure counted). */
+void *nh_heap_alloc_pages_on(int node, size_t size, int level);
 
 /* Whether node b is within level's spill scope seen from node a. */
 bool nh_heap_may_spill(int a, int b, int level);

@@ -545,6 +545,40 @@ void nh_pages_shrink(nh_heap *h, nh_segment *seg, nh_span *span, unsigned npages
   span->block_size = (uint32_t)(npages * NH_PAGE_SIZE);
 }
 
+nh_span *nh_pages_split(nh_heap *h, nh_segment *seg, nh_span *span, unsigned npages) {
+  (void)h; /* the pages stay committed at span's level */
+  unsigned first = (unsigned)(span - seg->spans), n = span->npages;
+  nh_span *rest = &seg->spans[first + npages];
+  memset(rest, 0, sizeof *rest);
+  rest->kind = NH_PAGE_HEAD;
+  rest->npages = (uint8_t)(n - npages);
+  rest->level = span->level;
+  for (unsigned i = 1; i < n - npages; i++) seg->spans[first + npages + i].back = (uint8_t)i;
+  span->npages = (uint8_t)npages;
+  span->block_size = (uint32_t)(npages * NH_PAGE_SIZE);
+  nh_span_format(rest, (uint8_t *)seg + (size_t)(first + npages) * NH_PAGE_SIZE, 0,
+                 (size_t)(n - npages) * NH_PAGE_SIZE);
+  void *block;
+  nh_span_pop(rest, &block, 1); /* its one block, out and marked free: a kept span */
+  return rest;
+}
+
+void nh_pages_join(nh_heap *h, nh_segment *seg, nh_span *span, nh_span *next) {
+  unsigned first = (unsigned)(span - seg->spans), n = span->npages, m = next->npages;
+  if (next->level != span->level) {
+    uint64_t bytes = (uint64_t)m * NH_PAGE_SIZE;
+    atomic_fetch_sub_explicit(&h->st.level_committed[next->level], bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->st.level_committed[span->level], bytes, memory_order_relaxed);
+  }
+  for (unsigned i = 0; i < m; i++) {
+    memset(&seg->spans[first + n + i], 0, sizeof(nh_span));
+    seg->spans[first + n + i].kind = NH_PAGE_TAIL;
+    seg->spans[first + n + i].back = (uint8_t)(n + i);
+  }
+  span->npages = (uint8_t)(n + m);
+  span->block_size = (uint32_t)((n + m) * NH_PAGE_SIZE);
+}
+
 bool nh_pages_grow(nh_heap *h, nh_segment *seg, nh_span *span, size_t size) {
   unsigned first = (unsigned)(span - seg->spans), n = span->npages;
   size_t want = (size + NH_PAGE_SIZE - 1) >> NH_PAGE_SHIFT;

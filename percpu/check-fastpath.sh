@@ -15,7 +15,7 @@ command -v objdump >/dev/null || { echo "check-fastpath: objdump not found" >&2;
 checks="malloc 52 malloc_full
 free 88 nh_free_named_slow|nh_cache_free_slow
 nh_malloc 52 malloc_full
-nh_free 96 nh_free_checked_slow|nh_cache_free_slow|nh_bad_free
+nh_free 96 nh_free_named_slow|nh_free_checked_slow|nh_cache_free_slow|nh_bad_free
 nh_cache_alloc 44 nh_pc_alloc_slow|nh_tc_alloc
 nh_cache_free 40 nh_pc_free_slow|nh_tc_free"
 

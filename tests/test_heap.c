@@ -193,6 +193,39 @@ static void test_realloc_grows_in_place(void **state) {
   nh_free(g);
 }
 
+/* A block realloc moves to grow gets a quarter more than it had (a block
+ * grown a little at a time moves a logarithmic number of times); one grown
+ * past NH_GROW_IN_PAGES moves into whole pages, which grow in place. */
+static void test_realloc_growth_rule(void **state) {
+  (void)state;
+  nh_test_start(NULL, NULL);
+  uint8_t *p = nh_malloc(1000);
+  size_t old = nh_usable_size(p);
+  nh_test_fill(p, old, 5);
+  uint8_t *q = nh_realloc(p, old + 1);
+  assert_true(nh_usable_size(q) >= old + old / 4);
+  assert_true(nh_test_intact(q, old, 5));
+  size_t moves = 0, size = 16;
+  uint8_t *s = nh_malloc(size);
+  while (size < 30000) { /* a string built 64 bytes at a time */
+    uint8_t *t = nh_realloc(s, size += 64);
+    moves += t != s;
+    s = t;
+  }
+  assert_true(moves < 32); /* 21; by classes alone, one move each: 70 */
+  uint8_t *g = nh_realloc(s, 40000); /* past NH_GROW_IN_PAGES: whole pages */
+  assert_int_equal(nh_usable_size(g) % NH_PAGE_SIZE, 0);
+  nh_test_fill(g, 40000, 6);
+  uint8_t *h = nh_realloc(g, 200000); /* the pages after it are free: no move */
+  assert_ptr_equal(h, g);
+  assert_true(nh_test_intact(h, 40000, 6));
+  nh_free(h);
+  nh_free(q);
+  nh_heaps_check();
+  nh_trim();
+  assert_int_equal(nh_test_node_stats(0).in_use, 0);
+}
+
 /* ---- lookup and bad pointers --------------------------------------------------------- */
 
 static void test_lookup_classifies(void **state) {
@@ -709,6 +742,56 @@ static void test_large_stash_per_cpu(void **state) {
   unpin();
 }
 
+/* A stashed span larger than the request is cut: the rest stays in the
+ * CPU's stash, where the block before it grows into it in place. A request
+ * that will grow (realloc past NH_GROW_IN_PAGES) takes the largest stashed
+ * span; a full stash keeps its largest spans and sends the smallest to the
+ * node. */
+static void test_large_stash_cut_and_join(void **state) {
+  (void)state;
+  nh_test_start("numa:1 core:2 pu:1", NULL);
+  if (!have_two_cpus()) skip();
+  nh_heap *h = &nh_g.heap[0];
+  assert_int_equal(pin(0), 0);
+  void *x = nh_malloc((size_t)512 << 10); /* 8 pages */
+  void *y = nh_malloc(300000);            /* 5 pages */
+  void *big = nh_malloc((size_t)1 << 20);  /* 16 pages */
+  nh_free(big);
+  assert_int_equal(atomic_load(&h->stash[0].n), 1);
+  uint8_t *s = nh_malloc(20000);
+  nh_test_fill(s, 20000, 9);
+  uint8_t *g = nh_realloc(s, 40000); /* its first page; the other 15 stay stashed */
+  assert_ptr_equal(g, big);
+  assert_true(nh_test_intact(g, 20000, 9));
+  assert_int_equal(nh_usable_size(g), NH_PAGE_SIZE);
+  assert_int_equal(atomic_load(&h->stash[0].n), 1);
+  uint64_t in_use = nh_test_node_stats(0).in_use;
+  uint8_t *j = nh_realloc(g, 700000); /* into the stashed rest, in place; 5 pages stay */
+  assert_ptr_equal(j, big);
+  assert_int_equal(nh_usable_size(j), 11 * NH_PAGE_SIZE);
+  assert_true(nh_test_intact(j, 20000, 9));
+  memset(j, 1, 700000);
+  assert_int_equal(nh_test_node_stats(0).in_use - in_use, 10 * NH_PAGE_SIZE);
+  assert_int_equal(atomic_load(&h->stash[0].n), 1);
+  nh_heaps_check();
+  unsigned cached = h->large_cached;
+  nh_free(j); /* stash: 5 and 11 pages */
+  assert_int_equal(atomic_load(&h->stash[0].n), 2);
+  nh_free(x); /* full: the 8 pages stay, the 5 go to the node */
+  assert_int_equal(h->large_cached, cached + 1);
+  assert_int_equal(h->large_cache[h->large_cached - 1]->npages, 5);
+  nh_free(y); /* 5 pages, the smallest: to the node */
+  assert_int_equal(h->large_cached, cached + 2);
+  assert_int_equal(nh_free_checked(y), NH_LOOKUP_FREED);
+  assert_int_equal(nh_free_checked(x), NH_LOOKUP_FREED);
+  nh_heaps_check();
+  nh_trim();
+  assert_int_equal(atomic_load(&h->stash[0].n), 0);
+  assert_int_equal(nh_test_node_stats(0).in_use, 0);
+  nh_heaps_check();
+  unpin();
+}
+
 /* Free pages and kept large spans never make a request spill: when the
  * node's budget is reached, they go back to the OS and the request is served
  * at home. */
@@ -860,6 +943,7 @@ int main(void) {
       cmocka_unit_test(test_aligned_alloc),
       cmocka_unit_test(test_nh_realloc),
       cmocka_unit_test(test_realloc_grows_in_place),
+      cmocka_unit_test(test_realloc_growth_rule),
       cmocka_unit_test(test_lookup_classifies),
       cmocka_unit_test(test_bad_frees_stop_the_process),
       cmocka_unit_test(test_malloc_node_places),
@@ -875,6 +959,7 @@ int main(void) {
       cmocka_unit_test(test_empty_segments_stay_mapped),
       cmocka_unit_test(test_large_spans_kept_for_reuse),
       cmocka_unit_test(test_large_stash_per_cpu),
+      cmocka_unit_test(test_large_stash_cut_and_join),
       cmocka_unit_test(test_kept_large_spans_yield_to_growth),
       cmocka_unit_test(test_invariant_checker),
       cmocka_unit_test(test_paranoid_mode),
