@@ -69,6 +69,15 @@ static void *allocate(uint64_t r, size_t size) {
     void *p = nh_malloc(size / 2 + sizeof(hdr));
     return nh_realloc(p, size); /* contents are rewritten below */
   }
+  case 3: { /* grown step by step as a vector is: realloc's moves and in-place growth */
+    void *p = nh_malloc(sizeof(hdr));
+    for (size_t s = 2 * sizeof(hdr); p != NULL && s < size; s *= 2) {
+      void *q = nh_realloc(p, s);
+      if (q == NULL) nh_free(p);
+      p = q;
+    }
+    return p ? nh_realloc(p, size) : NULL;
+  }
   default: return nh_malloc(size);
   }
 }
