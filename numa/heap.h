@@ -341,10 +341,12 @@ void nh_huge_destroy(struct nh_heap *h);
 void nh_pages_shrink(struct nh_heap *h, nh_segment *seg, nh_span *span, unsigned npages);
 /* Cuts large span after its first npages (< its pages): the rest becomes a
  * large span of its own at the same level, its block out and marked free as
- * a kept span's is, and is returned for the caller to keep. */
+ * a kept span's is, and is returned for the caller to keep. Caller holds
+ * h->page_lock. */
 nh_span *nh_pages_split(struct nh_heap *h, nh_segment *seg, nh_span *span, unsigned npages);
 /* Joins next, a kept large span whose pages directly follow large span's
- * (taken out of wherever it was kept), into span. */
+ * (taken out of wherever it was kept), into span. Caller holds
+ * h->page_lock. */
 void nh_pages_join(struct nh_heap *h, nh_segment *seg, nh_span *span, nh_span *next);
 /* Unmaps every segment of h (tests, shutdown). */
 void nh_segments_destroy(struct nh_heap *h);
