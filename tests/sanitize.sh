@@ -123,7 +123,11 @@ stage_valgrind() {
     finish valgrind FAIL "$t0" "configure or build failed"
     return
   fi
-  local vg="valgrind --tool=memcheck --error-exitcode=1 --quiet --trace-children=no"
+  # --fair-sched=yes: Valgrind runs one thread at a time, and its default
+  # lock lets a spinning thread keep it; test_hostmem's query thread then
+  # starved (test_hostmem took 46 s in one CI run and 697 s in another,
+  # against the 900 s timeout).
+  local vg="valgrind --tool=memcheck --error-exitcode=1 --quiet --trace-children=no --fair-sched=yes"
   vg="$vg --child-silent-after-fork=yes --suppressions=$PWD/tests/valgrind.supp"
   local names rc=0 n=0 bad="" data=$PWD/tests/data
   names=$(tests_of "$dir" unit | grep -Ev "$VALGRIND_EXCLUDE")
