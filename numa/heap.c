@@ -592,12 +592,13 @@ bool nh_heap_keeps_large(const nh_heap *h) {
   return false;
 }
 
-/* The index of the smallest of spans[0, n) with at least npages, n if none. */
-static unsigned best_fit(nh_span *const *spans, unsigned n, unsigned npages) {
+/* The index of the smallest (largest: the largest) of spans[0, n) with at
+ * least npages, n if none. */
+static unsigned best_fit(nh_span *const *spans, unsigned n, unsigned npages, bool largest) {
   unsigned best = n;
   for (unsigned i = n; i-- > 0;) {
-    unsigned k = spans[i]->npages;
-    if (k >= npages && (best == n || k < spans[best]->npages)) best = i;
+    unsigned k = spans[i]->npages, b = best == n ? 0 : spans[best]->npages;
+    if (k >= npages && (best == n || (largest ? k > b : k < b))) best = i;
   }
   return best;
 }
@@ -613,16 +614,6 @@ size_t nh_heap_unstash(nh_heap *h, unsigned shard, nh_span **out) {
   return n;
 }
 
-/* The index of the largest of spans[0, n) with at least npages, n if none. */
-static unsigned most_room(nh_span *const *spans, unsigned n, unsigned npages) {
-  unsigned best = n;
-  for (unsigned i = 0; i < n; i++) {
-    unsigned k = spans[i]->npages;
-    if (k >= npages && (best == n || k > spans[best]->npages)) best = i;
-  }
-  return best;
-}
-
 /* From shard's stash of h, the smallest span of at least npages, or with
  * room the largest (the pages past npages are where a growing block grows
  * in place); NULL if none. */
@@ -631,7 +622,7 @@ static nh_span *stash_take(nh_heap *h, unsigned shard, unsigned npages, bool roo
   if (atomic_load_explicit(&s->n, memory_order_relaxed) == 0) return NULL;
   nh_lock_acquire(&s->lock);
   uint32_t n = atomic_load_explicit(&s->n, memory_order_relaxed);
-  uint32_t best = room ? most_room(s->span, n, npages) : best_fit(s->span, n, npages);
+  uint32_t best = best_fit(s->span, n, npages, room);
   nh_span *span = NULL;
   if (best < n) {
     span = s->span[best];
@@ -657,9 +648,7 @@ static nh_span *stash_put(nh_heap *h, unsigned shard, nh_span *span, void *p) {
     atomic_store_explicit(&s->n, n + 1, memory_order_relaxed);
     out = NULL;
   } else {
-    uint32_t k = 0;
-    for (uint32_t i = 1; i < n; i++)
-      if (s->span[i]->npages < s->span[k]->npages) k = i;
+    uint32_t k = best_fit(s->span, n, 0, false); /* the smallest */
     if (s->span[k]->npages < span->npages) {
       out = s->span[k];
       s->span[k] = span;
@@ -736,12 +725,8 @@ static bool stash_join(nh_heap *h, unsigned shard, nh_span *span, size_t size) {
 /* A kept span taken over at level: its pages change level (no growth, no
  * budget check), and its block is handed out. */
 static void take_over(nh_heap *h, nh_span *span, int level) {
-  if (span->level != level) {
-    uint64_t bytes = (uint64_t)span->npages * NH_PAGE_SIZE;
-    atomic_fetch_sub_explicit(&h->st.level_committed[span->level], bytes, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->st.level_committed[level], bytes, memory_order_relaxed);
-    span->level = (uint8_t)level;
-  }
+  nh_heap_level_move(h, span->level, level, (uint64_t)span->npages * NH_PAGE_SIZE);
+  span->level = (uint8_t)level;
   nh_block_clear_mark(span->start);
 }
 
@@ -750,7 +735,7 @@ static void take_over(nh_heap *h, nh_span *span, int level) {
  * back to their segment, dirty); its block is live again. NULL if none.
  * Caller holds the page lock. */
 static nh_span *large_cache_take(nh_heap *h, unsigned npages, int level) {
-  unsigned best = best_fit(h->large_cache, h->large_cached, npages);
+  unsigned best = best_fit(h->large_cache, h->large_cached, npages, false);
   if (best == h->large_cached) return NULL;
   nh_span *span = h->large_cache[best];
   h->large_cache[best] = h->large_cache[--h->large_cached];

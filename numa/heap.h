@@ -723,6 +723,14 @@ unsigned nh_heap_shard(const nh_heap *h);
 static inline nh_shard_counters *nh_heap_counters_here(nh_heap *h) {
   return &h->sst[nh_heap_shard(h)];
 }
+/* Moves bytes of h's committed memory from level from to level to: pages
+ * already committed that change level (a kept span taken over, or joined
+ * into a span, at another level), so no growth and no budget check. */
+static inline void nh_heap_level_move(nh_heap *h, int from, int to, uint64_t bytes) {
+  if (from == to) return;
+  atomic_fetch_sub_explicit(&h->st.level_committed[from], bytes, memory_order_relaxed);
+  atomic_fetch_add_explicit(&h->st.level_committed[to], bytes, memory_order_relaxed);
+}
 /* Sums h's shard counters into *s. */
 void nh_heap_sum_counters(const nh_heap *h, nh_shard_sums *s);
 /* Whether h keeps freed large spans, its own (large_cache) or in its CPU

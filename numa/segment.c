@@ -565,11 +565,7 @@ nh_span *nh_pages_split(nh_heap *h, nh_segment *seg, nh_span *span, unsigned npa
 
 void nh_pages_join(nh_heap *h, nh_segment *seg, nh_span *span, nh_span *next) {
   unsigned first = (unsigned)(span - seg->spans), n = span->npages, m = next->npages;
-  if (next->level != span->level) {
-    uint64_t bytes = (uint64_t)m * NH_PAGE_SIZE;
-    atomic_fetch_sub_explicit(&h->st.level_committed[next->level], bytes, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->st.level_committed[span->level], bytes, memory_order_relaxed);
-  }
+  nh_heap_level_move(h, next->level, span->level, (uint64_t)m * NH_PAGE_SIZE);
   for (unsigned i = 0; i < m; i++) {
     memset(&seg->spans[first + n + i], 0, sizeof(nh_span));
     seg->spans[first + n + i].kind = NH_PAGE_TAIL;
