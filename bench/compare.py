@@ -82,6 +82,16 @@ THREAD_PLOTS = [
 
 RUN_TIMEOUT = 900  # seconds one nh_bench process may take
 
+# Small programs whose peak RSS (VmHWM at exit, read by nh_peak_rss) is the
+# allocator's fixed cost (issue 14's footprint target): label -> argv. "small"
+# is tests/footprint/small.c, found next to the bench folder; it is left out
+# when the tests were not built.
+SMALL_PROGRAMS = {
+    "small": ["@small"],
+    "ls /usr": ["ls", "/usr"],
+    "python3 -c pass": ["python3", "-c", "pass"],
+}
+
 TIME_SCALE = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 
@@ -336,6 +346,68 @@ def run_all(args, libs, families, rounds, min_time):
     return samples, rss, failures
 
 
+def drop_page_cache(path):
+    """Drops path's pages from the page cache, so that each run reads the library as a
+    process that starts it for the first time does (its RSS depends on what is cached)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def run_small_programs(args, libs, runs):
+    """small[alloc][label] = list of peak RSS in kB, runs interleaved by allocator."""
+    launcher = os.path.join(os.path.dirname(args.bench), "nh_peak_rss")
+    if not os.access(launcher, os.X_OK):
+        raise CompareError(f"{launcher} not found (it is built with nh_bench)")
+    small = os.path.join(os.path.dirname(os.path.dirname(args.bench)), "tests", "footprint_small")
+    progs = {}
+    for label, argv in SMALL_PROGRAMS.items():
+        if argv[0] == "@small":
+            if not os.access(small, os.X_OK):
+                log(f"small programs: {small} not built, left out")
+                continue
+            argv = [small]
+        progs[label] = argv
+    out = {n: {label: [] for label in progs} for n in libs}
+    names = list(libs)
+    for r in range(runs):
+        if r % 5 == 0:
+            log(f"small programs: run {r + 1}/{runs}")
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            for label, argv in progs.items():
+                if libs[name]:
+                    drop_page_cache(libs[name])
+                p = subprocess.run([launcher] + argv, env=run_env(libs[name]),
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                   text=True, timeout=120)
+                lines = p.stdout.splitlines()  # the program's own output, then the launcher's line
+                last = lines[-1] if lines else ""
+                fields = last.split()
+                if p.returncode != 0 or len(fields) != 2 or fields[1] != "0":
+                    raise CompareError(f"small program '{label}' under {name}: nh_peak_rss "
+                                       f"exit {p.returncode}, output '{last}'")
+                out[name][label].append(int(fields[0]))
+    return out
+
+
+def small_table(small, base, peers):
+    rows = []
+    labels = list(next(iter(small.values())).keys()) if small else []
+    for label in labels:
+        base_v = statistics.median(small[base][label])
+        row = [label, f"{base_v:.0f} kB ({min(small[base][label])}-{max(small[base][label])})"]
+        for p in peers:
+            v = statistics.median(small[p][label])
+            row += [f"{v:.0f} kB", f"{v / base_v:.2f}"]
+        rows.append(row)
+    return table(["program", base] + peer_header(base, peers), rows)
+
+
 # ---- medians -----------------------------------------------------------------------
 
 def median_of(runs, key):
@@ -458,7 +530,8 @@ def machine_line():
     return f"{platform.node()}, {os.cpu_count()} CPUs, {nodes} NUMA node(s), {platform.release()}"
 
 
-def write_report(args, libs, base, note, medians, peaks, failures, families, rounds, min_time):
+def write_report(args, libs, base, note, medians, peaks, failures, families, rounds, min_time,
+                 small):
     peers = [n for n in libs if n != base]
     if base == "numaheap":
         heading = "Peers relative to numaheap"
@@ -485,6 +558,14 @@ def write_report(args, libs, base, note, medians, peaks, failures, families, rou
         "## Resident set sampled inside footprint workloads (rss_hold; lower is better)", "",
         footprint_table(medians, list(libs)), "",
     ]
+    if small:
+        parts += [f"## Peak RSS of small programs (VmHWM at exit, median of {args.small_runs} "
+                  f"runs; peer/{base} above 1 uses more)", "",
+                  "Each library's pages dropped from the page cache before each run; runs "
+                  "interleaved by allocator. Single runs vary by about 150 kB: the kernel maps "
+                  "a file's cached pages around a fault in 64 KiB windows, and where ASLR puts "
+                  "each library decides which windows a program's code and data fall in.", "",
+                  small_table(small, base, peers), ""]
     if failures:
         parts += ["## FAILURES", ""]
         for f in failures:
@@ -633,6 +714,9 @@ def parse_args(argv):
                    help="run each benchmark in a process of its own (default: one process a "
                    "family, whose benchmarks then start on the heap the earlier ones left); "
                    "the peak RSS of a family is then its largest benchmark's")
+    p.add_argument("--small-runs", type=int, default=15,
+                   help="runs of each small program (footprint: peak RSS of a program that "
+                   "allocates little; 0: skip them; default 15)")
     p.add_argument("--out", default="compare-out", help="output folder (default compare-out)")
     p.add_argument("--no-install", action="store_true", help="never call apt-get")
     args = p.parse_args(argv)
@@ -642,6 +726,8 @@ def parse_args(argv):
     if args.numaheap is None:
         guess = os.path.join(os.path.dirname(os.path.dirname(args.bench)), "libnumaheap.so")
         args.numaheap = guess if os.path.exists(guess) else None
+    if args.small_runs < 0:
+        p.error("--small-runs must be 0 or more")
     if args.rounds is not None and args.rounds < 1:
         p.error("--rounds must be at least 1")
     if args.min_time is not None and args.min_time <= 0:
@@ -672,14 +758,17 @@ def main(argv):
         os.makedirs(args.out, exist_ok=True)
         log(f"allocators: {', '.join(libs)}; base {base}; {rounds} rounds; min_time {min_time}")
         samples, rss, failures = run_all(args, libs, families, rounds, min_time)
+        small = run_small_programs(args, libs, args.small_runs) if args.small_runs else {}
     except CompareError as e:
         log("ERROR: " + str(e))
         return 2
     medians, peaks = summarize(samples, rss, args.metric)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"base": base, "note": note, "libraries": libs, "medians": medians,
-                   "peak_rss": peaks, "failures": failures}, f, indent=1)
-    write_report(args, libs, base, note, medians, peaks, failures, list(families), rounds, min_time)
+                   "peak_rss": peaks, "small_programs_kb": small, "failures": failures}, f,
+                  indent=1)
+    write_report(args, libs, base, note, medians, peaks, failures, list(families), rounds, min_time,
+                 small)
     try:
         plots = write_plots(args.out, medians, peaks, list(families), args.no_install,
                             args.metric)
