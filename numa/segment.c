@@ -307,9 +307,23 @@ static nh_segment *find_pages(nh_heap *h, unsigned npages, int *first) {
   return NULL;
 }
 
+static void release_node_kept(nh_heap *h);
+
 static nh_span *take_ordinary(nh_heap *h, unsigned npages, int level, int grow_level) {
   int first = -1;
   nh_segment *seg = find_pages(h, npages, &first);
+  /* The node's kept large spans are resident memory too. Before untouched
+   * pages are faulted in while they sit idle, they go back to their
+   * segments and the request takes their pages (as jemalloc reuses its
+   * dirty extents for any size): a server that frees a hash table's old
+   * bucket arrays then fills its sessions into them rather than into new
+   * pages (server/live:100000, docs/benchmarks.md "Footprint, third pass").
+   * The CPUs' stashes stay: each is its CPU's next large block. */
+  if (h->large_cached > 0 &&
+      (seg == NULL || (run_mask((unsigned)first, npages) & ~resident_pages(seg)) != 0)) {
+    release_node_kept(h);
+    seg = find_pages(h, npages, &first);
+  }
   bool mapped_now = seg == NULL; /* segment_map_new counted its room already */
   if (mapped_now) {
     if ((seg = segment_new(h, grow_level)) == NULL) return NULL;
@@ -337,13 +351,18 @@ static nh_span *take_reserve(nh_heap *h, unsigned npages) {
 
 static void release_span(nh_heap *h, nh_segment *seg, nh_span *span);
 
-/* Gives the kept large spans, the node's and its CPU shards' stashes,
- * back to their segments (no purge). */
-static void release_kept(nh_heap *h) {
+/* Gives the node's kept large spans back to their segments (no purge). */
+static void release_node_kept(nh_heap *h) {
   while (h->large_cached > 0) {
     nh_span *span = h->large_cache[--h->large_cached];
     release_span(h, nh_span_segment(span), span);
   }
+}
+
+/* Gives the kept large spans, the node's and its CPU shards' stashes,
+ * back to their segments (no purge). */
+static void release_kept(nh_heap *h) {
+  release_node_kept(h);
   nh_span *stashed[NH_LARGE_STASH];
   for (unsigned sh = 0; sh < h->shards; sh++)
     for (size_t i = 0, n = nh_heap_unstash(h, sh, stashed); i < n; i++)

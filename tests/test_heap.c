@@ -792,6 +792,41 @@ static void test_large_stash_cut_and_join(void **state) {
   unpin();
 }
 
+/* The node's kept large spans are resident: a span of a size class that
+ * finds no other resident pages takes theirs rather than faulting in new
+ * ones (committed does not grow), and the CPU's stash stays. */
+static void test_kept_large_spans_serve_class_spans(void **state) {
+  (void)state;
+  nh_test_start("numa:1 core:2 pu:1", NULL);
+  nh_heap *h = &nh_g.heap[0];
+  assert_int_equal(pin(0), 0);
+  enum { NBIG = NH_LARGE_STASH + 4, NSMALL = 32 };
+  void *big[NBIG], *small[NSMALL];
+  for (int i = 0; i < NBIG; i++) assert_non_null(big[i] = nh_malloc((size_t)512 << 10));
+  uint64_t committed = nh_test_node_stats(0).committed;
+  unsigned cached = h->large_cached;
+  for (int i = 0; i < NBIG; i++) nh_free(big[i]);
+  assert_int_equal(atomic_load(&h->stash[0].n), NH_LARGE_STASH);
+  assert_int_equal(h->large_cached, cached + 4);
+  assert_int_equal(nh_test_node_stats(0).committed, committed);
+  for (int i = 0; i < NSMALL; i++) { /* 512 KiB of 16 KiB blocks: 4 spans of 2 pages */
+    assert_non_null(small[i] = nh_malloc((size_t)16 << 10));
+    nh_test_fill(small[i], (size_t)16 << 10, (uint8_t)i);
+  }
+  assert_int_equal(nh_test_node_stats(0).committed, committed); /* no page faulted in */
+  assert_int_equal(h->large_cached, 0);
+  assert_int_equal(atomic_load(&h->stash[0].n), NH_LARGE_STASH);
+  for (int i = 0; i < NSMALL; i++) {
+    assert_true(nh_test_intact(small[i], (size_t)16 << 10, (uint8_t)i));
+    nh_free(small[i]);
+  }
+  nh_heaps_check();
+  nh_trim();
+  assert_int_equal(nh_test_node_stats(0).in_use, 0);
+  nh_heaps_check();
+  unpin();
+}
+
 /* Free pages and kept large spans never make a request spill: when the
  * node's budget is reached, they go back to the OS and the request is served
  * at home. */
@@ -960,6 +995,7 @@ int main(void) {
       cmocka_unit_test(test_large_spans_kept_for_reuse),
       cmocka_unit_test(test_large_stash_per_cpu),
       cmocka_unit_test(test_large_stash_cut_and_join),
+      cmocka_unit_test(test_kept_large_spans_serve_class_spans),
       cmocka_unit_test(test_kept_large_spans_yield_to_growth),
       cmocka_unit_test(test_invariant_checker),
       cmocka_unit_test(test_paranoid_mode),
