@@ -308,6 +308,45 @@ static nh_segment *find_pages(nh_heap *h, unsigned npages, int *first) {
 }
 
 static void release_node_kept(nh_heap *h);
+static void purge_mask(nh_heap *h, nh_segment *seg, uint64_t mask);
+static uint64_t whole_units(const nh_segment *seg, uint64_t dirty, uint64_t victims);
+
+/* The lowest n set pages of mask (all of it if it has fewer). */
+static uint64_t lowest_pages(uint64_t mask, unsigned n) {
+  uint64_t out = 0;
+  for (; mask && n; n--) {
+    uint64_t bit = mask & (~mask + 1);
+    out |= bit;
+    mask &= ~bit;
+  }
+  return out;
+}
+
+/* A claim is about to fault in n untouched pages while free committed
+ * pages sit in holes too small for it: gives up to n of those back to the
+ * OS first (those already dirty at the last decay pass, then the rest; a
+ * huge-page backed segment's only in whole free 2 MiB units), so that the
+ * resident set does not grow past what is in use plus what the decay has
+ * yet to return. Without it a server's hash table, rehashed into a new
+ * 1.4 MiB array at each run, faulted 11 MB of new pages beside 10-14 MB of
+ * holes its freed sessions had left (server/live:100000, docs/benchmarks.md
+ * "Footprint, third pass"). The pages of the claim itself stay. */
+static void shed_dirty(nh_heap *h, unsigned n, nh_segment *claimed, uint64_t claim) {
+  for (int pass = 0; pass < 2 && n > 0; pass++) {
+    for (nh_segment *seg = h->segments; seg && n > 0; seg = seg->next) {
+      if (seg->hugetlb) continue;
+      uint64_t dirty = seg->free_pages & seg->committed_pages;
+      if (seg == claimed) dirty &= ~claim;
+      uint64_t pick = pass == 0 ? dirty & *old_dirty(seg) : dirty;
+      pick = whole_units(seg, dirty, pick);
+      if (seg->advised == 0) pick = lowest_pages(pick, n);
+      if (pick == 0) continue;
+      unsigned got = (unsigned)__builtin_popcountll(pick);
+      purge_mask(h, seg, pick);
+      n = got >= n ? 0 : n - got;
+    }
+  }
+}
 
 static nh_span *take_ordinary(nh_heap *h, unsigned npages, int level, int grow_level) {
   int first = -1;
@@ -329,12 +368,15 @@ static nh_span *take_ordinary(nh_heap *h, unsigned npages, int level, int grow_l
     if ((seg = segment_new(h, grow_level)) == NULL) return NULL;
     first = 1;
   }
-  uint64_t fresh = run_mask((unsigned)first, npages) & ~seg->committed_pages;
+  uint64_t claim = run_mask((unsigned)first, npages);
+  uint64_t fresh = claim & ~seg->committed_pages;
   /* pages never touched (or purged) fault in on first use, bound to the
    * node: on a node the OS has nearly exhausted that is the OOM killer, so
    * such a node counts as full for them too, as it does for new segments */
   if (fresh && !mapped_now && !nh_node_has_room(h, pages_bytes(fresh))) return NULL;
   if (fresh && !nh_charge(h, pages_bytes(fresh), grow_level)) return NULL;
+  uint64_t faults = mapped_now ? claim : claim & ~resident_pages(seg);
+  if (faults && h->dirty_bytes > 0) shed_dirty(h, (unsigned)__builtin_popcountll(faults), seg, claim);
   return span_claim(h, seg, (unsigned)first, npages, level);
 }
 

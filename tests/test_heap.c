@@ -827,6 +827,40 @@ static void test_kept_large_spans_serve_class_spans(void **state) {
   unpin();
 }
 
+/* A claim that must fault in untouched pages while free committed pages sit
+ * in holes too small for it gives as many of those back to the OS first:
+ * the resident set does not grow by the holes (the decay alone would keep
+ * them for purge_delay). */
+static void test_fault_sheds_holes(void **state) {
+  (void)state;
+  nh_test_start(NULL, "cache", "mode", "off", "cache", "transfer_size", "0", "heap",
+                "purge_delay", "3600000", NULL);
+  enum { PER_SPAN = NH_PAGE_SIZE / 8192, SPANS = 20 };
+  void *b[SPANS][PER_SPAN];
+  for (int i = 0; i < SPANS; i++)
+    for (int j = 0; j < PER_SPAN; j++) assert_non_null(b[i][j] = nh_malloc(8192));
+  for (int i = 0; i < SPANS; i++) /* one span of 8 KiB blocks a page, in a row */
+    assert_ptr_equal((uint8_t *)b[i][0] - (uint8_t *)b[0][0], (size_t)i * NH_PAGE_SIZE);
+  for (int i = 0; i < SPANS; i += 2)
+    for (int j = 0; j < PER_SPAN; j++) nh_free(b[i][j]); /* holes of one page */
+  nh_node_stats holes = nh_test_node_stats(0);
+  assert_int_equal(holes.purged, 0);
+  void *big = nh_malloc((size_t)16 * NH_PAGE_SIZE - 4096); /* 16 pages: no hole holds it */
+  assert_non_null(big);
+  memset(big, 7, (size_t)16 * NH_PAGE_SIZE - 4096);
+  nh_node_stats after = nh_test_node_stats(0);
+  /* the holes the bin did not keep (all but one) went back before the fault */
+  assert_int_equal(after.purged, (uint64_t)(SPANS / 2 - 1) * NH_PAGE_SIZE);
+  assert_int_equal(after.committed, holes.committed + 16 * NH_PAGE_SIZE - after.purged);
+  for (int i = 1; i < SPANS; i += 2)
+    for (int j = 0; j < PER_SPAN; j++) nh_free(b[i][j]);
+  nh_free(big);
+  nh_heaps_check();
+  nh_trim();
+  assert_int_equal(nh_test_node_stats(0).in_use, 0);
+  nh_heaps_check();
+}
+
 /* Free pages and kept large spans never make a request spill: when the
  * node's budget is reached, they go back to the OS and the request is served
  * at home. */
@@ -996,6 +1030,7 @@ int main(void) {
       cmocka_unit_test(test_large_stash_per_cpu),
       cmocka_unit_test(test_large_stash_cut_and_join),
       cmocka_unit_test(test_kept_large_spans_serve_class_spans),
+      cmocka_unit_test(test_fault_sheds_holes),
       cmocka_unit_test(test_kept_large_spans_yield_to_growth),
       cmocka_unit_test(test_invariant_checker),
       cmocka_unit_test(test_paranoid_mode),
