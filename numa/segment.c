@@ -322,6 +322,12 @@ static uint64_t lowest_pages(uint64_t mask, unsigned n) {
   return out;
 }
 
+/* Claims of fewer pages (the spans of size classes below 64 KiB) never shed:
+ * where spans of 1 to 4 pages churn, a page shed for one claim is the
+ * untouched page the next claim faults in, and each claim would pay a
+ * fault and an madvise; the decay handles them. */
+#define NH_SHED_MIN_PAGES 8
+
 /* A claim is about to fault in n untouched pages while free committed
  * pages sit in holes too small for it: gives up to n of those back to the
  * OS first (those already dirty at the last decay pass, then the rest; a
@@ -376,7 +382,8 @@ static nh_span *take_ordinary(nh_heap *h, unsigned npages, int level, int grow_l
   if (fresh && !mapped_now && !nh_node_has_room(h, pages_bytes(fresh))) return NULL;
   if (fresh && !nh_charge(h, pages_bytes(fresh), grow_level)) return NULL;
   uint64_t faults = mapped_now ? claim : claim & ~resident_pages(seg);
-  if (faults && h->dirty_bytes > 0) shed_dirty(h, (unsigned)__builtin_popcountll(faults), seg, claim);
+  if (faults && npages >= NH_SHED_MIN_PAGES && h->dirty_bytes > 0)
+    shed_dirty(h, (unsigned)__builtin_popcountll(faults), seg, claim);
   return span_claim(h, seg, (unsigned)first, npages, level);
 }
 
