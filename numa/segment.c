@@ -345,6 +345,8 @@ static void shed_dirty(nh_heap *h, unsigned n, nh_segment *claimed, uint64_t cla
       if (seg == claimed) dirty &= ~claim;
       uint64_t pick = pass == 0 ? dirty & *old_dirty(seg) : dirty;
       pick = whole_units(seg, dirty, pick);
+      for (int u = 0; u < 2 && seg == claimed && seg->advised; u++)
+        if (claim & unit_masks[u]) pick &= ~unit_masks[u]; /* the claim's huge page stays whole */
       if (seg->advised == 0) pick = lowest_pages(pick, n);
       if (pick == 0) continue;
       unsigned got = (unsigned)__builtin_popcountll(pick);
