@@ -3,8 +3,8 @@
  * (docs/benchmarks.md, "Footprint of a small program"). It allocates once,
  * reads a file through stdio as most commands do, and prints its own peak
  * RSS (the kernel's VmHWM) on stderr. Linked with nothing but libc: the
- * allocator under test is preloaded (bench/small_rss.py), and the test
- * text_order_ran runs it under gdb with libnumaheap preloaded.
+ * allocator under test is preloaded (bench/compare.py --small-runs), and
+ * the test text_order_ran runs it under gdb with libnumaheap preloaded.
  */
 #include <stdio.h>
 #include <stdlib.h>
