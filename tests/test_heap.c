@@ -616,6 +616,10 @@ static void test_trim_releases_empty_spans(void **state) {
 static void test_refill_reads_bitmaps(void **state) {
   (void)state;
   nh_test_start(NULL, "cache", "mode", "off", "cache", "transfer_size", "0", NULL);
+  /* spans belong to the shard of the CPU that took them (nh_heap_shard): a
+   * thread moved to the other CPU between the frees and the refill would
+   * refill from that shard's spans, not the ones v freed into */
+  assert_int_equal(pin(0), 0);
   enum { SPANS = 3, PER = 64, N = SPANS * PER }; /* 1 KiB blocks: 64 a 64 KiB span */
   static void *v[N], *out[N];
   unsigned cls = nh_size_class(1024);
@@ -652,6 +656,7 @@ static void test_refill_reads_bitmaps(void **state) {
   nh_heaps_check();
   for (int i = 0; i < N; i += 8) nh_free(v[i]);
   nh_heaps_check();
+  unpin();
 }
 
 /* A heap that empties and refills keeps its empty segments mapped (the
