@@ -294,6 +294,9 @@ static void return_twice(void) {
 
 static void test_bad_frees_stop_the_process(void **state) {
   (void)state;
+  /* the children inherit it: corrupt_free_list's next malloc must pop the
+   * block it damaged from the same CPU's cache */
+  assert_int_equal(pin(0), 0);
   expect_abort(free_twice, "double free");
   expect_abort(free_interior, "inside a block");
   expect_abort(free_foreign, "not allocated by numaheap");
@@ -304,6 +307,7 @@ static void test_bad_frees_stop_the_process(void **state) {
 #else
   expect_abort(corrupt_free_list, "corrupted free list");
 #endif
+  unpin();
 }
 
 /* ---- nodes: placement, origin-aware free, fallback and budgets ------------------------- */
@@ -702,7 +706,8 @@ static void test_large_spans_kept_for_reuse(void **state) {
  * nh_trim empties the stashes. */
 static void test_large_stash_per_cpu(void **state) {
   (void)state;
-  nh_test_start("numa:1 core:2 pu:1", NULL);
+  /* no decay pass while it runs: one gives the kept spans back */
+  nh_test_start("numa:1 core:2 pu:1", "heap", "purge_delay", "3600000", NULL);
   if (!have_two_cpus()) skip();
   nh_heap *h = &nh_g.heap[0];
   const size_t big = (size_t)512 << 10;
@@ -754,7 +759,8 @@ static void test_large_stash_per_cpu(void **state) {
  * node. */
 static void test_large_stash_cut_and_join(void **state) {
   (void)state;
-  nh_test_start("numa:1 core:2 pu:1", NULL);
+  /* no decay pass while it runs: one gives the kept spans back */
+  nh_test_start("numa:1 core:2 pu:1", "heap", "purge_delay", "3600000", NULL);
   if (!have_two_cpus()) skip();
   nh_heap *h = &nh_g.heap[0];
   assert_int_equal(pin(0), 0);
@@ -802,7 +808,8 @@ static void test_large_stash_cut_and_join(void **state) {
  * ones (committed does not grow), and the CPU's stash stays. */
 static void test_kept_large_spans_serve_class_spans(void **state) {
   (void)state;
-  nh_test_start("numa:1 core:2 pu:1", NULL);
+  /* no decay pass while it runs: one gives the kept spans back */
+  nh_test_start("numa:1 core:2 pu:1", "heap", "purge_delay", "3600000", NULL);
   nh_heap *h = &nh_g.heap[0];
   assert_int_equal(pin(0), 0);
   enum { NBIG = NH_LARGE_STASH + 4, NSMALL = 32 };
@@ -840,6 +847,7 @@ static void test_fault_sheds_holes(void **state) {
   (void)state;
   nh_test_start(NULL, "cache", "mode", "off", "cache", "transfer_size", "0", "heap",
                 "purge_delay", "3600000", NULL);
+  assert_int_equal(pin(0), 0); /* one shard's spans: see test_refill_reads_bitmaps */
   enum { PER_SPAN = NH_PAGE_SIZE / 8192, SPANS = 20 };
   void *b[SPANS][PER_SPAN];
   for (int i = 0; i < SPANS; i++)
@@ -864,6 +872,7 @@ static void test_fault_sheds_holes(void **state) {
   nh_trim();
   assert_int_equal(nh_test_node_stats(0).in_use, 0);
   nh_heaps_check();
+  unpin();
 }
 
 /* Free pages and kept large spans never make a request spill: when the
@@ -887,7 +896,8 @@ static void test_kept_large_spans_yield_to_growth(void **state) {
 
 static void test_empty_segments_stay_mapped(void **state) {
   (void)state;
-  nh_test_start(FOUR_NODES, NULL);
+  /* no decay pass while it runs (one could purge a slow run's pages) */
+  nh_test_start(FOUR_NODES, "heap", "purge_delay", "3600000", NULL);
   enum { N = 12 };
   void *b[N];
   for (int round = 0; round < 3; round++) {
@@ -932,6 +942,7 @@ static void write_past_huge_block(void) {
 
 static void test_paranoid_mode(void **state) {
   (void)state;
+  assert_int_equal(pin(0), 0); /* write_after_free's block comes back from the same CPU's cache */
 #if defined(NH_TRACK_ASAN) /* ASan reports the write itself first */
   nh_test_expect_death(write_after_free, "use-after-poison", 0);
 #else
@@ -953,6 +964,7 @@ static void test_paranoid_mode(void **state) {
   memset(h, 3, 7u << 20);
   nh_free(h);
   nh_heaps_check();
+  unpin();
 }
 
 /* The checker itself: a damaged span is reported, a healthy heap passes. */
