@@ -26,7 +26,7 @@
 #include "numa/os.h"
 
 static nh_lock cg_lock;
-static nh_cgroup g_cg;        /* Guarded by cg_lock */
+static nh_cgroup g_cg NH_BSS_COLD;        /* Guarded by cg_lock */
 static uint64_t g_cg_read_ns; /* Guarded by cg_lock: when g_cg was last read */
 /* Synchronization: atomic, relaxed (statistics and the load's inputs). */
 static _Atomic uint64_t cg_limit = NH_CGROUP_NO_LIMIT, cg_high = NH_CGROUP_NO_LIMIT;
@@ -85,7 +85,7 @@ void nh_container_tight(void) {
     nh_lock_release(&cg_lock);
     return;
   }
-  static nh_cgroup fresh; /* Guarded by cg_lock (too big for an allocating thread's stack) */
+  static nh_cgroup fresh NH_BSS_COLD; /* Guarded by cg_lock (too big for an allocating thread's stack) */
   char err[256];
   g_cg_read_ns = now;
   int changed = 0;

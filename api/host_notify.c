@@ -226,7 +226,7 @@ static void psi_open(void) {
   nt_psi_tried = true;
   uint64_t ms = nh_cfg->v[NH_OPT_NOTIFY_PSI].u;
   if (ms == 0) return;
-  static nh_cgroup cg; /* Guarded by nt_mutex */
+  static nh_cgroup cg NH_BSS_COLD; /* Guarded by nt_mutex */
   char path[NH_CGROUP_PATH_MAX + 32] = "/proc/pressure/memory";
   nh_container_get(&cg);
   if (cg.version == 2) snprintf(path, sizeof path, "%s/memory.pressure", cg.dir);

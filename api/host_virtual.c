@@ -72,7 +72,7 @@ static _Atomic int vm_used;
 static _Atomic uint64_t st_reservations, st_reserved, st_committed, st_spills, st_failures;
 static _Atomic uint64_t st_large, st_large_hugetlb; /* bytes live with MEM_LARGE_PAGES (of them
                                                        on explicit huge pages) */
-static _Atomic uint64_t st_node_committed[VM_STAT_NODES];
+static _Atomic uint64_t st_node_committed[VM_STAT_NODES] NH_BSS_COLD;
 
 static void stat_add(_Atomic uint64_t *c, int64_t v) {
   atomic_fetch_add_explicit(c, (uint64_t)v, memory_order_relaxed);

@@ -208,11 +208,16 @@ static bool reserve_configured(const nh_config *cfg) {
 /* Reads the process's cgroup; a problem is reported on stderr (the
  * allocator then runs as if in no cgroup: it is not the configuration's
  * fault). */
-static void read_cgroup(const nh_config *cfg) {
-  char err[600], msg[700];
-  if (nh_container_read(cfg, err, sizeof err) == 0) return;
-  int n = snprintf(msg, sizeof msg, "numaheap: %s; the cgroup's limits are not applied\n", err);
+static void say(const char *err, const char *then) __attribute__((noinline, cold));
+static void say(const char *err, const char *then) {
+  char msg[700];
+  int n = snprintf(msg, sizeof msg, "numaheap: %s; %s\n", err, then);
   nh_os_write_stderr(msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+}
+
+static void read_cgroup(const nh_config *cfg) {
+  char err[600];
+  if (nh_container_read(cfg, err, sizeof err) != 0) say(err, "the cgroup's limits are not applied");
 }
 
 /* Builds topology, heaps and caches from cfg. 0, or -1 with err. */
@@ -251,6 +256,18 @@ static int read_config(nh_config *cfg, const char *path, char *err, size_t errle
   return nh_config_apply_env(cfg, NULL, err, errlen);
 }
 
+/* The configuration was refused (err says why): said, then the allocator
+ * built again on its defaults. Apart from start() so that start-up's
+ * stack stays shallow: its pages stay resident in every process. */
+static void on_defaults(const char *err, bool from_api) __attribute__((noinline, cold));
+static void on_defaults(const char *err, bool from_api) {
+  if (from_api) nh_set_error("%s", err);
+  else say(err, "running on defaults");
+  char err2[600];
+  nh_config_defaults(g_cfg);
+  if (build(g_cfg, err2, sizeof err2) != 0) nh_fatal("cannot start on defaults: %s", err2);
+}
+
 /* The start-up proper. from_api: report a bad configuration through the
  * return value; otherwise on stderr. Either way the allocator then runs on
  * its defaults. */
@@ -260,17 +277,7 @@ static int start(const char *path, bool from_api) {
     nh_fatal("cannot map memory for the configuration");
   int rc = read_config(g_cfg, path, err, sizeof err);
   if (rc == 0) rc = build(g_cfg, err, sizeof err);
-  if (rc != 0) {
-    if (from_api) nh_set_error("%s", err);
-    else {
-      char msg[700];
-      int n = snprintf(msg, sizeof msg, "numaheap: %s; running on defaults\n", err);
-      nh_os_write_stderr(msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
-    }
-    char err2[600];
-    nh_config_defaults(g_cfg);
-    if (build(g_cfg, err2, sizeof err2) != 0) nh_fatal("cannot start on defaults: %s", err2);
-  }
+  if (rc != 0) on_defaults(err, from_api);
   return rc;
 }
 

@@ -178,7 +178,7 @@ EXPORT int malloc_info(int options, FILE *fp) {
     errno = EINVAL;
     return -1;
   }
-  static nh_stats st; /* Guarded by nothing: a report, like malloc_stats, is not for concurrent callers */
+  static nh_stats st NH_BSS_COLD; /* Guarded by nothing: a report, like malloc_stats, is not for concurrent callers */
   st.size = sizeof st;
   st.version = NH_STATS_VERSION;
   if (nh_stats_get(&st) != 0) return -1;

@@ -229,7 +229,7 @@ static int g_fd = -1;            /* Guarded by g_lock */
 static uint64_t g_id;            /* Guarded by g_lock: g_fd's file (the program may close g_fd) */
 static uint32_t g_cpu_capacity;  /* Guarded by g_lock */
 static int g_atexit;             /* Guarded by g_lock: the exit handler is registered */
-static nh_stats g_st;            /* Guarded by g_lock: the snapshot being copied */
+static nh_stats g_st NH_BSS_COLD;            /* Guarded by g_lock: the snapshot being copied */
 
 static const char *const cache_mode_names[] = {"percpu", "perthread", "off"};
 

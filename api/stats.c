@@ -227,7 +227,7 @@ NH_API int nh_stats_print(FILE *out, int json) {
     return -1;
   }
   nh_cache_flush_thread();
-  static nh_stats st; /* big; printing is not reentrant-critical */
+  static nh_stats st NH_BSS_COLD; /* big; printing is not reentrant-critical */
   st.size = sizeof st;
   st.version = NH_STATS_VERSION;
   if (nh_stats_get(&st) != 0) return -1;
