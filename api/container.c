@@ -26,7 +26,7 @@
 #include "numa/os.h"
 
 static nh_lock cg_lock;
-static nh_cgroup g_cg NH_BSS_COLD;        /* Guarded by cg_lock */
+static nh_cgroup g_cg;        /* Guarded by cg_lock; read at start-up, so not NH_BSS_COLD */
 static uint64_t g_cg_read_ns; /* Guarded by cg_lock: when g_cg was last read */
 /* Synchronization: atomic, relaxed (statistics and the load's inputs). */
 static _Atomic uint64_t cg_limit = NH_CGROUP_NO_LIMIT, cg_high = NH_CGROUP_NO_LIMIT;

@@ -18,11 +18,12 @@
 
 #pragma GCC visibility push(hidden)
 
-/* A big static buffer that start-up never touches (a stats snapshot, a
- * cgroup reading): libnumaheap.so's linker script (cmake/text-order.ld)
- * puts these after the rest of .bss, so that the small variables every
- * process writes share two or three pages instead of being spread over
- * seven between the buffers (docs/benchmarks.md, "Footprint, fourth pass"). */
+/* A big static buffer that start-up never touches (a stats snapshot, the
+ * cgroup re-read's scratch copy): libnumaheap.so's linker script
+ * (cmake/text-order.ld) puts these after the rest of .bss, so that the
+ * small variables every process writes share two pages instead of being
+ * spread over five between the buffers (docs/benchmarks.md, "Footprint,
+ * fourth pass"). A buffer start-up writes stays out of it. */
 #define NH_BSS_COLD __attribute__((section(".bss.nh_cold")))
 
 /* ---- init.c: start-up, the bootstrap region, reconfiguration --------------- */
