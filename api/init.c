@@ -33,21 +33,6 @@ static nh_config *g_cfg;
 static nh_topo g_topo;
 static nh_node_limits *g_limits;
 static int g_limits_n;
-/* g_limits for up to LIMITS_STATIC nodes: in .bss, whose pages every
- * process writes anyway, rather than a page of its own. */
-#define LIMITS_STATIC 16
-static nh_node_limits g_limits_static[LIMITS_STATIC];
-
-static nh_node_limits *limits_alloc(int n) {
-  if (n <= LIMITS_STATIC) {
-    memset(g_limits_static, 0, sizeof g_limits_static);
-    return g_limits_static;
-  }
-  return nh_os_meta_alloc(sizeof(nh_node_limits) * (size_t)n);
-}
-static void limits_free(nh_node_limits *l, int n) {
-  if (l != g_limits_static) nh_os_meta_free(l, sizeof(nh_node_limits) * (size_t)n);
-}
 static int g_hooks_installed;
 
 const nh_topo *nh_topology(void) { return &g_topo; }
@@ -157,11 +142,14 @@ static bool fork_locked_heaps;
 static void prefork(void) {
   nh_lock_acquire(&boot_lock);
   fork_locked_heaps = nh_ready();
-  if (!fork_locked_heaps) return;
-  nh_cache_prefork();
-  nh_heaps_prefork();
+  if (fork_locked_heaps) {
+    nh_cache_prefork();
+    nh_heaps_prefork();
+  }
+  nh_os_meta_prefork(); /* last: a leaf */
 }
 static void postfork_parent(void) {
+  nh_os_meta_postfork(0);
   if (fork_locked_heaps) {
     nh_heaps_postfork(0);
     nh_cache_postfork_parent();
@@ -169,6 +157,7 @@ static void postfork_parent(void) {
   nh_lock_release(&boot_lock);
 }
 static void postfork_child(void) {
+  nh_os_meta_postfork(1);
   if (fork_locked_heaps) nh_heaps_postfork(1);
   nh_cache_postfork_child();
   nh_container_postfork_child();
@@ -240,7 +229,7 @@ static int build(const nh_config *cfg, char *err, size_t errlen) {
   if (load_topology(cfg, err, errlen) != 0) return -1;
   read_cgroup(cfg);
   g_limits_n = g_topo.nnodes;
-  g_limits = limits_alloc(g_limits_n);
+  g_limits = nh_os_meta_alloc(sizeof(nh_node_limits) * (size_t)g_limits_n);
   nh_heap_params hp;
   nh_cache_params cp;
   if (g_limits == NULL) {
@@ -251,7 +240,7 @@ static int build(const nh_config *cfg, char *err, size_t errlen) {
   fill_params(cfg, &hp, &cp);
   nh_os_set_bind(cfg->v[NH_OPT_HEAP_BIND].choice == NH_BIND_STRICT);
   if (nh_heaps_init(&hp, err, errlen) != 0 || nh_cache_init(&cp) != 0) {
-    limits_free(g_limits, g_limits_n);
+    nh_os_meta_free(g_limits, sizeof(nh_node_limits) * (size_t)g_limits_n);
     nh_topo_free(&g_topo);
     return -1;
   }
@@ -427,7 +416,7 @@ static int reinit_paused(const nh_config *cfg, char *err, size_t errlen) {
   nh_heaps_destroy();
   nh_cache_reset();
   nh_topo_free(&g_topo);
-  limits_free(g_limits, g_limits_n);
+  nh_os_meta_free(g_limits, sizeof(nh_node_limits) * (size_t)g_limits_n);
   g_limits = NULL;
   nh_config_copy(g_cfg, cfg);
   if (build(g_cfg, err, errlen) == 0) {

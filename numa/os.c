@@ -479,7 +479,7 @@ static size_t round_pages(size_t size) {
   return (size + pg - 1) & ~(pg - 1);
 }
 
-void *nh_os_meta_alloc(size_t size) {
+void *nh_os_meta_map(size_t size) {
   if (size == 0) size = 1;
   void *p = mmap(NULL, round_pages(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                  -1, 0);
@@ -491,7 +491,7 @@ void *nh_os_meta_alloc(size_t size) {
   return p;
 }
 
-void nh_os_meta_free(void *p, size_t size) {
+void nh_os_meta_unmap(void *p, size_t size) {
   if (p) munmap(p, round_pages(size ? size : 1));
 }
 

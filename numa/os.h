@@ -204,10 +204,21 @@ int nh_os_dup_stderr(void);
 /* Writes len bytes to standard error, retrying short writes. */
 void nh_os_write_stderr(const char *buf, size_t len);
 
-/* Metadata memory for the allocator's own tables: zeroed, page-granular,
- * never from malloc. */
+/* Metadata memory for the allocator's own tables (numa/os_meta.c): zeroed,
+ * never from malloc. Up to 2 KiB, a block aligned to its size rounded up to
+ * a power of two, in a page shared with other small tables; above that,
+ * whole pages. The free takes the size given to the alloc. */
 void *nh_os_meta_alloc(size_t size);
 void nh_os_meta_free(void *p, size_t size);
+/* The small blocks' lock across fork: taken by the prepare handler (after
+ * every other allocator lock: it is a leaf), released in the parent
+ * (child 0) or reset in the child (child 1). */
+void nh_os_meta_prefork(void);
+void nh_os_meta_postfork(int child);
+/* A zeroed private mapping of size bytes rounded up to pages (numa/os.c),
+ * and its unmapping: what nh_os_meta_alloc uses. */
+void *nh_os_meta_map(size_t size);
+void nh_os_meta_unmap(void *p, size_t size);
 
 /* Fault injection (tests only). fail_maps / fail_binds: how many of the next
  * calls fail (with ENOMEM / EIO); -1 = every call. Counters decrease as faults

@@ -133,20 +133,11 @@ static nh_lock setup_lock;
  * any use of the region other than the sequences (which need no set-up: see
  * UNSET). Beside the regions, not in them, so that looking at a CPU nothing
  * ran on does not map its region's first page. */
-static _Atomic uint8_t *ready_flag;
-/* ready_flag's bytes when there are at most READY_STATIC CPU slots: in
- * .bss, whose pages every process writes anyway, rather than in a page of
- * their own after the regions (docs/benchmarks.md, "Footprint, fourth
- * pass"). Same synchronization as ready_flag. */
-#define READY_STATIC 256
-static _Atomic uint8_t ready_static[READY_STATIC];
+static _Atomic uint8_t *ready_flag; /* one byte a CPU slot, from nh_os_meta_alloc */
 static _Atomic uint64_t last_scan_ns;            /* relaxed CAS elects one scanner */
 
-/* Bytes mapped for the regions of nslots CPUs and, past READY_STATIC
- * slots, their ready flags. */
-static size_t regions_bytes(uint64_t nslots) {
-  return ((size_t)nslots << NH_RSEQ_STRIDE_SHIFT) + (nslots > READY_STATIC ? (size_t)nslots : 0);
-}
+/* Bytes mapped for the regions of nslots CPUs. */
+static size_t regions_bytes(uint64_t nslots) { return (size_t)nslots << NH_RSEQ_STRIDE_SHIFT; }
 
 static nh_pc_cpu *region(int cpu) {
   return (nh_pc_cpu *)(nh_rseq_g.base + ((size_t)cpu << NH_RSEQ_STRIDE_SHIFT));
@@ -682,12 +673,15 @@ int nh_pc_init(const nh_cache_params *p) {
   layout(p);
   uint64_t nslots = (uint64_t)(nh_g.topo->ncpu_slots > 0 ? nh_g.topo->ncpu_slots : 1);
   char *base = nh_os_meta_alloc(regions_bytes(nslots));
-  if (base == NULL) return -1;
+  _Atomic uint8_t *flags = nh_os_meta_alloc((size_t)nslots); /* all UNSET */
+  if (base == NULL || flags == NULL) {
+    nh_os_meta_free(base, regions_bytes(nslots));
+    nh_os_meta_free((void *)flags, (size_t)nslots);
+    return -1;
+  }
   nh_rseq_g.base = base;
   nh_rseq_g.nslots = nslots;
-  ready_flag = nslots > READY_STATIC
-                   ? (_Atomic uint8_t *)(base + ((size_t)nslots << NH_RSEQ_STRIDE_SHIFT))
-                   : ready_static;
+  ready_flag = flags;
   nh_rseq_g.rseq_off = __rseq_offset; /* the regions stay UNSET until their CPU's first slow path */
   atomic_store_explicit(&last_scan_ns, nh_os_clock_ns(), memory_order_relaxed);
   nh_pc_on = 1;
@@ -697,9 +691,9 @@ int nh_pc_init(const nh_cache_params *p) {
 void nh_pc_reset(void) {
   if (!nh_pc_on) return;
   nh_pc_on = 0;
-  for (unsigned i = 0; i < READY_STATIC; i++) /* the next regions start UNSET */
-    atomic_store_explicit(&ready_static[i], 0, memory_order_relaxed);
   nh_os_meta_free(nh_rseq_g.base, regions_bytes(nh_rseq_g.nslots));
+  nh_os_meta_free((void *)ready_flag, (size_t)nh_rseq_g.nslots);
+  ready_flag = NULL;
   memset(&nh_rseq_g, 0, sizeof nh_rseq_g);
 }
 

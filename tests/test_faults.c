@@ -296,7 +296,7 @@ static void test_injected_os_failures(void **state) {
          "corrupt=0\n", (unsigned long long)ops, (unsigned long long)faults, failed);
 }
 
-/* ---- fork while other threads hold heap locks ------------------------------------- */
+/* ---- fork while other threads hold heap (and metadata) locks ------------------------------------- */
 
 #define HAMMERS 3
 static atomic_int hammer_stop;
@@ -313,6 +313,12 @@ static void *hammer(void *arg) {
     nh_free(slot[k]);
     size_t size = (r >> 20) % 512 == 0 ? 3 * MIB : (r >> 20) % 16 == 0 ? 400000 : 16 + (r >> 30) % 3000;
     slot[k] = nh_malloc(size);
+    if ((r >> 40) % 8 == 0) { /* the OS layer's small metadata blocks: a lock of their own */
+      size_t msize = 1 + (r >> 44) % 2048;
+      char *m = nh_os_meta_alloc(msize);
+      if (m) m[msize - 1] = 1;
+      nh_os_meta_free(m, msize);
+    }
     atomic_fetch_add_explicit(&hammer_ops, 2, memory_order_relaxed);
   }
   for (int k = 0; k < 64; k++) nh_free(slot[k]);
@@ -335,6 +341,11 @@ static int fork_child(void) {
       nh_free(a);
       nh_free(b);
     }
+  }
+  for (size_t size = 1; size <= 4096; size *= 2) { /* small metadata blocks, and a page */
+    char *m = nh_os_meta_alloc(size);
+    if (m == NULL || m[size - 1] != 0) return 3;
+    nh_os_meta_free(m, size);
   }
   nh_cache_flush_thread();
   return 0;
@@ -369,6 +380,43 @@ static void test_fork_while_threads_allocate(void **state) {
   nh_reliab_assert_all_returned();
   printf("figures: test=fork forks=%d ops=%lu faults=0 bad_inputs=0 lost=0 corrupt=0\n", forks,
          atomic_load(&hammer_ops));
+}
+
+/* Another thread holds the metadata lock (perthread mode's thread caches
+ * come from there) when the process forks: the fork waits for it, and the
+ * child can take metadata (a child that inherited the lock held would hang
+ * in its first nh_os_meta_alloc). The holder takes and gives back the lock
+ * through the fork handler pair itself. */
+static atomic_int meta_held;
+static void *meta_holder(void *arg) {
+  (void)arg;
+  nh_os_meta_prefork();
+  atomic_store(&meta_held, 1);
+  usleep(200000);
+  nh_os_meta_postfork(0);
+  return NULL;
+}
+
+static void test_fork_while_metadata_locked(void **state) {
+  (void)state;
+  nh_test_start(NH_FOUR_NODES, NULL);
+  atomic_store(&meta_held, 0);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, meta_holder, NULL), 0);
+  while (!atomic_load(&meta_held)) usleep(1000);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    alarm(5);
+    char *m = nh_os_meta_alloc(100);
+    _exit(m != NULL && m[99] == 0 ? 0 : 1);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  pthread_join(t, NULL);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fail_msg("child %s %d", WIFEXITED(status) ? "exited with" : "died of signal",
+             WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 }
 
 /* ---- thousands of threads -------------------------------------------------------------- */
@@ -673,6 +721,7 @@ int main(void) {
       cmocka_unit_test(test_zero_bytes_any_alignment),
       cmocka_unit_test(test_injected_os_failures),
       cmocka_unit_test(test_fork_while_threads_allocate),
+      cmocka_unit_test(test_fork_while_metadata_locked),
       cmocka_unit_test(test_thousands_of_threads),
       cmocka_unit_test(test_bad_pointers_stop_the_process),
       cmocka_unit_test(test_never_allocated_block),

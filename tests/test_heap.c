@@ -13,6 +13,7 @@
 
 #include "nh_pin.h"
 #include "nh_test.h"
+#include "numa/os.h"
 #include "numa/track.h"
 
 #define FOUR_NODES "package:2 numa:2 core:1 pu:1" /* CPU k on node k; packages {0,1} {2,3} */
@@ -57,6 +58,80 @@ static void test_aligned_classes(void **state) {
       assert_int_equal(nh_class_size(c) % align, 0);
       assert_true(nh_class_size(c) >= size);
     }
+}
+
+/* ---- metadata memory (numa/os_meta.c) ------------------------------------------------ */
+
+/* Small blocks: aligned to their size rounded up to a power of two, zeroed,
+ * apart from each other, zeroed again when reused; bigger ones whole pages. */
+static void test_meta_blocks(void **state) {
+  (void)state;
+  enum { N = 96 };
+  unsigned char *b[N];
+  size_t n[N];
+  for (int i = 0; i < N; i++) {
+    n[i] = (size_t)1 + (size_t)i * 37 % 2048;
+    b[i] = nh_os_meta_alloc(n[i]);
+    assert_non_null(b[i]);
+    size_t align = 16;
+    while (align < n[i]) align <<= 1;
+    assert_int_equal((uintptr_t)b[i] % align, 0);
+    for (size_t k = 0; k < n[i]; k++) assert_int_equal(b[i][k], 0);
+    memset(b[i], 0xA0 + i % 16, n[i]);
+  }
+  for (int i = 0; i < N; i++) /* no block overlaps another: each still holds its own bytes */
+    for (size_t k = 0; k < n[i]; k++) assert_int_equal(b[i][k], 0xA0 + i % 16);
+  for (int i = 0; i < N; i++) nh_os_meta_free(b[i], n[i]);
+  for (int i = N; i-- > 0;) { /* reused (the free lists are LIFO): zeroed again */
+    unsigned char *again = nh_os_meta_alloc(n[i]);
+    assert_non_null(again);
+    for (size_t k = 0; k < n[i]; k++) assert_int_equal(again[k], 0);
+    b[i] = again;
+  }
+  for (int i = 0; i < N; i++) nh_os_meta_free(b[i], n[i]);
+  unsigned char *big = nh_os_meta_alloc(3000); /* above 2 KiB: pages of its own */
+  assert_non_null(big);
+  assert_int_equal((uintptr_t)big % 4096, 0);
+  memset(big, 1, 3000);
+  nh_os_meta_free(big, 3000);
+  nh_os_meta_free(NULL, 100); /* as free(NULL) */
+}
+
+#define META_THREADS 4
+static void *meta_worker(void *arg) {
+  uint64_t rs = (uint64_t)(uintptr_t)arg * 0x9E3779B97F4A7C15ull + 1, bad = 0;
+  unsigned char *slot[32] = {0};
+  size_t size[32] = {0};
+  unsigned char tag = (unsigned char)(uintptr_t)arg + 1;
+  for (int i = 0; i < 20000; i++) {
+    rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
+    unsigned k = (unsigned)(rs % 32);
+    if (slot[k]) {
+      for (size_t j = 0; j < size[k]; j++) bad |= slot[k][j] != tag;
+      nh_os_meta_free(slot[k], size[k]);
+    }
+    size[k] = 1 + (size_t)(rs >> 20) % 2048;
+    slot[k] = nh_os_meta_alloc(size[k]);
+    if (slot[k] == NULL) return (void *)1;
+    for (size_t j = 0; j < size[k]; j++) bad |= slot[k][j] != 0;
+    memset(slot[k], tag, size[k]);
+  }
+  for (unsigned k = 0; k < 32; k++) nh_os_meta_free(slot[k], size[k]);
+  return (void *)(uintptr_t)(bad != 0);
+}
+
+/* Threads take and give back small blocks at once (perthread mode's caches
+ * do): no block is handed to two of them, none comes back dirty. */
+static void test_meta_concurrent(void **state) {
+  (void)state;
+  pthread_t t[META_THREADS];
+  for (uintptr_t i = 0; i < META_THREADS; i++)
+    assert_int_equal(pthread_create(&t[i], NULL, meta_worker, (void *)i), 0);
+  for (int i = 0; i < META_THREADS; i++) {
+    void *rc;
+    pthread_join(t[i], &rc);
+    assert_null(rc);
+  }
 }
 
 /* ---- the native API ---------------------------------------------------------------- */
@@ -1052,6 +1127,8 @@ int main(void) {
       cmocka_unit_test(test_invariant_checker),
       cmocka_unit_test(test_paranoid_mode),
       cmocka_unit_test(test_stats_print),
+      cmocka_unit_test(test_meta_blocks),
+      cmocka_unit_test(test_meta_concurrent),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
