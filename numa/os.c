@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "numa/os.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
@@ -504,11 +505,59 @@ void nh_os_set_clock(uint64_t (*fn)(void)) {
   atomic_store_explicit(&os_clock, fn, memory_order_relaxed);
 }
 
+typedef int (*gettime_fn)(clockid_t, struct timespec *);
+
+/* The vDSO's dynamic symbol `name`, or NULL (no vDSO: Valgrind hides it;
+ * no DT_HASH to count its symbols). */
+static void *vdso_symbol(const char *name) {
+  const char *base = (const char *)(uintptr_t)getauxval(AT_SYSINFO_EHDR);
+  if (base == NULL) return NULL;
+  const Elf64_Ehdr *eh = (const Elf64_Ehdr *)(const void *)base;
+  const Elf64_Phdr *ph = (const Elf64_Phdr *)(const void *)(base + eh->e_phoff);
+  const Elf64_Dyn *dyn = NULL;
+  uintptr_t bias = 0;
+  for (int i = 0; i < eh->e_phnum; i++) {
+    if (ph[i].p_type == PT_LOAD && ph[i].p_offset == 0) bias = (uintptr_t)base - ph[i].p_vaddr;
+    if (ph[i].p_type == PT_DYNAMIC) dyn = (const Elf64_Dyn *)(const void *)(base + ph[i].p_offset);
+  }
+  if (dyn == NULL) return NULL;
+  const Elf64_Sym *sym = NULL;
+  const char *str = NULL;
+  const Elf32_Word *hash = NULL;
+  for (; dyn->d_tag != DT_NULL; dyn++) {
+    if (dyn->d_tag == DT_SYMTAB) sym = (const Elf64_Sym *)(bias + dyn->d_un.d_ptr);
+    if (dyn->d_tag == DT_STRTAB) str = (const char *)(bias + dyn->d_un.d_ptr);
+    if (dyn->d_tag == DT_HASH) hash = (const Elf32_Word *)(bias + dyn->d_un.d_ptr);
+  }
+  if (sym == NULL || str == NULL || hash == NULL) return NULL;
+  for (Elf32_Word i = 0; i < hash[1]; i++) /* hash[1]: the number of symbols */
+    if (ELF64_ST_TYPE(sym[i].st_info) == STT_FUNC && sym[i].st_shndx != SHN_UNDEF &&
+        strcmp(str + sym[i].st_name, name) == 0)
+      return (void *)(bias + sym[i].st_value);
+  return NULL;
+}
+
+/* The clock: the vDSO's clock_gettime, called directly, else libc's. Found
+ * on the first read. Not libc's wrapper by default: it is the only thing
+ * start-up would run in its 64 KiB of libc's code, which a small program
+ * then maps (docs/benchmarks.md, "Footprint, fifth pass"). Synchronization:
+ * relaxed; every thread that finds it stores the same pointer. */
+static _Atomic(gettime_fn) os_gettime;
+
+static gettime_fn find_gettime(void) {
+  gettime_fn fn = (gettime_fn)vdso_symbol("__vdso_clock_gettime");
+  if (fn == NULL) fn = clock_gettime;
+  atomic_store_explicit(&os_gettime, fn, memory_order_relaxed);
+  return fn;
+}
+
 uint64_t nh_os_clock_ns(void) {
   uint64_t (*fake)(void) = atomic_load_explicit(&os_clock, memory_order_relaxed);
   if (fake) return fake();
+  gettime_fn fn = atomic_load_explicit(&os_gettime, memory_order_relaxed);
+  if (__builtin_expect(fn == NULL, 0)) fn = find_gettime();
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  if (fn(CLOCK_MONOTONIC_COARSE, &ts) != 0) clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 

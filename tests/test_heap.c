@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "nh_pin.h"
@@ -131,6 +132,20 @@ static void test_meta_concurrent(void **state) {
     void *rc;
     pthread_join(t[i], &rc);
     assert_null(rc);
+  }
+}
+
+/* The OS layer's clock (the vDSO's clock_gettime, called directly) reads
+ * CLOCK_MONOTONIC_COARSE: between two reads of libc's. */
+static void test_os_clock(void **state) {
+  (void)state;
+  for (int i = 0; i < 1000; i++) {
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &a);
+    uint64_t t = nh_os_clock_ns();
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &b);
+    assert_true((uint64_t)a.tv_sec * 1000000000u + (uint64_t)a.tv_nsec <= t);
+    assert_true(t <= (uint64_t)b.tv_sec * 1000000000u + (uint64_t)b.tv_nsec);
   }
 }
 
@@ -1129,6 +1144,7 @@ int main(void) {
       cmocka_unit_test(test_stats_print),
       cmocka_unit_test(test_meta_blocks),
       cmocka_unit_test(test_meta_concurrent),
+      cmocka_unit_test(test_os_clock),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
