@@ -93,6 +93,7 @@ void nhb_register_large(void);          /* wl_large.c */
 void nhb_register_chase(void);          /* wl_chase.c */
 void nhb_register_cfrac(void);          /* wl_cfrac.c */
 void nhb_register_threads(void);        /* wl_threads.c */
+void nhb_register_pystart(void);        /* wl_pystart.c (bench/trace_pystart.inc) */
 #ifdef NHB_HAVE_HOST
 void nhb_register_host(void);     /* wl_host.c, added by the hosting work */
 #endif

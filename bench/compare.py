@@ -62,6 +62,7 @@ FAMILIES = {
     "chase": r"^chase/",
     "cfrac": r"^cfrac/",
     "threads": r"^threads_",
+    "pystart": r"^pystart/",  # CPython 3.11's start, replayed (bench/trace_pystart.inc)
 }
 
 MODES = {  # rounds, --benchmark_min_time (seconds)

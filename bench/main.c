@@ -57,6 +57,7 @@ static void nhb_register_all(void) {
   nhb_register_chase();
   nhb_register_cfrac();
   nhb_register_threads();
+  nhb_register_pystart();
 #ifdef NHB_HAVE_HOST
   nhb_register_host();
 #endif
