@@ -94,6 +94,10 @@ typedef struct nh_pc_cpu {
   uint32_t seen[NH_CLASS_COUNT]; /* Guarded by lock: events at steal()'s last look */
   uint32_t cursor;               /* Guarded by lock: where steal() starts looking */
   uint64_t window_ns;            /* Guarded by lock: when the idleness window began */
+  /* Guarded by lock: per class, its events when a steal() for it found
+   * nothing to take in this window (0: none did); it tries again once it
+   * has twice as many (steal_backs_off) */
+  uint32_t short_at[NH_CLASS_COUNT];
   /* relaxed: per class, 1 once an allocation missed, 0 again at the next
    * idleness window (steal): whether the class is also allocated from here
    * (grows_on_overflow) */
@@ -334,6 +338,31 @@ static uint32_t window_events(nh_pc_cpu *c, unsigned cls) {
  * tests/preload/steals.c). The search starts one class further each window.
  * Caller holds c->lock. Marks the classes it shrank in shrunk[]. */
 
+/* Starts a new idleness window if the current one is STEAL_WINDOW_NS old:
+ * what each class has had becomes what it is measured from. Caller holds
+ * c->lock. */
+static void window_roll(nh_pc_cpu *c) {
+  uint64_t now = nh_os_clock_ns();
+  if (now - c->window_ns < STEAL_WINDOW_NS) return;
+  c->window_ns = now;
+  c->cursor = (c->cursor + 1) % (NH_CLASS_COUNT - 1);
+  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) {
+    c->seen[cls] = atomic_load_explicit(&c->events[cls], memory_order_relaxed);
+    atomic_store_explicit(&c->missed[cls], 0, memory_order_relaxed);
+    c->short_at[cls] = 0;
+  }
+}
+
+/* Whether a steal for cls would find nothing again: one found nothing in
+ * this window, and cls has not had twice its events of then (what decides
+ * which busy classes it may take from). Scanning every class on each of its
+ * misses for the same answer took 45% of pystart's time once a few big
+ * classes had spent the budget. Caller holds c->lock. */
+static bool steal_backs_off(nh_pc_cpu *c, unsigned cls) {
+  uint32_t at = c->short_at[cls];
+  return at != 0 && window_events(c, cls) < 2 * at;
+}
+
 static void steal(nh_pc_cpu *c, unsigned want, uint64_t need, uint64_t shrunk[2]) {
   uint64_t freed = 0;
   uint32_t wanted = window_events(c, want);
@@ -353,14 +382,8 @@ static void steal(nh_pc_cpu *c, unsigned want, uint64_t need, uint64_t shrunk[2]
       shrink(c, cls, to);
       shrunk[cls / 64] |= 1ull << (cls % 64);
     }
-  uint64_t now = nh_os_clock_ns();
-  if (now - c->window_ns < STEAL_WINDOW_NS) return;
-  c->window_ns = now; /* a new idleness window */
-  c->cursor = (c->cursor + 1) % (NH_CLASS_COUNT - 1);
-  for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) {
-    c->seen[cls] = atomic_load_explicit(&c->events[cls], memory_order_relaxed);
-    atomic_store_explicit(&c->missed[cls], 0, memory_order_relaxed);
-  }
+  c->short_at[want] = freed == 0 ? (wanted ? wanted : 1) : 0;
+  window_roll(c);
 }
 
 /* Takes the blocks above their new capacity out of the shrunk classes of
@@ -399,8 +422,12 @@ static int grow(int cpu, nh_pc_cpu *c, unsigned cls, uint16_t to) {
   uint16_t hi = hi_of(c, cls);
   uint64_t add = (uint64_t)(to > hi ? to - hi : 0) * nh_class_size(cls);
   if (add && !atomic_load_explicit(&c->stopped, memory_order_relaxed)) {
-    if (c->charged + add > budget && to <= full[cls])
-      steal(c, cls, c->charged + add - budget, shrunk);
+    if (c->charged + add > budget && to <= full[cls]) {
+      if (steal_backs_off(c, cls))
+        window_roll(c); /* the window still ends on time */
+      else
+        steal(c, cls, c->charged + add - budget, shrunk);
+    }
     if (c->charged + add <= budget) {
       c->charged += add;
       atomic_store_explicit(&c->bounds[cls].hi, (uint16_t)(first_slot(cls) + to),

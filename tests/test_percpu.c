@@ -20,6 +20,7 @@
 
 #include "nh_pin.h"
 #include "nh_test.h"
+#include "numa/os.h"
 
 #define TWO_NODES "numa:2 core:1 pu:1"            /* CPU k on node k */
 #define ONE_NODE "numa:1 core:2 pu:1"             /* CPUs 0 and 1 on node 0 */
@@ -249,6 +250,46 @@ static void test_capacity_moves_between_classes(void **state) {
   assert_int_equal(cpu_stats(0).hits - hits, 2);
   assert_int_equal(cpu_stats(0).misses, misses);
   for (int i = 0; i < 2; i++) nh_free(many[i]);
+  nh_trim();
+  assert_int_equal(nh_test_node_stats(0).in_use, 0);
+  unpin();
+}
+
+/* A class whose steal found nothing (every class busy, each with more
+ * misses and overflows than it in this idleness window) backs off, but is
+ * not starved: once it has had more events than the busy classes, it takes
+ * capacity from them within the same window (the clock is frozen, so the
+ * window never ends). */
+static uint64_t frozen_ns;
+static uint64_t frozen_clock(void) { return frozen_ns; }
+
+static void test_steal_backs_off_but_not_forever(void **state) {
+  (void)state;
+  nh_test_start(ONE_NODE, "cache", "size", "64K", NULL);
+  if (!percpu()) skip();
+  assert_int_equal(pin(0), 0);
+  nh_trim();
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  frozen_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+  nh_os_set_clock(frozen_clock);
+  /* the budget spent by busy big classes: 2 slots of 8, 12 and 16 KiB */
+  static const size_t big[] = {8192, 12288, 16384};
+  for (int round = 0; round < 40; round++)
+    for (size_t k = 0; k < 3; k++) {
+      for (int i = 0; i < 3; i++) many[i] = nh_malloc(big[k]);
+      for (int i = 0; i < 3; i++) nh_free(many[i]);
+    }
+  uint64_t steals = cpu_stats(0).steals;
+  /* a small class now misses again and again: it backs off, then steals */
+  for (int round = 0; round < 400 && cpu_stats(0).steals == steals; round++) {
+    for (int i = 0; i < 40; i++) many[i] = nh_malloc(1024);
+    for (int i = 0; i < 40; i++) nh_free(many[i]);
+  }
+  assert_true(cpu_stats(0).steals > steals);
+  nh_cache_cpu_stats s = cpu_stats(0);
+  assert_true(s.capacity_bytes <= 64 * 1024);
+  nh_os_set_clock(NULL);
   nh_trim();
   assert_int_equal(nh_test_node_stats(0).in_use, 0);
   unpin();
@@ -624,6 +665,7 @@ int main(void) {
       cmocka_unit_test(test_refill_overflow_and_trim),
       cmocka_unit_test(test_byte_budget),
       cmocka_unit_test(test_capacity_moves_between_classes),
+      cmocka_unit_test(test_steal_backs_off_but_not_forever),
       cmocka_unit_test(test_consumer_classes_stay_at_one_batch),
       cmocka_unit_test(test_migration_and_remote_free_real_cpus),
       cmocka_unit_test(test_override_migration_simulated),
