@@ -326,18 +326,6 @@ static uint32_t window_events(nh_pc_cpu *c, unsigned cls) {
   return atomic_load_explicit(&c->events[cls], memory_order_relaxed) - c->seen[cls];
 }
 
-/* Makes room for `need` bytes of capacity for class want by taking it from
- * the other classes of c, no more than it needs: first from the idle ones
- * (no miss and no overflow during the last idleness window, at least
- * STEAL_WINDOW_NS long), down to nothing, then from the busy ones that had
- * fewer events than want in this window, down to half their capacity but
- * never below one batch. Taking from every busy class made classes that all
- * want more than the budget take it from each other on every overflow and
- * back at the next (larson_classic: 150 000 classes shrunk in 10 million
- * steps, 12% of its time in grow and shed; about 20 000 now:
- * tests/preload/steals.c). The search starts one class further each window.
- * Caller holds c->lock. Marks the classes it shrank in shrunk[]. */
-
 /* Starts a new idleness window if the current one is STEAL_WINDOW_NS old:
  * what each class has had becomes what it is measured from. Caller holds
  * c->lock. */
@@ -363,6 +351,19 @@ static bool steal_backs_off(nh_pc_cpu *c, unsigned cls) {
   return at != 0 && window_events(c, cls) < 2 * at;
 }
 
+/* Makes room for `need` bytes of capacity for class want by taking it from
+ * the other classes of c, no more than it needs: first from the idle ones
+ * (no miss and no overflow during the last idleness window, at least
+ * STEAL_WINDOW_NS long), down to nothing, then from the busy ones that had
+ * fewer events than want in this window, down to half their capacity but
+ * never below one batch. Taking from every busy class made classes that all
+ * want more than the budget take it from each other on every overflow and
+ * back at the next (larson_classic: 150 000 classes shrunk in 10 million
+ * steps, 12% of its time in grow and shed; about 20 000 now:
+ * tests/preload/steals.c). The search starts one class further each window.
+ * A look that finds nothing makes want back off (steal_backs_off), and each
+ * look ends the window if it is old enough (window_roll). Caller holds
+ * c->lock. Marks the classes it shrank in shrunk[]. */
 static void steal(nh_pc_cpu *c, unsigned want, uint64_t need, uint64_t shrunk[2]) {
   uint64_t freed = 0;
   uint32_t wanted = window_events(c, want);
