@@ -39,9 +39,12 @@ static nh_lock meta_lock;
 static meta_free *meta_lists[META_CLASSES]; /* Guarded by meta_lock */
 static char *carve_pos, *carve_end;         /* Guarded by meta_lock: the page being carved */
 
+static size_t class_bytes(unsigned cls) { return (size_t)1 << (META_MIN_SHIFT + cls); }
+
+/* The smallest class that holds size bytes (0 for a size of 0). */
 static unsigned meta_class(size_t size) {
   unsigned cls = 0;
-  while (((size_t)1 << (META_MIN_SHIFT + cls)) < size) cls++;
+  while (class_bytes(cls) < size) cls++;
   return cls;
 }
 
@@ -49,7 +52,7 @@ static unsigned meta_class(size_t size) {
  * rest of this one is too small: the rest is left unused). Caller holds
  * meta_lock. */
 static void *carve(unsigned cls) {
-  size_t bytes = (size_t)1 << (META_MIN_SHIFT + cls);
+  size_t bytes = class_bytes(cls);
   uintptr_t at = ((uintptr_t)carve_pos + bytes - 1) & ~(uintptr_t)(bytes - 1);
   if (carve_pos == NULL || at + bytes > (uintptr_t)carve_end) {
     char *page = nh_os_meta_map(META_PAGE);
@@ -63,13 +66,13 @@ static void *carve(unsigned cls) {
 
 void *nh_os_meta_alloc(size_t size) {
   if (size > META_SMALL_MAX) return nh_os_meta_map(size);
-  unsigned cls = meta_class(size ? size : 1);
+  unsigned cls = meta_class(size);
   nh_lock_acquire(&meta_lock);
   meta_free *b = meta_lists[cls];
   if (b) meta_lists[cls] = b->next;
   void *p = b ? (void *)b : carve(cls);
   nh_lock_release(&meta_lock);
-  if (b) memset(b, 0, (size_t)1 << (META_MIN_SHIFT + cls)); /* carved blocks are still zero */
+  if (b) memset(b, 0, class_bytes(cls)); /* carved blocks are still zero */
   return p;
 }
 
@@ -79,7 +82,7 @@ void nh_os_meta_free(void *p, size_t size) {
     nh_os_meta_unmap(p, size);
     return;
   }
-  unsigned cls = meta_class(size ? size : 1);
+  unsigned cls = meta_class(size);
   meta_free *b = p;
   nh_lock_acquire(&meta_lock);
   b->next = meta_lists[cls];
