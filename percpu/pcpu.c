@@ -28,8 +28,9 @@
  * Capacity: a class's hi is 0 until the class is used on the CPU, then one
  * batch, then (on an overflow) 1/16 of the budget, then (on each further
  * overflow) twice that, up to 1/4 of the budget, as long as the CPU's charged
- * bytes (sum of hi × class size) stay within the byte budget ([cache] size);
- * a class that cannot grow is served by the heap directly. Growing takes the
+ * bytes (sum of hi × class size) stay within the byte budget ([cache] size),
+ * and the big classes' within their share of it (BIG_SHARE); a class that
+ * cannot grow is served by the heap directly. Growing takes the
  * region lock (a try: a busy lock means a drainer, so no growth); raising hi
  * is safe while sequences run (they only see more room). Only a drain lowers
  * hi: it gives every class back and returns the CPU to zero capacity.
@@ -63,6 +64,12 @@
  * the budget: a burst of a few hundred blocks of one class stays in the
  * cache instead of going through the heap in batches. */
 #define MAX_SHARE 4
+/* Big classes (two blocks are more than 1/CAP_SHARE of the budget: above
+ * 32 KiB with the default 1 MiB) together hold at most 1/BIG_SHARE of the
+ * budget, or one block of the class that asks if that is more: so that a
+ * few big blocks used once each do not keep the budget from the small
+ * classes that a program uses all the time (pystart, docs/percpu.md). */
+#define BIG_SHARE 8
 #define REMOTE_CAP 64
 /* A class with no miss and no overflow for this long is idle: it gives its
  * capacity first when another class needs room (steal). */
@@ -87,6 +94,7 @@ typedef struct nh_pc_cpu {
   _Atomic int stopped;           /* 1 while a drainer owns the slabs (under lock) */
   nh_lock lock;                  /* drainers and capacity changes of this CPU */
   uint64_t charged;              /* Guarded by lock: sum of hi x class size */
+  uint64_t big_charged;          /* Guarded by lock: the part of charged of big classes */
   _Atomic uint64_t steals;       /* relaxed: classes whose capacity went to another */
   /* relaxed: per class, slow-path events (misses, overflows); a class whose
    * count did not move between two looks of steal() is idle */
@@ -125,6 +133,7 @@ static uint64_t nh_pc_soff[NH_CLASS_COUNT];
 static uint16_t cap[NH_CLASS_COUNT];   /* slots per class (the most hi reaches); 0: not cached */
 static uint16_t full[NH_CLASS_COUNT];  /* capacity after a class's first overflow (<= cap) */
 static uint16_t batch[NH_CLASS_COUNT]; /* refill and overflow batch */
+static uint8_t big[NH_CLASS_COUNT];    /* 1: a big class (BIG_SHARE) */
 static uint64_t budget;                /* bytes of capacity per CPU */
 static size_t region_used;             /* bytes of a region in use: header and slots */
 
@@ -277,6 +286,7 @@ static void drain_cpu(int cpu) {
     release_slots(c);
     stat_inc(&c->drains, 1);
     c->charged = 0;
+    c->big_charged = 0;
   }
   for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++)
     set_bounds(c, 0, fenced ? base_hi(cls) : old_hi[cls], cls);
@@ -315,6 +325,7 @@ static uint16_t next_capacity(unsigned cls, uint16_t hi) {
 static void shrink(nh_pc_cpu *c, unsigned cls, uint16_t to) {
   uint16_t hi = hi_of(c, cls);
   c->charged -= (uint64_t)(hi - to) * nh_class_size(cls);
+  if (big[cls]) c->big_charged -= (uint64_t)(hi - to) * nh_class_size(cls);
   atomic_store_explicit(&c->bounds[cls].hi, (uint16_t)(first_slot(cls) + to),
                         memory_order_relaxed);
   stat_inc(&c->steals, 1);
@@ -362,16 +373,17 @@ static bool steal_backs_off(nh_pc_cpu *c, unsigned cls) {
  * steps, 12% of its time in grow and shed; about 20 000 then, 2 300 with
  * the back-off: tests/preload/steals.c). The search starts one class further each window.
  * A look that finds nothing makes want back off (steal_backs_off), and each
- * look ends the window if it is old enough (window_roll). Caller holds
- * c->lock. Marks the classes it shrank in shrunk[]. */
-static void steal(nh_pc_cpu *c, unsigned want, uint64_t need, uint64_t shrunk[2]) {
+ * look ends the window if it is old enough (window_roll). With big_only,
+ * only big classes give (the room is for a big class, over their share).
+ * Caller holds c->lock. Marks the classes it shrank in shrunk[]. */
+static void steal(nh_pc_cpu *c, unsigned want, uint64_t need, uint64_t shrunk[2], bool big_only) {
   uint64_t freed = 0;
   uint32_t wanted = window_events(c, want);
   for (int pass = 0; pass < 2 && freed < need; pass++)
     for (unsigned k = 0; k < NH_CLASS_COUNT - 1 && freed < need; k++) {
       unsigned cls = 1 + (c->cursor + k) % (NH_CLASS_COUNT - 1);
       uint16_t hi = hi_of(c, cls);
-      if (cls == want || hi == 0) continue;
+      if (cls == want || hi == 0 || (big_only && !big[cls])) continue;
       uint32_t ev = window_events(c, cls);
       if (pass == 0 && ev != 0) continue;
       if (pass == 1 && ev >= wanted) continue; /* only from a class that needed it less */
@@ -410,12 +422,25 @@ static void shed(int cpu, nh_pc_cpu *c, const uint64_t shrunk[2]) {
   }
 }
 
+/* Bytes of capacity c lacks for add more: past the budget. */
+static uint64_t budget_short(const nh_pc_cpu *c, uint64_t add) {
+  return c->charged + add > budget ? c->charged + add - budget : 0;
+}
+
+/* The same past the big classes' share, for cls (0 if it is not big). */
+static uint64_t big_short(const nh_pc_cpu *c, unsigned cls, uint64_t add) {
+  uint64_t share = budget / BIG_SHARE > add ? budget / BIG_SHARE : add;
+  return big[cls] && c->big_charged + add > share ? c->big_charged + add - share : 0;
+}
+
 /* Raises the capacity of (c, cls) to `to` slots if the budget allows,
  * taking capacity from other classes (steal) when it is spent, but only up
  * to the class's full capacity (1/16 of the budget): beyond it a class grows
  * into free budget only, so that one busy class does not take the budget
  * from all the others, and a CPU whose classes all ask for more does not
- * scan them on every overflow (larson_classic spent 13% of its time there). */
+ * scan them on every overflow (larson_classic spent 13% of its time there).
+ * A big class also stays within the big classes' share (BIG_SHARE), taking
+ * room from the other big classes. */
 static int grow(int cpu, nh_pc_cpu *c, unsigned cls, uint16_t to) {
   if (!nh_lock_try(&c->lock)) return 0;
   int ok = 0;
@@ -423,14 +448,17 @@ static int grow(int cpu, nh_pc_cpu *c, unsigned cls, uint16_t to) {
   uint16_t hi = hi_of(c, cls);
   uint64_t add = (uint64_t)(to > hi ? to - hi : 0) * nh_class_size(cls);
   if (add && !atomic_load_explicit(&c->stopped, memory_order_relaxed)) {
-    if (c->charged + add > budget && to <= full[cls]) {
-      if (steal_backs_off(c, cls))
+    if ((budget_short(c, add) || big_short(c, cls, add)) && to <= full[cls]) {
+      if (steal_backs_off(c, cls)) {
         window_roll(c); /* the window still ends on time */
-      else
-        steal(c, cls, c->charged + add - budget, shrunk);
+      } else {
+        if (big_short(c, cls, add)) steal(c, cls, big_short(c, cls, add), shrunk, true);
+        if (budget_short(c, add)) steal(c, cls, budget_short(c, add), shrunk, false);
+      }
     }
-    if (c->charged + add <= budget) {
+    if (!budget_short(c, add) && !big_short(c, cls, add)) {
       c->charged += add;
+      if (big[cls]) c->big_charged += add;
       atomic_store_explicit(&c->bounds[cls].hi, (uint16_t)(first_slot(cls) + to),
                             memory_order_relaxed);
       ok = 1;
@@ -624,6 +652,7 @@ static void layout(const nh_cache_params *p) {
   batch[0] = REMOTE_CAP;
   for (unsigned cls = 1; cls < NH_CLASS_COUNT; cls++) {
     full[cls] = slots_for_share(p->bytes, nh_class_size(cls), CAP_SHARE);
+    big[cls] = p->bytes / (CAP_SHARE * nh_class_size(cls)) < 2;
     cap[cls] = slots_for_share(p->bytes, nh_class_size(cls), MAX_SHARE);
   }
   while (place_slots() / sizeof(void *) >= MAX_REGION_SLOTS)
@@ -666,6 +695,7 @@ void nh_cache_postfork_child(void) {
     nh_lock_reset(&c->lock);
     if (!atomic_load_explicit(&c->stopped, memory_order_relaxed)) continue;
     for (unsigned cls = 0; cls < NH_CLASS_COUNT; cls++) set_bounds(c, 0, base_hi(cls), cls);
+    c->big_charged = 0;
     c->charged = 0; /* what the parent's drainer left is held uncharged until drained */
     atomic_store_explicit(&c->stopped, 0, memory_order_relaxed);
   }

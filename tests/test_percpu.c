@@ -273,13 +273,16 @@ static void test_steal_backs_off_but_not_forever(void **state) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   frozen_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
   nh_os_set_clock(frozen_clock);
-  /* the budget spent by busy big classes: 2 slots of 8, 12 and 16 KiB */
-  static const size_t big[] = {8192, 12288, 16384};
+  /* the budget spent by five busy classes of 1-2 KiB, grown on their
+   * overflows towards 16 KiB each (1/4 of the budget); not big ones, which
+   * would hold only their share (test_big_classes_keep_to_their_share) */
+  static const size_t busy[] = {1152, 1280, 1536, 1792, 2048};
   for (int round = 0; round < 40; round++)
-    for (size_t k = 0; k < 3; k++) {
-      for (int i = 0; i < 3; i++) many[i] = nh_malloc(big[k]);
-      for (int i = 0; i < 3; i++) nh_free(many[i]);
+    for (size_t k = 0; k < 5; k++) {
+      for (int i = 0; i < 16; i++) many[i] = nh_malloc(busy[k]);
+      for (int i = 0; i < 16; i++) nh_free(many[i]);
     }
+  assert_true(cpu_stats(0).capacity_bytes > 60 * 1024);
   uint64_t steals = cpu_stats(0).steals;
   /* a small class now misses again and again: it backs off, then steals */
   for (int round = 0; round < 400 && cpu_stats(0).steals == steals; round++) {
@@ -290,6 +293,40 @@ static void test_steal_backs_off_but_not_forever(void **state) {
   nh_cache_cpu_stats s = cpu_stats(0);
   assert_true(s.capacity_bytes <= 64 * 1024);
   nh_os_set_clock(NULL);
+  nh_trim();
+  assert_int_equal(nh_test_node_stats(0).in_use, 0);
+  unpin();
+}
+
+/* Big classes (two blocks over 1/16 of the budget: above 2 KiB with a
+ * 64 KiB budget) together hold at most 1/8 of the budget, 8 KiB, or one
+ * block of the asking class if that is more: blocks of a few big sizes used
+ * once each in turn (a program's file buffers) do not keep the budget from
+ * the small classes. A big class used alone is still served by the cache,
+ * even one block of it over the share. Without the share, the four classes below held 18 KiB. */
+static void test_big_classes_keep_to_their_share(void **state) {
+  (void)state;
+  nh_test_start(ONE_NODE, "cache", "size", "64K", NULL);
+  if (!percpu()) skip();
+  assert_int_equal(pin(0), 0);
+  nh_trim();
+  static const size_t sizes[] = {3072, 4096, 5120, 6144};
+  for (int round = 0; round < 20; round++)
+    for (size_t k = 0; k < 4; k++) {
+      nh_free(nh_malloc(sizes[k]));
+      nh_cache_cpu_stats s = cpu_stats(0);
+      assert_true(s.bytes <= 8 * 1024);
+      assert_true(s.capacity_bytes <= 8 * 1024);
+    }
+  assert_true(cpu_stats(0).bytes > 0); /* they are cached, within their share */
+  for (size_t size = 6144; size <= 16384; size += 10240) {
+    nh_trim(); /* used alone (a busier class would keep its room for a window) */
+    nh_free(nh_malloc(size));
+    uint64_t hits = cpu_stats(0).hits, misses = cpu_stats(0).misses;
+    for (int i = 0; i < 10; i++) nh_free(nh_malloc(size));
+    assert_int_equal(cpu_stats(0).hits - hits, 10);
+    assert_int_equal(cpu_stats(0).misses, misses);
+  }
   nh_trim();
   assert_int_equal(nh_test_node_stats(0).in_use, 0);
   unpin();
@@ -666,6 +703,7 @@ int main(void) {
       cmocka_unit_test(test_byte_budget),
       cmocka_unit_test(test_capacity_moves_between_classes),
       cmocka_unit_test(test_steal_backs_off_but_not_forever),
+      cmocka_unit_test(test_big_classes_keep_to_their_share),
       cmocka_unit_test(test_consumer_classes_stay_at_one_batch),
       cmocka_unit_test(test_migration_and_remote_free_real_cpus),
       cmocka_unit_test(test_override_migration_simulated),
