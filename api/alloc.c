@@ -219,7 +219,29 @@ static void *realloc_block(void *p, size_t size, nh_block_info *info, const char
   return q;
 }
 
-void *nh_realloc_named(void *p, size_t size, const char *call) {
+void *nh_realloc_small(void *p, size_t size, size_t old, unsigned cls, int node,
+                       const char *call) {
+  size_t want = size > old && old + old / 4 > size ? old + old / 4 : size;
+  if (size == 0 || want > NH_GROW_IN_PAGES) return nh_realloc_named(p, size, call);
+  unsigned to = nh_size_class(want);
+  void *q = nh_cache_pop_fast(to);
+  if (__builtin_expect(q == NULL, 0) && (q = nh_cache_alloc_slow(to, nh_default_level)) == NULL)
+    return nh_realloc_named(p, size, call); /* which reports it */
+  if (nh_g.nnodes > 1) {
+    /* a classed block lies in an ordinary segment */
+    int qnode = ((nh_segment *)((uintptr_t)q & ~(uintptr_t)(NH_SEGMENT_SIZE - 1)))->node;
+    if (qnode != node) { /* the CPU serves another node: q goes back, p keeps its node */
+      nh_free_named(q, call);
+      return nh_realloc_named(p, size, call);
+    }
+  }
+  memcpy(q, p, old < size ? old : size);
+  if (__builtin_expect(!nh_free_push(p, cls, node), 0)) nh_bad_free(p, call, NH_LOOKUP_FREED);
+  return q;
+}
+
+/* nh_realloc_named's cases past a block that still fits. */
+static __attribute__((noinline)) void *realloc_named_slow(void *p, size_t size, const char *call) {
   if (p == NULL) return alloc_named(size, NH_MIN_ALIGN, call);
   if (size == 0) {
     nh_free_named(p, call);
@@ -237,7 +259,15 @@ void *nh_realloc_named(void *p, size_t size, const char *call) {
   return q;
 }
 
-NH_API void *nh_realloc(void *p, size_t size) { return nh_realloc_named(p, size, "nh_realloc"); }
+void *nh_realloc_named(void *p, size_t size, const char *call) {
+  nh_block_info info; /* a large block that still fits (or a small one, gate closed): no frame */
+  if (p != NULL && nh_block_lookup(p, &info) == NH_LOOKUP_OK && size <= info.size &&
+      size >= info.size / 2)
+    return p;
+  return realloc_named_slow(p, size, call);
+}
+
+NH_API void *nh_realloc(void *p, size_t size) { return nh_realloc_inline(p, size, "nh_realloc"); }
 
 /* ---- topology queries and trim ---------------------------------------------------------- */
 

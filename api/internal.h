@@ -157,7 +157,7 @@ static inline size_t nh_free_gate(void) {
 static inline nh_lookup_status nh_free_checked(void *p) {
   unsigned cls;
   int node;
-  if (__builtin_expect(nh_block_lookup_small(p, nh_free_gate(), &cls, &node), 1) &&
+  if (__builtin_expect(nh_block_lookup_small(p, nh_free_gate(), &cls, &node, NULL), 1) &&
       __builtin_expect(!nh_block_is_marked_free(p), 1))
     return nh_free_push(p, cls, node) ? NH_LOOKUP_OK : NH_LOOKUP_FREED;
   return nh_free_checked_slow(p);
@@ -171,11 +171,40 @@ static inline nh_lookup_status nh_free_checked(void *p) {
 static inline void nh_free_named(void *p, const char *call) {
   unsigned cls;
   int node;
-  if (__builtin_expect(nh_block_lookup_small(p, nh_free_gate(), &cls, &node), 1)) {
+  if (__builtin_expect(nh_block_lookup_small(p, nh_free_gate(), &cls, &node, NULL), 1)) {
     if (__builtin_expect(!nh_free_push(p, cls, node), 0)) nh_bad_free(p, call, NH_LOOKUP_FREED);
     return;
   }
   nh_free_named_slow(p, call);
+}
+
+/* realloc of p, a live small block of old bytes (class cls) of node (found by the free
+ * fast path's lookup, its free mark read), that must move: to the class of
+ * a quarter more than it had (as nh_realloc_named grows a block) popped from
+ * the current CPU's slab when that slab holds blocks of node (a block keeps
+ * its node through realloc), p then freed there; else nh_realloc_named. */
+void *nh_realloc_small(void *p, size_t size, size_t old, unsigned cls, int node,
+                       const char *call);
+
+/* realloc, its common case inline: p a live small or large block (the gate
+ * open) that still fits size without wasting half of it is returned as it
+ * is. A small block that must move goes to nh_realloc_small; everything else
+ * (NULL, size 0, a freed or foreign p, a large block that must grow or
+ * shrink, huge blocks) to nh_realloc_named, which has the errors. Every path
+ * a tail call. */
+static inline void *nh_realloc_inline(void *p, size_t size, const char *call) {
+  unsigned cls;
+  int node;
+  size_t old;
+  if (__builtin_expect(nh_block_lookup_small(p, nh_free_gate(), &cls, &node, &old), 1) &&
+      __builtin_expect(!nh_block_is_marked_free(p), 1)) {
+    if (__builtin_expect(size <= old && size >= old / 2, 1)) return p;
+    return nh_realloc_small(p, size, old, cls, node, call);
+  }
+  if (nh_block_lookup_large(p, nh_free_gate(), &old) && size <= old && size >= old / 2 &&
+      !nh_block_is_marked_free(p))
+    return p;
+  return nh_realloc_named(p, size, call);
 }
 
 /* ---- stats.c ------------------------------------------------------------------ */

@@ -69,7 +69,7 @@ EXPORT void *calloc(size_t n, size_t size) {
   return nh_calloc(n, size);
 }
 
-EXPORT void *realloc(void *p, size_t size) { return nh_realloc_named(p, size, "realloc"); }
+EXPORT void *realloc(void *p, size_t size) { return nh_realloc_inline(p, size, "realloc"); }
 
 EXPORT void *reallocarray(void *p, size_t n, size_t size) {
   size_t total;
@@ -77,7 +77,7 @@ EXPORT void *reallocarray(void *p, size_t n, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  return nh_realloc_named(p, total, "reallocarray");
+  return nh_realloc_inline(p, total, "reallocarray");
 }
 
 static int is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }

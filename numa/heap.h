@@ -813,37 +813,61 @@ static inline nh_lookup_status nh_block_lookup(const void *ptr, nh_block_info *i
   info->size = span->block_size;
   return NH_LOOKUP_OK;
 }
+/* The span holding ptr in an ordinary segment, found without a header
+ * load beyond the cookie (*seg gets the segment), or NULL: ptr is in no
+ * ordinary segment, or in a page of no span (free, or the header page,
+ * whose descriptor is never a head or tail), or map_slots (the caller's
+ * gate: NH_SEGMAP_SLOTS or 0) says so. Only while the segment map exists. */
+static inline const nh_span *nh_span_fast(uintptr_t a, size_t map_slots, nh_segment **seg) {
+  size_t si = a >> NH_SEGMENT_SHIFT; /* one compare: 48-bit address and the caller's gate */
+  if (__builtin_expect(si >= map_slots, 0) ||
+      atomic_load_explicit(&nh_segmap[si], memory_order_acquire) != NH_MAP_SEGMENT)
+    return NULL;
+  *seg = nh_segment_checked((nh_segment *)(a & ~(uintptr_t)(NH_SEGMENT_SIZE - 1)));
+  const nh_span *span = (const nh_span *)((const char *)(*seg)->spans +
+                                          ((a >> (NH_PAGE_SHIFT - 6)) & ((NH_PAGES_PER_SEGMENT - 1) << 6)));
+  if (__builtin_expect(span->kind != NH_PAGE_HEAD, 0)) {
+    if (span->kind != NH_PAGE_TAIL) return NULL;
+    span -= span->back;
+  }
+  return span;
+}
+
 /* The free fast path's lookup: true (with *cls and *node) when p is the
  * start of a block of a size class: in an ordinary segment, at a block
  * boundary of a span, below its carved mark. It does not read the block
  * (whether it is already free: the top of this file says when a second free
  * is caught). false for anything else (large, huge, foreign, interior, never
- * handed out), or when map_slots (the caller's gate: NH_SEGMAP_SLOTS or 0)
- * says so, which nh_block_lookup then classifies. The checks of
- * nh_block_lookup with fewer steps: the map value tells ordinary from huge
- * (no header load), the header page's descriptor is never a head, and the
- * carved check also bounds the index (carved <= capacity; a block's offset
- * from its span's start is never negative: a head page's span starts on
- * it). Only while the segment map exists (the cache's fast gate is open). */
+ * handed out), or when map_slots says so (nh_span_fast), which
+ * nh_block_lookup then classifies. The checks of nh_block_lookup with fewer
+ * steps: the map value tells ordinary from huge (no header load), the
+ * header page's descriptor is never a head, and the carved check also bounds
+ * the index (carved <= capacity; a block's offset from its span's start is
+ * never negative: a head page's span starts on it). size, unless NULL, gets
+ * the block's size (its class's). */
 static inline bool nh_block_lookup_small(const void *ptr, size_t map_slots, unsigned *cls,
-                                         int *node) {
-  uintptr_t a = (uintptr_t)ptr;
-  size_t si = a >> NH_SEGMENT_SHIFT; /* one compare: 48-bit address and the caller's gate */
-  if (__builtin_expect(si >= map_slots, 0) ||
-      atomic_load_explicit(&nh_segmap[si], memory_order_acquire) != NH_MAP_SEGMENT)
-    return false;
-  nh_segment *seg = nh_segment_checked((nh_segment *)(a & ~(uintptr_t)(NH_SEGMENT_SIZE - 1)));
-  const nh_span *span = (const nh_span *)((const char *)seg->spans +
-                                          ((a >> (NH_PAGE_SHIFT - 6)) & ((NH_PAGES_PER_SEGMENT - 1) << 6)));
-  if (__builtin_expect(span->kind != NH_PAGE_HEAD, 0)) {
-    if (span->kind != NH_PAGE_TAIL) return false;
-    span -= span->back;
-  }
+                                         int *node, size_t *size) {
+  nh_segment *seg;
+  const nh_span *span = nh_span_fast((uintptr_t)ptr, map_slots, &seg);
+  if (__builtin_expect(span == NULL, 0)) return false;
   /* a large block's div_magic is 0: no index, so it fails here too */
-  uint64_t q = nh_block_index((uint64_t)(a - (uintptr_t)span->start), span->div_magic);
+  uint64_t q = nh_block_index((uint64_t)((uintptr_t)ptr - (uintptr_t)span->start), span->div_magic);
   if (__builtin_expect(q >= __atomic_load_n(&span->carved, __ATOMIC_RELAXED), 0)) return false;
   *cls = span->cls;
   *node = seg->node;
+  if (size != NULL) *size = span->block_size;
+  return true;
+}
+
+/* The same for a large block (class 0: one block at its span's start, its
+ * span's whole pages): true with *size. Not whether it is free. */
+static inline bool nh_block_lookup_large(const void *ptr, size_t map_slots, size_t *size) {
+  nh_segment *seg;
+  const nh_span *span = nh_span_fast((uintptr_t)ptr, map_slots, &seg);
+  if (span == NULL || span->cls != 0 || span->start != (const uint8_t *)ptr ||
+      __atomic_load_n(&span->carved, __ATOMIC_RELAXED) == 0)
+    return false;
+  *size = span->block_size;
   return true;
 }
 

@@ -500,6 +500,7 @@ typedef struct bad_case {
   const char *name;
   void *(*make)(void);
   const char *reason;
+  size_t size; /* a freed block's size: realloc to it would keep it in place (0: 10 bytes) */
 } bad_case;
 
 /* The live block (or libc block, or mapping) behind the last bad pointer,
@@ -566,24 +567,24 @@ static void *freed_remote(void) { /* freed by a CPU of another node (sits in a r
 }
 
 static const bad_case bad_cases[] = {
-    {"stack", on_stack_ptr, "not allocated by numaheap"},
-    {"static", static_ptr, "not allocated by numaheap"},
-    {"libc", libc_ptr, "not allocated by numaheap"},
-    {"mmap", mmap_ptr, "not allocated by numaheap"},
-    {"low", low_ptr, "not allocated by numaheap"},
-    {"kernel", kernel_ptr, "not allocated by numaheap"},
-    {"all-ones", all_ones_ptr, "not allocated by numaheap"},
-    {"segment header", header_ptr, "not allocated by numaheap"},
-    {"interior small", interior_small, "inside a block"},
-    {"interior unaligned", interior_odd, "inside a block"},
-    {"interior large", interior_large, "inside a block"},
-    {"interior huge", interior_huge, "inside a block"},
-    {"interior huge end", interior_huge_end, "inside a block"},
-    {"double free small", freed_small, "double free"},
-    {"double free large", freed_large, "double free"},
-    {"double free aligned", freed_aligned, "double free"},
-    {"double free remote", freed_remote, "double free"},
-    {"freed huge block", freed_huge, "double free"}, /* kept mapped for reuse: still known */
+    {"stack", on_stack_ptr, "not allocated by numaheap", 0},
+    {"static", static_ptr, "not allocated by numaheap", 0},
+    {"libc", libc_ptr, "not allocated by numaheap", 0},
+    {"mmap", mmap_ptr, "not allocated by numaheap", 0},
+    {"low", low_ptr, "not allocated by numaheap", 0},
+    {"kernel", kernel_ptr, "not allocated by numaheap", 0},
+    {"all-ones", all_ones_ptr, "not allocated by numaheap", 0},
+    {"segment header", header_ptr, "not allocated by numaheap", 0},
+    {"interior small", interior_small, "inside a block", 0},
+    {"interior unaligned", interior_odd, "inside a block", 0},
+    {"interior large", interior_large, "inside a block", 0},
+    {"interior huge", interior_huge, "inside a block", 0},
+    {"interior huge end", interior_huge_end, "inside a block", 0},
+    {"double free small", freed_small, "double free", 40},
+    {"double free large", freed_large, "double free", 600000},
+    {"double free aligned", freed_aligned, "double free", 5000},
+    {"double free remote", freed_remote, "double free", 64},
+    {"freed huge block", freed_huge, "double free", 5 * MIB}, /* kept mapped for reuse: still known */
 };
 #define BAD_CASES (sizeof bad_cases / sizeof *bad_cases)
 
@@ -608,7 +609,7 @@ static void expect_stop(const bad_case *c, int call) {
     if (call == 0) {
       nh_free(p);
       nh_trim(); /* a second free not caught at the call is, when the caches return it */
-    } else if (call == 1) (void)nh_realloc(p, 10);
+    } else if (call == 1) (void)nh_realloc(p, c->size ? c->size : 10);
     else (void)nh_usable_size(p);
     _exit(0);
   }
@@ -645,11 +646,13 @@ static void test_bad_pointers_stop_the_process(void **state) {
   for (size_t i = 0; i < BAD_CASES; i++) {
     expect_stop(&bad_cases[i], 0);
     bad_inputs++;
-    if (strcmp(bad_cases[i].reason, "double free") == 0 || strcmp(bad_cases[i].name, "libc") == 0)
-      continue; /* realloc and usable_size of those: the same lookup, seen above */
-    expect_stop(&bad_cases[i], 1);
+    if (strcmp(bad_cases[i].name, "libc") == 0) continue; /* the others: the same lookup */
+    expect_stop(&bad_cases[i], 1); /* realloc: an inline path of its own (api/internal.h) */
+    bad_inputs++;
+    if (strcmp(bad_cases[i].reason, "double free") == 0)
+      continue; /* usable_size of those: realloc's full lookup, seen above */
     expect_stop(&bad_cases[i], 2);
-    bad_inputs += 2;
+    bad_inputs++;
   }
 }
 
@@ -665,7 +668,7 @@ static void *never_allocated(void) {
 static void test_never_allocated_block(void **state) {
   (void)state;
   nh_test_start(NH_FOUR_NODES, "cache", "mode", "off", NULL);
-  bad_case c = {"never allocated", never_allocated, "never handed out"};
+  bad_case c = {"never allocated", never_allocated, "never handed out", 0};
   expect_stop(&c, 0);
   bad_inputs++;
 }

@@ -316,6 +316,49 @@ static void test_realloc_growth_rule(void **state) {
   assert_int_equal(nh_test_node_stats(0).in_use, 0);
 }
 
+/* realloc's inline path (api/internal.h, nh_realloc_inline): a small or
+ * large block that still fits stays; a small one that moves leaves its old
+ * block free (a second free of it is caught) and keeps its node when the
+ * calling CPU serves another (the block popped from that CPU's slab goes
+ * back). */
+static void test_realloc_inline(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, NULL);
+  uint8_t *p = nh_malloc(100); /* the 112-byte class */
+  nh_test_fill(p, 100, 9);
+  assert_ptr_equal(nh_realloc(p, 112), p);
+  assert_ptr_equal(nh_realloc(p, 60), p); /* no less than half of it */
+  uint8_t *q = nh_realloc(p, 3000);
+  assert_ptr_not_equal(q, p);
+  assert_true(nh_usable_size(q) >= 3000);
+  assert_true(nh_test_intact(q, 100, 9));
+  assert_int_equal(nh_free_checked(p), NH_LOOKUP_FREED);
+  uint8_t *s = nh_realloc(q, 40); /* shrinks past half: moves down */
+  assert_ptr_not_equal(s, q);
+  assert_true(nh_test_intact(s, 40, 9));
+  assert_int_equal(nh_free_checked(q), NH_LOOKUP_FREED);
+
+  assert_int_not_equal(nh_current_node(), 3); /* no CPU of this machine is on node 3 */
+  uint8_t *r = nh_malloc_node(200, 3);
+  nh_test_fill(r, 200, 4);
+  for (size_t size = 300; size <= 20000; size += size / 2) {
+    r = nh_realloc(r, size);
+    assert_int_equal(nh_ptr_node(r), 3);
+    assert_true(nh_test_intact(r, 200, 4));
+  }
+  uint8_t *g = nh_malloc(300000); /* past the classes: a large block of whole pages */
+  size_t gs = nh_usable_size(g);
+  assert_ptr_equal(nh_realloc(g, gs), g);
+  assert_ptr_equal(nh_realloc(g, gs / 2), g);
+  nh_free(g);
+  assert_int_equal(nh_free_checked(g), NH_LOOKUP_FREED);
+  nh_free(s);
+  nh_free(r);
+  nh_heaps_check();
+  nh_trim();
+  for (int n = 0; n < 4; n++) assert_int_equal(nh_test_node_stats(n).in_use, 0);
+}
+
 /* ---- lookup and bad pointers --------------------------------------------------------- */
 
 static void test_lookup_classifies(void **state) {
@@ -1120,6 +1163,7 @@ int main(void) {
       cmocka_unit_test(test_nh_realloc),
       cmocka_unit_test(test_realloc_grows_in_place),
       cmocka_unit_test(test_realloc_growth_rule),
+      cmocka_unit_test(test_realloc_inline),
       cmocka_unit_test(test_lookup_classifies),
       cmocka_unit_test(test_bad_frees_stop_the_process),
       cmocka_unit_test(test_malloc_node_places),
