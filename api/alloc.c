@@ -260,7 +260,7 @@ static __attribute__((noinline)) void *realloc_named_slow(void *p, size_t size, 
 }
 
 void *nh_realloc_named(void *p, size_t size, const char *call) {
-  nh_block_info info; /* a large block that still fits (or a small one, gate closed): no frame */
+  nh_block_info info; /* a block that still fits returns before realloc_named_slow's frame */
   if (p != NULL && nh_block_lookup(p, &info) == NH_LOOKUP_OK && size <= info.size &&
       size >= info.size / 2)
     return p;

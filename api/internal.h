@@ -178,11 +178,12 @@ static inline void nh_free_named(void *p, const char *call) {
   nh_free_named_slow(p, call);
 }
 
-/* realloc of p, a live small block of old bytes (class cls) of node (found by the free
- * fast path's lookup, its free mark read), that must move: to the class of
- * a quarter more than it had (as nh_realloc_named grows a block) popped from
- * the current CPU's slab when that slab holds blocks of node (a block keeps
- * its node through realloc), p then freed there; else nh_realloc_named. */
+/* realloc of p, a live small block of old bytes (class cls) of node (found
+ * by the free fast path's lookup, its free mark read), that must move: to
+ * the class of a quarter more than it had (as nh_realloc_named grows a
+ * block) popped from the current CPU's slab when that slab holds blocks of
+ * node (a block keeps its node through realloc), p then freed there; else
+ * nh_realloc_named. */
 void *nh_realloc_small(void *p, size_t size, size_t old, unsigned cls, int node,
                        const char *call);
 
