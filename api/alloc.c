@@ -181,14 +181,13 @@ static void *alloc_on_node(int node, size_t size) {
 
 /* The new block when realloc moves a block of old bytes on node (-1: not
  * numaheap's yet) to size; it stays on its node. A growing block first tries
- * for a quarter more than it had, as tcmalloc does, so that a block grown a
- * little at a time moves a logarithmic number of times; past
+ * for nh_realloc_want (a quarter more than it had); past
  * NH_GROW_IN_PAGES it gets whole pages, which nh_heap_grow_large extends in
  * place next time. The pages are tried on the block's node alone, the
  * quarter more the usual way (so a node out of memory counts a failure for
  * it); if either cannot, size goes the usual way. */
 static void *realloc_move(int node, size_t old, size_t size) {
-  size_t want = size > old && old + old / 4 > size ? old + old / 4 : size;
+  size_t want = nh_realloc_want(old, size);
   void *q = NULL;
   if (want > NH_GROW_IN_PAGES && size > old && node >= 0)
     q = tracked(nh_heap_alloc_pages_on(node, want, nh_default_level));
@@ -197,11 +196,12 @@ static void *realloc_move(int node, size_t old, size_t size) {
   return q ? q : alloc_on_node(node, size);
 }
 
-/* realloc of a block of numaheap's, which info describes: in place when it
- * can, else moved (its memory and node kept if no new block can be had). */
+/* realloc of a block of numaheap's, which info describes, to a size it does
+ * not fit (nh_realloc_named looked): a large or huge one resized in place
+ * when it can, else moved (its memory and node kept if no new block can be
+ * had). */
 static void *realloc_block(void *p, size_t size, nh_block_info *info, const char *call) {
   size_t old = info->size;
-  if (size <= old && size >= old / 2) return p; /* fits without wasting half */
   if (info->cls == 0 && (size < old ? nh_heap_shrink_large(info, size) /* large and huge: */
                                     : nh_heap_grow_large(info, size))) { /* in place */
     nh_track_alloc(p, info->size);
@@ -221,7 +221,7 @@ static void *realloc_block(void *p, size_t size, nh_block_info *info, const char
 
 void *nh_realloc_small(void *p, size_t size, size_t old, unsigned cls, int node,
                        const char *call) {
-  size_t want = size > old && old + old / 4 > size ? old + old / 4 : size;
+  size_t want = nh_realloc_want(old, size);
   if (size == 0 || want > NH_GROW_IN_PAGES) return nh_realloc_named(p, size, call);
   unsigned to = nh_size_class(want);
   void *q = nh_cache_pop_fast(to);
@@ -240,16 +240,16 @@ void *nh_realloc_small(void *p, size_t size, size_t old, unsigned cls, int node,
   return q;
 }
 
-/* nh_realloc_named's cases past a block that still fits. */
-static __attribute__((noinline)) void *realloc_named_slow(void *p, size_t size, const char *call) {
+/* nh_realloc_named's cases past a block that still fits; st and info are
+ * p's lookup (unless p is NULL). */
+static __attribute__((noinline)) void *realloc_named_slow(void *p, size_t size, const char *call,
+                                                          nh_lookup_status st, nh_block_info *info) {
   if (p == NULL) return alloc_named(size, NH_MIN_ALIGN, call);
   if (size == 0) {
     nh_free_named(p, call);
     return alloc_named(0, NH_MIN_ALIGN, call);
   }
-  nh_block_info info;
-  nh_lookup_status st = nh_block_lookup(p, &info);
-  if (__builtin_expect(st == NH_LOOKUP_OK, 1)) return realloc_block(p, size, &info, call);
+  if (__builtin_expect(st == NH_LOOKUP_OK, 1)) return realloc_block(p, size, info, call);
   if (!nh_boot_owns(p)) nh_fatal("%s(%p): %s", call, p, nh_lookup_reason(st));
   size_t old = nh_boot_size(p);
   void *q = realloc_move(-1, old, size);
@@ -261,10 +261,9 @@ static __attribute__((noinline)) void *realloc_named_slow(void *p, size_t size, 
 
 void *nh_realloc_named(void *p, size_t size, const char *call) {
   nh_block_info info; /* a block that still fits returns before realloc_named_slow's frame */
-  if (p != NULL && nh_block_lookup(p, &info) == NH_LOOKUP_OK && size <= info.size &&
-      size >= info.size / 2)
-    return p;
-  return realloc_named_slow(p, size, call);
+  nh_lookup_status st = p != NULL ? nh_block_lookup(p, &info) : NH_LOOKUP_FOREIGN;
+  if (st == NH_LOOKUP_OK && nh_realloc_fits(info.size, size)) return p;
+  return realloc_named_slow(p, size, call, st, &info);
 }
 
 NH_API void *nh_realloc(void *p, size_t size) { return nh_realloc_inline(p, size, "nh_realloc"); }

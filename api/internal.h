@@ -178,12 +178,23 @@ static inline void nh_free_named(void *p, const char *call) {
   nh_free_named_slow(p, call);
 }
 
+/* realloc's rules, shared by its inline and full paths: a block of old
+ * bytes keeps size in place when it fits without wasting half of it; one
+ * that grows is moved to a quarter more than it had, as tcmalloc does, so
+ * that a block grown a little at a time moves a logarithmic number of
+ * times. */
+static inline bool nh_realloc_fits(size_t old, size_t size) {
+  return size <= old && size >= old / 2;
+}
+static inline size_t nh_realloc_want(size_t old, size_t size) {
+  return size > old && old + old / 4 > size ? old + old / 4 : size;
+}
+
 /* realloc of p, a live small block of old bytes (class cls) of node (found
- * by the free fast path's lookup, its free mark read), that must move: to
- * the class of a quarter more than it had (as nh_realloc_named grows a
- * block) popped from the current CPU's slab when that slab holds blocks of
- * node (a block keeps its node through realloc), p then freed there; else
- * nh_realloc_named. */
+ * by the free fast path's lookup, its free mark read), that must move: to a
+ * block of nh_realloc_want's class popped from the current CPU's slab when
+ * that slab holds blocks of node (a block keeps its node through realloc),
+ * p then freed there; else nh_realloc_named. */
 void *nh_realloc_small(void *p, size_t size, size_t old, unsigned cls, int node,
                        const char *call);
 
@@ -199,10 +210,10 @@ static inline void *nh_realloc_inline(void *p, size_t size, const char *call) {
   size_t old;
   if (__builtin_expect(nh_block_lookup_small(p, nh_free_gate(), &cls, &node, &old), 1) &&
       __builtin_expect(!nh_block_is_marked_free(p), 1)) {
-    if (__builtin_expect(size <= old && size >= old / 2, 1)) return p;
+    if (__builtin_expect(nh_realloc_fits(old, size), 1)) return p;
     return nh_realloc_small(p, size, old, cls, node, call);
   }
-  if (nh_block_lookup_large(p, nh_free_gate(), &old) && size <= old && size >= old / 2 &&
+  if (nh_block_lookup_large(p, nh_free_gate(), &old) && nh_realloc_fits(old, size) &&
       !nh_block_is_marked_free(p))
     return p;
   return nh_realloc_named(p, size, call);
