@@ -297,6 +297,7 @@ static uint8_t *span_start(nh_span *span) {
 /* Gives an empty span of bin b back to its segment. Caller holds the bin lock. */
 static void bin_release(nh_heap *h, nh_bin *b, nh_span *span) {
   bin_remove(b, span);
+  nh_xfer_span_released(h, span->cls); /* the transfer caches check their blocks' spans */
   nh_lock_acquire(&h->page_lock);
   nh_pages_release(h, nh_span_segment(span), span);
   nh_lock_release(&h->page_lock);
@@ -437,22 +438,34 @@ unsigned nh_heap_shard(const nh_heap *h) {
   return r % h->shards;
 }
 
-/* Blocks a transfer cache gave: each must still lie in a span of cls. One
- * whose span was given back while it waited (or taken again for another
- * class, or whose segment is gone) is the second copy of a block freed
- * twice, the first copy's return having emptied the span: handing it out
- * would hand out memory that is no block of the heap. A few loads of
- * metadata per block (the segment map, the header, the span's descriptor),
- * never the block. */
-static void check_held(void *const *blocks, size_t n, unsigned cls) {
+/* The span of p, a block of cls a cache returns or a transfer cache gives,
+ * if it lies in a live span of cls (its segment mapped and ordinary, its
+ * span's head formatted for cls); NULL if not: the second copy of a block
+ * freed twice, whose span the first copy's return emptied and which was
+ * given back (and maybe taken again for another class, or its segment
+ * gone). Handing it out would hand out memory that is no block of the heap.
+ * A few loads of metadata (the segment map, the header, the span's
+ * descriptor), never the block. */
+static nh_span *span_held(const void *p, unsigned cls) {
+  nh_segment *seg = nh_segment_of(p);
+  nh_span *span = seg && !seg->huge ? nh_span_at(seg, p) : NULL;
+  return __builtin_expect(span != NULL && span->kind == NH_PAGE_HEAD && span->cls == cls, 1) ? span
+                                                                                           : NULL;
+}
+
+/* span_held for each of n blocks, once a page; stops the process naming the
+ * first that is not held (returning: a cache returns them; else a transfer
+ * cache gave them to a refill). */
+static void check_held(void *const *blocks, size_t n, unsigned cls, bool returning) {
   span_run run;
   run_clear(&run);
   for (size_t i = 0; i < n; i++) {
     if (run_holds(&run, blocks[i])) continue;
-    nh_segment *seg = nh_segment_of(blocks[i]);
-    nh_span *span = seg && !seg->huge ? nh_span_at(seg, blocks[i]) : NULL;
-    if (__builtin_expect(span == NULL || span->kind != NH_PAGE_HEAD || span->cls != cls, 0))
+    nh_span *span = span_held(blocks[i], cls);
+    if (__builtin_expect(span == NULL, 0)) {
+      if (returning) nh_block_respanned(blocks[i]);
       nh_block_orphaned(blocks[i]);
+    }
     run_set(&run, span, blocks[i]);
   }
 }
@@ -467,12 +480,13 @@ static void check_held(void *const *blocks, size_t n, unsigned cls) {
  * transfer cache. */
 static size_t refill(nh_heap *h, unsigned shard, unsigned cls, int level, void **out, size_t n,
                      size_t *hit, bool *look) {
-  size_t got = *hit = nh_xfer_take(h, shard, cls, out, n, look);
-  check_held(out, got, cls);
+  bool check;
+  size_t got = *hit = nh_xfer_take(h, shard, cls, out, n, look, &check);
+  if (check) check_held(out, got, cls, false);
   if (got < n) got += spans_take(h, shard, cls, out + got, n - got);
   if (got < n && h->shards > 1) {
-    size_t k = nh_xfer_steal(h, shard, cls, out + got, n - got);
-    check_held(out + got, k, cls);
+    size_t k = nh_xfer_steal(h, shard, cls, out + got, n - got, &check);
+    if (check) check_held(out + got, k, cls, false);
     *hit += k;
     got += k;
   }
@@ -500,9 +514,19 @@ size_t nh_heap_refill(int node, unsigned cls, int level, void **out, size_t n) {
 /* Gives n blocks of shard's spans back: its transfer cache while it has
  * room, the rest to the spans. */
 static void drain_shard(nh_heap *h, unsigned shard, unsigned cls, void *const *blocks, size_t n,
-                        bool *look) {
-  size_t put = nh_xfer_put(h, shard, cls, blocks, n, look);
+                        bool *look, uint32_t seen) {
+  size_t put = nh_xfer_put(h, shard, cls, blocks, n, look, seen);
   if (put < n) spans_drain(h, shard, cls, blocks + put, n - put);
+}
+
+/* The span of p, a block of cls a cache returns, checked as span_held
+ * checks the descriptor. Its segment is taken to be mapped, as spans_drain
+ * takes it: p passed a free's lookup (the segment map and header checks
+ * would cost the drain of a 256-byte batch 2%). */
+static nh_span *span_returned(void *p, unsigned cls) {
+  nh_span *span = span_of(p);
+  if (__builtin_expect(span->kind != NH_PAGE_HEAD || span->cls != cls, 0)) nh_block_respanned(p);
+  return span;
 }
 
 /* Blocks go home to the shard of their span (nh_span.shard), as they go home
@@ -513,22 +537,25 @@ static void drain_shard(nh_heap *h, unsigned shard, unsigned cls, void *const *b
 void nh_heap_drain(int node, unsigned cls, void *const *blocks, size_t n, bool remote) {
   nh_heap *h = &nh_g.heap[node];
   bool look = false;
+  /* read before the spans are checked (nh_xfer_put) */
+  uint32_t seen = nh_xfer_released(h, cls);
   if (h->shards == 1) {
-    drain_shard(h, 0, cls, blocks, n, &look);
-  } else {
+    if (h->xfer_cls[cls].cap) check_held(blocks, n, cls, true); /* spans_drain checks its own */
+    drain_shard(h, 0, cls, blocks, n, &look, seen);
+  } else { /* the lookup that finds each run's shard checks its span */
     span_run run;
     run_clear(&run);
     for (size_t i = 0, j; i < n; i = j) {
-      run_set(&run, span_of(blocks[i]), blocks[i]);
+      run_set(&run, span_returned(blocks[i], cls), blocks[i]);
       unsigned shard = run.span->shard;
       for (j = i + 1; j < n; j++) {
         if (!run_holds(&run, blocks[j])) {
-          nh_span *span = span_of(blocks[j]);
+          nh_span *span = span_returned(blocks[j], cls);
           if (span->shard != shard) break;
           run_set(&run, span, blocks[j]);
         }
       }
-      drain_shard(h, shard, cls, blocks + i, j - i, &look);
+      drain_shard(h, shard, cls, blocks + i, j - i, &look, seen);
     }
   }
   nh_shard_counters *c = nh_heap_counters_here(h);

@@ -36,10 +36,10 @@
  * the call. Any other second free is caught before the block can be handed
  * out twice, since every handout consumes the cached key (checks and clears
  * it) and every free writes one: the second copy's handout finds no cached
- * key, or its return to a span finds the span's bit for it set (or the span
- * given back since), or the refill that takes it from a transfer cache finds
- * its span given back since, and stops the process naming the block
- * (docs/reliability.md).
+ * key, or its return to a span finds the span's bit for it set, or its return
+ * to a span or a transfer cache finds its span given back since, or the
+ * refill that takes it from a transfer cache finds its span given back
+ * since, and stops the process naming the block (docs/reliability.md).
  */
 #ifndef NH_NUMA_HEAP_H
 #define NH_NUMA_HEAP_H
@@ -477,11 +477,17 @@ unsigned nh_span_push(nh_span *span, void *block);
 #define NH_XFER_MAX_SLOTS 65536 /* most blocks one class's shard holds */
 #define NH_XFER_MAX_SHARDS 64   /* a node's CPUs beyond this share shards */
 
-/* A class's rings, the same in every shard of a node. Constant after init. */
+/* A class's rings, the same in every shard of a node. Constant after init
+ * but for released. */
 typedef struct nh_xfer_class {
-  uint32_t cap;    /* most blocks held per shard; 0: class not cached */
-  uint32_t mask;   /* ring size - 1 (a power of two >= cap) */
-  size_t off;      /* the class's ring in a shard's part of xfer_slots */
+  uint32_t cap;    /* constant: most blocks held per shard; 0: class not cached */
+  uint32_t mask;   /* constant: ring size - 1 (a power of two >= cap) */
+  uint32_t off;    /* constant: the class's ring in a shard's part of xfer_slots */
+  /* Spans of the class given back on the node (nh_xfer_span_released, under
+   * the bin lock: release order); read acquire by the rings' takes and puts
+   * (nh_xfer.checked). Rarely written: a span is given back when it empties
+   * and is not its bin's last. */
+  _Atomic uint32_t released;
 } nh_xfer_class;
 
 /* Every field starts at zero (the array's pages come zeroed from the OS and
@@ -496,6 +502,12 @@ typedef struct nh_xfer {
   _Atomic uint32_t count;
   uint32_t low;    /* Guarded by lock: fewest held since the last decay pass */
   uint32_t ticks;  /* Guarded by lock: operations since the last look at the clock */
+  /* Guarded by lock: the class's released count when the ring was last
+   * empty. While it still equals released and recheck is clear, every block
+   * the ring holds lies in a live span of its class (each was checked as it
+   * was put, nh_heap_drain), and a take need not look at their spans. */
+  uint32_t checked;
+  bool recheck;    /* Guarded by lock: a put raced with a span's release; cleared when empty */
 } __attribute__((aligned(64))) nh_xfer;
 
 struct nh_heap;
@@ -507,13 +519,22 @@ int nh_xfer_init(struct nh_heap *h, uint64_t bytes, uint64_t decay_ms);
 void nh_xfer_destroy(struct nh_heap *h);
 /* Up to n of the newest blocks of shard / puts up to n blocks on shard
  * (blocks of its spans); returns how many. *look: time to look at the decay
- * clock (every 64 operations of a shard's class). */
+ * clock (every 64 operations of a shard's class). A take sets *check when
+ * a span of the class may have been given back while the blocks waited:
+ * the caller must then check the blocks' spans. A put's blocks were checked
+ * to lie in live spans of the class after the caller read seen
+ * (nh_xfer_released). */
 size_t nh_xfer_take(struct nh_heap *h, unsigned shard, unsigned cls, void **out, size_t n,
-                    bool *look);
+                    bool *look, bool *check);
 size_t nh_xfer_put(struct nh_heap *h, unsigned shard, unsigned cls, void *const *in, size_t n,
-                   bool *look);
-/* Up to n of the newest blocks of up to 8 of the node's shards after own. */
-size_t nh_xfer_steal(struct nh_heap *h, unsigned own, unsigned cls, void **out, size_t n);
+                   bool *look, uint32_t seen);
+/* Up to n of the newest blocks of up to 8 of the node's shards after own;
+ * *check as for nh_xfer_take. */
+size_t nh_xfer_steal(struct nh_heap *h, unsigned own, unsigned cls, void **out, size_t n,
+                     bool *check);
+/* One more span of cls given back on h (release; the caller holds the
+ * span's bin lock and has not yet given the pages back). */
+void nh_xfer_span_released(struct nh_heap *h, unsigned cls);
 /* Up to n of the oldest blocks of one shard: all of them, or (decay) no
  * more than the fewest held since the last pass; the call that takes the
  * last of them (fewer than n) starts the shard's next decay window. */
@@ -635,6 +656,12 @@ typedef struct nh_heap {
   _Alignas(64) nh_heap_counters st;
   _Alignas(64) _Atomic uint64_t xfer_pass_ns; /* relaxed: when the last decay pass ran (CAS elects one) */
 } nh_heap;
+
+/* Spans of cls given back on h so far (acquire: pairs with
+ * nh_xfer_span_released). */
+static inline uint32_t nh_xfer_released(const nh_heap *h, unsigned cls) {
+  return atomic_load_explicit(&h->xfer_cls[cls].released, memory_order_acquire);
+}
 
 /* What the heaps need from the configuration (filled by api/init.c). */
 typedef struct nh_node_limits {

@@ -25,6 +25,14 @@
  * the block's owner) and carries the free mark, as in a per-CPU cache, so
  * that a second free of it is caught; word 0 is left as it was.
  *
+ * The blocks' spans are checked as the blocks come in (nh_heap_drain: each
+ * must lie in a live span of the class), and again on the way out only when
+ * a span of the class was given back on the node since the ring was last
+ * empty (nh_xfer_class.released against nh_xfer.checked): only then can a
+ * block held here have lost its span (the second copy of a block freed
+ * twice, the first copy's return having emptied the span). In steady state
+ * no span is given back, and a refill copies pointers and nothing else.
+ *
  * Bounds: a class holds at most cap blocks per shard (the node's [cache]
  * transfer_size bytes of it divided among the shards, at most
  * NH_XFER_MAX_SLOTS). Decay: each shard's ring remembers the fewest blocks
@@ -98,7 +106,7 @@ int nh_xfer_init(nh_heap *h, uint64_t bytes, uint64_t decay_ms) {
     nh_xfer_class *k = &h->xfer_cls[cls];
     k->cap = nh_xfer_cap_for(per, cls);
     k->mask = k->cap ? ring_size(k->cap) - 1 : 0;
-    k->off = ring;
+    k->off = (uint32_t)ring; /* below 96 classes of NH_XFER_MAX_SLOTS */
     ring += k->cap ? (size_t)k->mask + 1 : 0;
   }
   h->xfer_ring = ring;
@@ -166,37 +174,53 @@ static size_t ring_take(nh_heap *h, unsigned shard, unsigned cls, void **out, si
   return k;
 }
 
+void nh_xfer_span_released(nh_heap *h, unsigned cls) {
+  if (h->xfer_cls[cls].cap) /* pairs with the acquire of nh_xfer_released */
+    atomic_fetch_add_explicit(&h->xfer_cls[cls].released, 1, memory_order_release);
+}
+
 /* Up to n of (shard, cls)'s newest blocks, its low watermark kept; *look
- * (when not NULL): time to look at the decay clock. */
+ * (when not NULL): time to look at the decay clock; *check set when the
+ * blocks' spans must be checked (a span of cls was given back since the ring
+ * was last empty, or a put raced with one). A ring left empty holds nothing
+ * unchecked: the count read now is the one its next blocks are checked
+ * against (each put's blocks were checked after their caller's read). */
 static size_t take_newest(nh_heap *h, unsigned shard, unsigned cls, void **out, size_t n,
-                          bool *look) {
+                          bool *look, bool *check) {
   nh_xfer *x = xfer_at(h, shard, cls);
   nh_lock_acquire(&x->lock);
+  uint32_t released = nh_xfer_released(h, cls);
   size_t k = ring_take(h, shard, cls, out, n, false);
+  if (k && (x->recheck || x->checked != released)) *check = true;
+  if (count_of(x) == 0) x->checked = released, x->recheck = false;
   if (count_of(x) < x->low) x->low = count_of(x);
   if (look) *look = tick(x);
   nh_lock_release(&x->lock);
   return k;
 }
 
-size_t nh_xfer_take(nh_heap *h, unsigned shard, unsigned cls, void **out, size_t n, bool *look) {
+size_t nh_xfer_take(nh_heap *h, unsigned shard, unsigned cls, void **out, size_t n, bool *look,
+                    bool *check) {
+  *check = false;
   if (h->xfer_cls[cls].cap == 0) return 0; /* the same for every shard */
-  return take_newest(h, shard, cls, out, n, look);
+  return take_newest(h, shard, cls, out, n, look, check);
 }
 
-size_t nh_xfer_steal(nh_heap *h, unsigned own, unsigned cls, void **out, size_t n) {
+size_t nh_xfer_steal(nh_heap *h, unsigned own, unsigned cls, void **out, size_t n, bool *check) {
   size_t got = 0;
+  *check = false;
   if (h->xfer_cls[cls].cap == 0) return 0;
   /* the newest blocks (the oldest, colder, measured no better) */
   for (unsigned i = 1; got < n && i < h->shards && i <= STEAL_LOOKS; i++) {
     unsigned o = (own + i) % h->shards;
-    if (count_of(xfer_at(h, o, cls)) > 0) got += take_newest(h, o, cls, out + got, n - got, NULL);
+    if (count_of(xfer_at(h, o, cls)) > 0)
+      got += take_newest(h, o, cls, out + got, n - got, NULL, check);
   }
   return got;
 }
 
 size_t nh_xfer_put(nh_heap *h, unsigned shard, unsigned cls, void *const *in, size_t n,
-                   bool *look) {
+                   bool *look, uint32_t seen) {
   const nh_xfer_class *c = &h->xfer_cls[cls];
   if (c->cap == 0) return 0;
   nh_xfer *x = xfer_at(h, shard, cls);
@@ -205,6 +229,10 @@ size_t nh_xfer_put(nh_heap *h, unsigned shard, unsigned cls, void *const *in, si
   size_t room = c->cap - count, k = n < room ? n : room;
   ring_write(ring_of(h, shard, cls), c->mask, x->first + count, in, k);
   set_count(x, count + (uint32_t)k);
+  /* a span given back after the caller's read and before its check may be
+   * one of these blocks' spans, and a take that emptied the ring meanwhile
+   * counted it as seen: the ring's blocks are checked until it is empty */
+  if (k && nh_xfer_released(h, cls) != seen) x->recheck = true;
   *look = tick(x);
   if (k) held_add(h, shard, cls, k, true);
   nh_lock_release(&x->lock);

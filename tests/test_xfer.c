@@ -3,7 +3,8 @@
  * move whole without touching the blocks, the bounds, blocks go to their own
  * node's transfer cache, trim and decay give them back, concurrent moves and
  * forks keep every block owned once, nh_heaps_check reads every block they
- * hold, and a working set larger than a CPU's cache is served from the
+ * hold, a second copy of a block freed twice is caught whether it comes back
+ * after its span was given back or waits while it is, and a working set larger than a CPU's cache is served from the
  * transfer cache rather than the spans.
  */
 #define _GNU_SOURCE
@@ -243,7 +244,8 @@ static void start_checked(void) {
 }
 static void put_one_cls(unsigned shard, unsigned cls, void *p) {
   bool look = false;
-  assert_int_equal(nh_xfer_put(&nh_g.heap[0], shard, cls, &p, 1, &look), 1);
+  uint32_t seen = nh_xfer_released(&nh_g.heap[0], cls);
+  assert_int_equal(nh_xfer_put(&nh_g.heap[0], shard, cls, &p, 1, &look, seen), 1);
 }
 static void put_one(unsigned shard, void *p) { put_one_cls(shard, check_cls, p); }
 static void break_mark(void) {
@@ -295,6 +297,62 @@ static void orphan_copy(void) {
 static void test_copy_of_a_given_back_span(void **state UNUSED) {
   if (!have_two_cpus()) skip();
   nh_test_expect_death(orphan_copy, "waited in a transfer cache while the other copy's return "
+                                    "emptied its span", 1);
+}
+
+/* The state a second copy of a block freed twice meets when it comes back
+ * after the first copy's return emptied its span. 1 KiB blocks (64 a span),
+ * transfer_size 4K: span A's 64 blocks are taken; the shard's ring is filled
+ * with blocks of span B; A's blocks come back (to A: the ring is full),
+ * and A, not its bin's last, is given back; the ring is emptied again, so
+ * that the copy would fit in it. Returns the copy, a[0], marked free. */
+static void *span_given_back(const char *topo) {
+  nh_test_start(topo, "cache", "mode", "off", "cache", "transfer_size", "4K", NULL);
+  unsigned cls = nh_size_class(1024);
+  static void *a[64], *fill[8];
+  assert_int_equal(pin(0), 0);
+  assert_int_equal(take(0, cls, a, 64), 64);
+  uint32_t cap = nh_g.heap[0].xfer_cls[cls].cap; /* 4 on one shard, 2 on two */
+  assert_true(cap >= 2 && cap <= 8);
+  assert_int_equal(take(0, cls, fill, cap), cap);
+  give(0, cls, fill, cap);
+  assert_int_equal(shard_count(shard_of(a[0]), cls), cap);
+  uint32_t released = nh_xfer_released(&nh_g.heap[0], cls);
+  give(0, cls, a, 64);
+  assert_int_equal(nh_xfer_released(&nh_g.heap[0], cls), released + 1);
+  assert_int_equal(take(0, cls, fill, cap), cap);
+  assert_int_equal(nh_xfer_count(&nh_g.heap[0], cls), 0);
+  nh_block_mark_free(a[0]);
+  return a[0];
+}
+
+/* The copy's return stops the process (the drain checks the span of every
+ * block it returns): let into the empty ring, no later take would look at
+ * its span, since none was given back after the ring emptied. On one shard
+ * (FOUR_NODES: CPU 0 alone on node 0) and on two. */
+static void returned_copy(const char *topo) {
+  void *p = span_given_back(topo);
+  nh_heap_drain(0, nh_size_class(1024), &p, 1, false);
+}
+static void returned_copy_one_shard(void) { returned_copy(FOUR_NODES); }
+static void returned_copy_two_shards(void) { returned_copy(TWO_CPUS); }
+/* A put whose blocks were checked before a span's release (the caller read
+ * the count before it) while a take emptied the ring after it: the ring is
+ * checked again at the next take, which stops the process. */
+static void racing_copy(void) {
+  void *p = span_given_back(FOUR_NODES);
+  unsigned cls = nh_size_class(1024);
+  bool look = false;
+  uint32_t before = nh_xfer_released(&nh_g.heap[0], cls) - 1;
+  assert_int_equal(nh_xfer_put(&nh_g.heap[0], 0, cls, &p, 1, &look, before), 1); /* one shard */
+  void *out;
+  take(0, cls, &out, 1);
+}
+static void test_copy_returned_after_its_span(void **state UNUSED) {
+  const char *msg = "after the span, emptied by the first copy's return, was given back";
+  nh_test_expect_death(returned_copy_one_shard, msg, 1);
+  if (have_two_cpus()) nh_test_expect_death(returned_copy_two_shards, msg, 1);
+  nh_test_expect_death(racing_copy, "waited in a transfer cache while the other copy's return "
                                     "emptied its span", 1);
 }
 
@@ -556,6 +614,7 @@ int main(void) {
       cmocka_unit_test(test_span_shards),
       cmocka_unit_test(test_check_reads_the_caches),
       cmocka_unit_test(test_copy_of_a_given_back_span),
+      cmocka_unit_test(test_copy_returned_after_its_span),
       cmocka_unit_test(test_block_goes_home),
       cmocka_unit_test(test_trim_empties),
       cmocka_unit_test(test_decay),
