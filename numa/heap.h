@@ -65,11 +65,14 @@
 #define NH_GROW_IN_PAGES ((size_t)32 << 10)
 /* Ordinary segments of a node mapped before this many others use base pages:
  * a program that allocates little pays for no 2 MiB page around a header and
- * a few small blocks. 8 (32 MiB a node): python3 -c pass spreads about 4 MiB
- * over five segments, and at 2 its peak RSS was 24.6 MB against glibc's 13.4
- * (16.0 at 8); a heap of hundreds of MiB, where huge pages pay, has almost
- * all of its segments advised. */
-#define NH_THP_FIRST_SEGMENT 8
+ * a few small blocks, and a heap of tens of MiB none for the partly touched
+ * 2 MiB units at each class's growth front, which a huge page makes resident
+ * whole. 32 (128 MiB a node): at 8, glibc_thread/ws:262144 at two threads
+ * peaked at 52.8 MB against mimalloc's 39.5 (46.6 at 32) and frag/live_mib:64
+ * at 140.2 against glibc's 113.3 (135.9); at 2, python3 -c pass at 24.6 MB
+ * against glibc's 13.4. A heap of GiBs, where huge pages pay (a TLB entry
+ * covers 2 MiB), has almost all of its segments advised. */
+#define NH_THP_FIRST_SEGMENT 32
 
 /* [heap] huge_pages: how segments and huge blocks ask for 2 MiB pages. */
 enum { NH_HUGE_OFF = 0, NH_HUGE_THP = 1, NH_HUGE_HUGETLB = 2 };
