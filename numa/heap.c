@@ -330,6 +330,24 @@ static nh_span *span_of(void *p) {
   return nh_span_at((nh_segment *)((uintptr_t)p & ~(uintptr_t)(NH_SEGMENT_SIZE - 1)), p);
 }
 
+/* Whether span (a page's descriptor, resolved to its head) is a live span
+ * formatted for cls. */
+static bool span_is_class(const nh_span *span, unsigned cls) {
+  return span->kind == NH_PAGE_HEAD && span->cls == cls;
+}
+
+/* The span of p, a block of cls a cache returns, which must be a live span
+ * of cls; else p is the second copy of a block freed twice, whose span the
+ * first copy's return emptied and which was given back (and maybe taken
+ * again), and the process stops naming it. Its segment is taken to be
+ * mapped: p passed a free's lookup (the segment map and header checks of
+ * span_held would cost the drain of a 256-byte batch 2%). */
+static nh_span *span_returned(void *p, unsigned cls) {
+  nh_span *span = span_of(p);
+  if (__builtin_expect(!span_is_class(span, cls), 0)) nh_block_respanned(p);
+  return span;
+}
+
 /* The span a run of blocks was last found in, and the 64 KiB page of the
  * last block looked up: a batch from a cache mostly holds runs of blocks of
  * one page (they were carved or freed in address order), so the lookup and
@@ -409,9 +427,8 @@ static void spans_drain(nh_heap *h, unsigned shard, unsigned cls, void *const *b
   nh_lock_acquire(&b->lock);
   for (size_t i = 0; i < n; i++) {
     if (!run_holds(&run, blocks[i])) {
-      nh_span *span = span_of(blocks[i]);
-      if (__builtin_expect(span->kind != NH_PAGE_HEAD || span->cls != cls || span->shard != shard, 0))
-        nh_block_respanned(blocks[i]);
+      nh_span *span = span_returned(blocks[i], cls);
+      if (__builtin_expect(span->shard != shard, 0)) nh_block_respanned(blocks[i]);
       run_set(&run, span, blocks[i]);
     }
     nh_span *span = run.span;
@@ -449,8 +466,7 @@ unsigned nh_heap_shard(const nh_heap *h) {
 static nh_span *span_held(const void *p, unsigned cls) {
   nh_segment *seg = nh_segment_of(p);
   nh_span *span = seg && !seg->huge ? nh_span_at(seg, p) : NULL;
-  return __builtin_expect(span != NULL && span->kind == NH_PAGE_HEAD && span->cls == cls, 1) ? span
-                                                                                           : NULL;
+  return __builtin_expect(span != NULL && span_is_class(span, cls), 1) ? span : NULL;
 }
 
 /* span_held for each of n blocks, once a page; stops the process naming the
@@ -517,16 +533,6 @@ static void drain_shard(nh_heap *h, unsigned shard, unsigned cls, void *const *b
                         bool *look, uint32_t seen) {
   size_t put = nh_xfer_put(h, shard, cls, blocks, n, look, seen);
   if (put < n) spans_drain(h, shard, cls, blocks + put, n - put);
-}
-
-/* The span of p, a block of cls a cache returns, checked as span_held
- * checks the descriptor. Its segment is taken to be mapped, as spans_drain
- * takes it: p passed a free's lookup (the segment map and header checks
- * would cost the drain of a 256-byte batch 2%). */
-static nh_span *span_returned(void *p, unsigned cls) {
-  nh_span *span = span_of(p);
-  if (__builtin_expect(span->kind != NH_PAGE_HEAD || span->cls != cls, 0)) nh_block_respanned(p);
-  return span;
 }
 
 /* Blocks go home to the shard of their span (nh_span.shard), as they go home

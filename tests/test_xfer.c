@@ -4,8 +4,9 @@
  * node's transfer cache, trim and decay give them back, concurrent moves and
  * forks keep every block owned once, nh_heaps_check reads every block they
  * hold, a second copy of a block freed twice is caught whether it comes back
- * after its span was given back or waits while it is, and a working set larger than a CPU's cache is served from the
- * transfer cache rather than the spans.
+ * after its span was given back or waits while it is, and a working set
+ * larger than a CPU's cache is served from the transfer cache rather than
+ * the spans.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
