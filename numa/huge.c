@@ -22,11 +22,7 @@
  * kept mapping of at least need bytes; the whole units past need are cut
  * off and stay kept. When none is large enough, the largest kept one is
  * grown to need (mremap in place, or moved to a new aligned address: its
- * pages move, nothing is copied), and the other kept mappings of the node
- * are moved onto the grown part (splice: mremap again, page tables only),
- * so that a request larger than every freed block is still served from
- * pages already faulted in, as a page heap that coalesces free runs serves
- * it (tcmalloc, glibc). Only what the kept mappings cannot cover is new.
+ * pages move, nothing is copied), so its pages are reused too.
  *
  * Decay. A kept mapping goes back to the OS (munmap) purge_delay ms after
  * its free, at the first huge request, huge free or purge pass of its node
@@ -195,85 +191,6 @@ static bool activate(nh_heap *h, nh_segment *seg, size_t usable, int level) {
   return true;
 }
 
-/* ---- splicing kept mappings ------------------------------------------------------- */
-
-/* Whether kept mapping k may be moved onto the end of seg: both asked for
- * the same pages (whole THP advice or none: the advice moves with k's
- * pages, and seg's statistics count its range as one), neither hugetlb. */
-static bool splices_into(const nh_segment *k, const nh_segment *seg) {
-  bool k_whole = k->advised == k->map_size, seg_whole = seg->advised == seg->map_size;
-  return !k->hugetlb && !seg->hugetlb && (k->advised == 0 ? seg->advised == 0 : k_whole && seg_whole);
-}
-
-/* The kept mapping to move onto seg for a gap of gap bytes: the largest
- * that fits in it whole, else the smallest larger one (cut to the gap). */
-static nh_segment *splice_pick(nh_heap *h, const nh_segment *seg, size_t gap) {
-  nh_segment *whole = NULL, *larger = NULL;
-  for (nh_segment *k = h->huge_kept; k; k = k->next) {
-    if (!splices_into(k, seg)) continue;
-    if (k->map_size <= gap) {
-      if (whole == NULL || k->map_size > whole->map_size) whole = k;
-    } else if (larger == NULL || k->map_size < larger->map_size) {
-      larger = k;
-    }
-  }
-  return whole ? whole : larger;
-}
-
-/* Moves mapping k (taken off the kept list), header page and all, onto
- * the end of *segp (not kept either), which grows by k's size (extend: in
- * place, or moved); k's pages then hold that part of the block, and k is
- * gone, as absorb_next makes a neighbour part of a mapping. false if the OS
- * or the budget says no: k is then kept again as it was, and *segp may be
- * larger, its new part untouched. */
-static bool splice(nh_heap *h, nh_segment **segp, nh_segment *k, int level) {
-  nh_segment *seg = *segp;
-  size_t off = seg->map_size, size = k->map_size;
-  uint64_t k_charged = k->huge_charged, k_advised = k->advised;
-  uint64_t before = 2 * NH_HEADER_BYTES + seg->huge_charged + k_charged;
-  uint64_t after = NH_HEADER_BYTES + off + k_charged; /* seg's prefix then ends with k's */
-  if (!extend(h, segp, off + size)) {
-    kept_add(h, k);
-    return false;
-  }
-  seg = *segp;
-  if (after > before && !nh_charge(h, after - before, level)) {
-    kept_add(h, k);
-    return false;
-  }
-  nh_segmap_set((uintptr_t)k, size, NH_MAP_NONE); /* no lookup reaches k's old address */
-  if (nh_os_move_onto(k, size, (uint8_t *)seg + off) != 0) {
-    nh_segmap_set((uintptr_t)k, size, NH_MAP_HUGE);
-    if (after > before) nh_uncharge(h, after - before);
-    kept_add(h, k);
-    return false;
-  }
-  nh_track_open(k, size); /* ASan: the next mapping at k's old address starts clean */
-  if (after < before) nh_uncharge(h, before - after);
-  atomic_fetch_sub_explicit(&h->st.thp_bytes, k_advised, memory_order_relaxed); /* extend counted them */
-  atomic_fetch_sub_explicit(&h->st.segments, 1, memory_order_relaxed);
-  seg->huge_charged = off + k_charged;
-  seg->huge_dirty = seg->huge_charged; /* k's header and old contents */
-  return true;
-}
-
-/* Grows *segp (not kept) towards need bytes with the node's other kept
- * mappings, largest first, cutting the last one to fit. Stops where none
- * is left or one cannot be moved; the caller extends the rest. */
-static void splice_kept(nh_heap *h, nh_segment **segp, size_t need, int level) {
-  while ((*segp)->map_size < need) {
-    size_t gap = need - (*segp)->map_size;
-    nh_segment *k = splice_pick(h, *segp, gap);
-    if (k == NULL) return;
-    kept_remove(h, k);
-    if (k->map_size > gap && !cut(h, k, gap, level)) { /* k keeps its first gap bytes */
-      kept_add(h, k);
-      return;
-    }
-    if (!splice(h, segp, k, level)) return;
-  }
-}
-
 /* The smallest kept mapping of at least need bytes (*fits), else the
  * largest one that can grow; NULL if none. */
 static nh_segment *kept_best(nh_heap *h, size_t need, bool *fits) {
@@ -296,8 +213,7 @@ static void *reuse(nh_heap *h, size_t usable, int level) {
   nh_segment *seg = kept_best(h, need, &fits);
   if (seg == NULL) return NULL;
   kept_remove(h, seg);
-  if (!fits) splice_kept(h, &seg, unit_round(need), level);
-  bool ok = seg->map_size >= need || extend(h, &seg, unit_round(need));
+  bool ok = fits ? true : extend(h, &seg, unit_round(need));
   if (ok && unit_round(need) < seg->map_size)
     cut(h, seg, unit_round(need), level); /* refused: the block keeps the whole mapping */
   if (!ok || !activate(h, seg, usable, level)) {

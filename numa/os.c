@@ -43,14 +43,12 @@
 /* Synchronization: atomic, relaxed (test-only counters; no ordering needed). */
 static _Atomic int os_fail_maps;
 static _Atomic int os_fail_binds;
-static _Atomic int os_pass_maps;
 static _Atomic uint64_t os_faults_fired;
 static _Atomic uint64_t os_node_avail; /* nonzero: every node reports this */
 
 void nh_os_set_faults(const nh_os_faults *f) {
   atomic_store_explicit(&os_fail_maps, f ? f->fail_maps : 0, memory_order_relaxed);
   atomic_store_explicit(&os_fail_binds, f ? f->fail_binds : 0, memory_order_relaxed);
-  atomic_store_explicit(&os_pass_maps, f ? f->pass_maps : 0, memory_order_relaxed);
   atomic_store_explicit(&os_node_avail, f ? f->node_avail : 0, memory_order_relaxed);
 }
 
@@ -70,16 +68,6 @@ static int fault_fires(_Atomic int *counter) {
     }
   }
   return 0;
-}
-
-/* The same for a map call, once pass_maps calls have passed. */
-static int map_fault_fires(void) {
-  int n = atomic_load_explicit(&os_pass_maps, memory_order_relaxed);
-  while (n > 0)
-    if (atomic_compare_exchange_weak_explicit(&os_pass_maps, &n, n - 1, memory_order_relaxed,
-                                              memory_order_relaxed))
-      return 0;
-  return fault_fires(&os_fail_maps);
 }
 
 /* ---- pages ----------------------------------------------------------------- */
@@ -161,7 +149,7 @@ static void *map_aligned(void *hint, size_t size, size_t align, int prot) {
 }
 
 void *nh_os_map_aligned(size_t size, size_t align, int os_node) {
-  if (map_fault_fires()) return NULL;
+  if (fault_fires(&os_fail_maps)) return NULL;
   void *p = map_aligned(NULL, size, align, PROT_READ | PROT_WRITE);
   if (p == NULL) return NULL;
   if (os_node >= 0 && mbind_range(p, size, os_node) != 0) {
@@ -172,13 +160,13 @@ void *nh_os_map_aligned(size_t size, size_t align, int os_node) {
 }
 
 int nh_os_grow_in_place(void *addr, size_t old_size, size_t new_size) {
-  if (map_fault_fires()) return ENOMEM;
+  if (fault_fires(&os_fail_maps)) return ENOMEM;
   void *p = mremap(addr, old_size, new_size, 0);
   return p == MAP_FAILED ? errno : 0;
 }
 
 void *nh_os_move(void *addr, size_t old_size, size_t new_size, size_t align) {
-  if (map_fault_fires()) return NULL;
+  if (fault_fires(&os_fail_maps)) return NULL;
   void *to = map_aligned(NULL, new_size, align, PROT_NONE); /* an aligned place to land */
   if (to == NULL) return NULL;
   void *p = mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
@@ -187,12 +175,6 @@ void *nh_os_move(void *addr, size_t old_size, size_t new_size, size_t align) {
     return NULL;
   }
   return p;
-}
-
-int nh_os_move_onto(void *addr, size_t size, void *to) {
-  if (map_fault_fires()) return ENOMEM;
-  void *p = mremap(addr, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
-  return p == MAP_FAILED ? errno : 0;
 }
 
 /* ---- huge pages -------------------------------------------------------------- */
@@ -240,7 +222,7 @@ uint64_t nh_os_node_free_hugepages(int os_node) {
 }
 
 void *nh_os_map_hugetlb(size_t size, size_t align, int os_node) {
-  if (map_fault_fires()) return NULL;
+  if (fault_fires(&os_fail_maps)) return NULL;
   const size_t huge = (size_t)2 << 20;
   if (size % huge != 0 || align < huge) return NULL;
   /* reserve an aligned range, then place the huge page mapping over it */
@@ -266,7 +248,7 @@ int nh_os_remap_hugetlb(void *addr, size_t size, int prot, int os_node) {
   if (size % ((size_t)2 << 20) != 0 || ((uintptr_t)addr & (((size_t)2 << 20) - 1)) != 0)
     return EINVAL;
   int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, rc = 0;
-  if (map_fault_fires()) return ENOMEM; /* before anything is replaced */
+  if (fault_fires(&os_fail_maps)) return ENOMEM; /* before anything is replaced */
   void *p = mmap(addr, size, to_prot(prot), flags | MAP_HUGETLB | (21 << MAP_HUGE_SHIFT), -1, 0);
   if (p == MAP_FAILED) rc = errno;
   if (rc == 0 && os_node >= 0) rc = mbind_range(addr, size, os_node);
@@ -283,7 +265,7 @@ int nh_os_unmap(void *addr, size_t size) {
 }
 
 void *nh_os_reserve(void *hint, size_t size, size_t align, int fixed) {
-  if (map_fault_fires()) return NULL;
+  if (fault_fires(&os_fail_maps)) return NULL;
   if (fixed) {
     void *p = mmap(hint, size, PROT_NONE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);

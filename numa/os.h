@@ -51,12 +51,6 @@ int nh_os_grow_in_place(void *addr, size_t old_size, size_t new_size);
  * new address, or NULL (the mapping is then left where it was). */
 void *nh_os_move(void *addr, size_t old_size, size_t new_size, size_t align);
 
-/* Moves a mapping of size bytes onto `to`, which must be a range of the
- * caller's own mappings (what was there is unmapped: mremap MREMAP_FIXED;
- * the pages move with their binding and advice, nothing is copied). 0, or
- * an errno value (the mapping is then left where it was). */
-int nh_os_move_onto(void *addr, size_t size, void *to);
-
 /* Huge pages. nh_os_thp_mode: the kernel's transparent huge page setting
  * (/sys/kernel/mm/transparent_hugepage/enabled): NH_OS_THP_NEVER, _MADVISE,
  * _ALWAYS, or NH_OS_THP_NONE when the kernel has no THP. */
@@ -230,15 +224,12 @@ void nh_os_meta_unmap(void *p, size_t size);
  * calls fail (with ENOMEM / EIO); -1 = every call. Counters decrease as faults
  * fire; injected counts the faults fired so far. node_avail: when nonzero,
  * nh_os_node_available reports it for every node (a node the OS has nearly
- * exhausted, without exhausting the machine). pass_maps: how many map calls
- * succeed before fail_maps start failing (so that a test can reach the n-th
- * call of a path). */
+ * exhausted, without exhausting the machine). */
 typedef struct nh_os_faults {
   int fail_maps;
   int fail_binds;
   uint64_t injected;
   uint64_t node_avail;
-  int pass_maps;
 } nh_os_faults;
 void nh_os_set_faults(const nh_os_faults *f);
 uint64_t nh_os_faults_injected(void);

@@ -124,7 +124,7 @@ static void test_os_exhausted_node_takes_no_fresh_pages(void **state) {
   void *small = nh_malloc_node(20000, 1); /* maps node 1's first segment */
   assert_non_null(small);
   nh_node_stats before = nh_test_node_stats(1);
-  nh_os_faults f = {.node_avail = 1u << 20}; /* every node: 1 MiB left, under the watermark */
+  nh_os_faults f = {0, 0, 0, 1u << 20}; /* every node: 1 MiB left, under the watermark */
   nh_os_set_faults(&f);
   usleep(20000); /* the heaps re-read the OS figure every 10 ms */
   void *again = nh_malloc_node(20000, 1); /* its span's free blocks: no fresh page */
@@ -272,7 +272,7 @@ static void test_injected_os_failures(void **state) {
   uint64_t rs = 0x2545F4914F6CDD1Dull, ops = 0;
   int failed = 0;
   for (int round = 0; round < 60; round++) {
-    nh_os_faults f = {0};
+    nh_os_faults f = {0, 0, 0, 0};
     if (round % 3 != 2) f.fail_maps = round % 10 == 0 ? -1 : 1 + round % 4;
     if (round % 3 != 0) f.fail_binds = round % 7 == 0 ? -1 : 1 + round % 3;
     nh_os_set_faults(&f);

@@ -630,7 +630,7 @@ static void test_reserve_survives_os_out_of_memory(void **state) {
                 "off", "criticality", "process.spill", "none", NULL);
   nh_cache_set_cpu_override(0);
   assert_true(nh_test_node_stats(0).reserve_ready >= (4u << 20));
-  nh_os_faults f = {.fail_maps = -1}; /* from now on the OS refuses every new mapping */
+  nh_os_faults f = {-1, 0, 0, 0}; /* from now on the OS refuses every new mapping */
   nh_os_set_faults(&f);
   int n = 0;
   errno = 0;

@@ -47,19 +47,6 @@ static int teardown(void **state) {
 #endif
 #define KEEPS_HUGE nh_huge_keeping()
 
-/* ASan writes the shadow of a range a mapping moves to: page faults of its
- * own, wherever the mapping's pages come from. */
-#if defined(__SANITIZE_ADDRESS__)
-#define NH_ASAN_SHADOW 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define NH_ASAN_SHADOW 1
-#endif
-#endif
-#ifndef NH_ASAN_SHADOW
-#define NH_ASAN_SHADOW 0
-#endif
-
 static bool faults_tell(void) { return !NH_SHADOW_TOOL && !nh_reliab_under_valgrind(); }
 
 static long minor_faults(void) {
@@ -145,111 +132,6 @@ static void test_kept_mapping_grows_for_a_larger_request(void **state) {
   assert_int_equal(nh_test_node_stats(2).huge_kept, 0);
   nh_free(q);
   nh_heaps_check();
-}
-
-/* Blocks that fill kept mappings of 8 and 12 MiB on node, written and
- * freed: the node then keeps 20 MiB, every page resident. */
-static void keep_8_and_12(int node) {
-  const size_t na = 8 * MIB - NH_PAGE_SIZE, nb = 12 * MIB - NH_PAGE_SIZE;
-  uint8_t *a = nh_malloc_node(na, node), *b = nh_malloc_node(nb, node);
-  assert_non_null(a);
-  assert_non_null(b);
-  memset(a, 1, na);
-  memset(b, 2, nb);
-  nh_free(a);
-  nh_free(b);
-}
-
-/* A request larger than every kept mapping is served from their pages
- * together: the largest grows and the others are moved onto it (splice),
- * so no page is faulted in again and no byte is charged twice. */
-static void test_kept_mappings_spliced_for_a_larger_request(void **state) {
-  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind */
-  (void)state;
-  nh_test_start(FOUR_NODES, NULL);
-  uint64_t base = nh_test_node_stats(3).committed;
-  const size_t nc = 20 * MIB - NH_PAGE_SIZE;
-  keep_8_and_12(3);
-  nh_node_stats s0 = nh_test_node_stats(3);
-  assert_int_equal(s0.huge_kept, 20 * MIB);
-  long before = minor_faults();
-  uint8_t *c = nh_malloc_node(nc, 3); /* 20 MiB: neither fits, both together do */
-  assert_non_null(c);
-  assert_int_equal(nh_ptr_node(c), 3);
-  for (size_t i = 0; i < nc; i += 4096) c[i] = 3; /* every page of the block */
-  long faults = minor_faults() - before;
-  nh_node_stats s = nh_test_node_stats(3);
-  assert_int_equal(s.huge_kept, 0);
-  assert_int_equal(s.huge_reused, 1);
-  assert_int_equal(s.segments, s0.segments - 1);
-  /* one header fewer; the moved header's page is block memory now */
-  assert_int_equal(s.committed, s0.committed + NH_PAGE_SIZE - NH_HEADER_BYTES);
-  if (faults_tell() && !NH_ASAN_SHADOW) assert_true(faults < 16); /* 8 MiB new: 2048 pages, or 4 huge */
-  for (size_t i = 0; i < nc; i += 4096) assert_int_equal(c[i], 3);
-  nh_free(c);
-  nh_heaps_check();
-  nh_trim();
-  assert_int_equal(nh_test_node_stats(3).committed, base);
-}
-
-/* The last mapping moved onto the grown one is cut to the gap; its rest
- * stays kept, with a header of its own. */
-static void test_spliced_mapping_cut_to_the_gap(void **state) {
-  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind */
-  (void)state;
-  nh_test_start(FOUR_NODES, NULL);
-  uint64_t base = nh_test_node_stats(1).committed;
-  const size_t nc = 16 * MIB - NH_PAGE_SIZE;
-  keep_8_and_12(1);
-  nh_node_stats s0 = nh_test_node_stats(1);
-  uint8_t *c = nh_malloc_node(nc, 1); /* 12 MiB grown by 4 MiB of the 8 MiB one */
-  assert_non_null(c);
-  memset(c, 3, nc);
-  nh_node_stats s = nh_test_node_stats(1);
-  assert_int_equal(s.huge_kept, 4 * MIB);
-  assert_int_equal(s.segments, s0.segments);           /* one gone, one cut off */
-  assert_int_equal(s.committed, s0.committed);         /* nothing new, nothing twice */
-  uint8_t *d = nh_malloc_node(4 * MIB - NH_PAGE_SIZE, 1); /* the rest, header page first */
-  assert_non_null(d);
-  assert_int_equal(nh_test_node_stats(1).huge_kept, 0);
-  assert_int_equal(nh_test_node_stats(1).committed, s0.committed);
-  memset(d, 4, 4 * MIB - NH_PAGE_SIZE);
-  for (size_t i = 0; i < nc; i += 4096) assert_int_equal(c[i], 3);
-  nh_free(c);
-  nh_free(d);
-  nh_heaps_check();
-  nh_trim();
-  assert_int_equal(nh_test_node_stats(1).committed, base);
-}
-
-/* When the OS refuses to move a kept mapping, the request is still served
- * (fresh pages for the rest), and nothing is lost or charged twice. */
-static void test_splice_refused_by_the_os(void **state) {
-  if (!KEEPS_HUGE) skip(); /* numa/huge.c: none kept under Valgrind */
-  (void)state;
-  nh_test_start(FOUR_NODES, NULL);
-  uint64_t base = nh_test_node_stats(2).committed;
-  int pass = 0;
-  for (;; pass++) { /* the request's first, second... OS call fails, until it makes no more */
-    keep_8_and_12(2);
-    uint64_t injected = nh_os_faults_injected();
-    nh_os_faults f = {.fail_maps = 1, .pass_maps = pass};
-    nh_os_set_faults(&f);
-    uint8_t *c = nh_malloc_node(20 * MIB - NH_PAGE_SIZE, 2);
-    nh_os_set_faults(NULL);
-    bool fired = nh_os_faults_injected() == injected + 1;
-    if (c != NULL) {
-      assert_int_equal(nh_ptr_node(c), 2);
-      memset(c, 5, 20 * MIB - NH_PAGE_SIZE);
-      nh_free(c);
-    }
-    nh_heaps_check();
-    nh_trim();
-    assert_int_equal(nh_test_node_stats(2).committed, base);
-    assert_int_equal(nh_test_node_stats(2).huge_kept, 0);
-    if (!fired) break;
-  }
-  assert_true(pass >= 2); /* the grow (in place or moved), then the splice's move */
 }
 
 /* calloc of a reused huge block clears what the last owner wrote. */
@@ -524,9 +406,6 @@ int main(void) {
       cmocka_unit_test(test_freed_16m_block_served_without_faults),
       cmocka_unit_test(test_kept_mappings_cut_and_best_fit),
       cmocka_unit_test(test_kept_mapping_grows_for_a_larger_request),
-      cmocka_unit_test(test_kept_mappings_spliced_for_a_larger_request),
-      cmocka_unit_test(test_spliced_mapping_cut_to_the_gap),
-      cmocka_unit_test(test_splice_refused_by_the_os),
       cmocka_unit_test(test_calloc_of_reused_block_is_zero),
       cmocka_unit_test(test_kept_blocks_decay_after_purge_delay),
       cmocka_unit_test(test_keep_limits),
