@@ -180,12 +180,10 @@ static void *map_backed(nh_heap *h, size_t size, size_t align, bool huge_ok, uin
   return p;
 }
 
-nh_segment *nh_segment_map_new(nh_heap *h, size_t size, size_t align, int level, bool huge) {
+nh_segment *nh_segment_map_new(nh_heap *h, size_t size, size_t align, int level, bool huge_ok) {
   if (!nh_node_has_room(h, size)) return NULL;
   if (!nh_charge(h, NH_HEADER_BYTES, level)) return NULL;
   uint8_t backing;
-  bool huge_ok = huge || atomic_load_explicit(&h->st.segments, memory_order_relaxed) >=
-                             NH_THP_FIRST_SEGMENT;
   nh_segment *seg = map_backed(h, size, align, huge_ok, &backing);
   if (seg == NULL) {
     nh_uncharge(h, NH_HEADER_BYTES);
@@ -212,7 +210,8 @@ void nh_segment_unmap(nh_heap *h, nh_segment *seg, uint64_t committed) {
 }
 
 static nh_segment *segment_new(nh_heap *h, int level) {
-  nh_segment *seg = nh_segment_map_new(h, NH_SEGMENT_SIZE, NH_SEGMENT_SIZE, level, false);
+  bool huge_ok = atomic_load_explicit(&h->st.segments, memory_order_relaxed) >= NH_THP_FIRST_SEGMENT;
+  nh_segment *seg = nh_segment_map_new(h, NH_SEGMENT_SIZE, NH_SEGMENT_SIZE, level, huge_ok);
   if (seg == NULL) return NULL;
   seg->free_pages = NH_SEGMENT_USABLE_MASK;
   seg->committed_pages = 0;

@@ -337,6 +337,37 @@ static void test_purge_keeps_huge_pages_with_live_blocks(void **state) {
   assert_int_equal(purge_around_live_block(true), 31 * NH_PAGE_SIZE); /* x's unit only */
 }
 
+/* A huge block's mapping goes on huge pages only where its block fills its
+ * last 2 MiB unit to three quarters or more: a huge page is resident whole,
+ * and one and a bit units would make a 2.3 MiB block take 4 MiB. */
+static void test_huge_pages_only_where_the_block_fills_them(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, "heap", "huge_pages", "thp", NULL);
+  if (nh_g.huge_pages != NH_HUGE_THP) skip(); /* the kernel's THP is off: nothing to test */
+  static const struct {
+    size_t size;
+    bool huge;
+  } cases[] = {
+      {2 * MIB + 300 * 1024, false}, /* reaches 2.36 MiB: 1.64 MiB of a unit empty */
+      {6 * MIB, false},              /* 6.06 MiB: 1.94 empty, over a quarter */
+      {8 * MIB, true},               /* 8.06 MiB: 1.94 empty, under a quarter */
+      {12 * MIB - NH_PAGE_SIZE, true}, /* fills its last unit */
+      {20 * MIB, true},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    uint64_t before = nh_test_node_stats(2).thp_bytes;
+    uint8_t *p = nh_malloc_node(cases[i].size, 2);
+    assert_non_null(p);
+    memset(p, 1, cases[i].size);
+    uint64_t advised = nh_test_node_stats(2).thp_bytes - before;
+    if (cases[i].huge != (advised >= cases[i].size))
+      fail_msg("a %zu-byte block: %llu bytes advised", cases[i].size, (unsigned long long)advised);
+    nh_free(p);
+    nh_trim(); /* the next request maps anew, not from this one's kept mapping */
+  }
+  assert_int_equal(nh_test_node_stats(2).thp_bytes, 0);
+}
+
 /* Spans go into huge pages already resident before another 2 MiB unit is
  * faulted in. On node 3, past the base-page segments: x takes unit 0
  * (pages 1-31), y pages 32-51 of unit 1 (resident; 52-63 never touched).
@@ -413,6 +444,7 @@ int main(void) {
       cmocka_unit_test(test_huge_realloc_shrinks_and_grows_in_place),
       cmocka_unit_test(test_kept_large_span_best_fit),
       cmocka_unit_test(test_purge_keeps_huge_pages_with_live_blocks),
+      cmocka_unit_test(test_huge_pages_only_where_the_block_fills_them),
       cmocka_unit_test(test_spans_pack_into_resident_huge_pages),
       cmocka_unit_test(test_huge_mode_resolution),
       cmocka_unit_test(test_hugetlb_falls_back),
