@@ -337,9 +337,10 @@ static void test_purge_keeps_huge_pages_with_live_blocks(void **state) {
   assert_int_equal(purge_around_live_block(true), 31 * NH_PAGE_SIZE); /* x's unit only */
 }
 
-/* A huge block's mapping goes on huge pages only where its block fills its
- * last 2 MiB unit to three quarters or more: a huge page is resident whole,
- * and one and a bit units would make a 2.3 MiB block take 4 MiB. */
+/* A huge block's mapping goes on huge pages only where the part of the last
+ * 2 MiB unit the block reaches that it leaves empty is at most a quarter of
+ * the block: a huge page is resident whole, and one and a bit units would
+ * make a 2.3 MiB block take 4 MiB. */
 static void test_huge_pages_only_where_the_block_fills_them(void **state) {
   (void)state;
   nh_test_start(FOUR_NODES, "heap", "huge_pages", "thp", NULL);
