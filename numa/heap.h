@@ -296,11 +296,13 @@ bool nh_charge(struct nh_heap *h, uint64_t bytes, int level);
 void nh_uncharge(struct nh_heap *h, uint64_t bytes);
 bool nh_node_has_room(struct nh_heap *h, size_t size);
 /* Maps a segment of size bytes aligned to align on h's node (header charged),
- * backed per [heap] huge_pages where huge_ok (an ordinary segment from the
- * node's NH_THP_FIRST_SEGMENT-th on; a huge block's mapping where its block
- * fills its last 2 MiB unit: huge.c), on base pages otherwise; NULL if the
- * budget or the OS say no. */
-nh_segment *nh_segment_map_new(struct nh_heap *h, size_t size, size_t align, int level, bool huge_ok);
+ * backed per [heap] huge_pages: explicit huge pages where hugetlb_ok,
+ * transparent ones where thp_ok (an ordinary segment: both from the node's
+ * NH_THP_FIRST_SEGMENT-th on; a huge block's mapping: hugetlb always, thp
+ * where its block fills its last 2 MiB unit, huge.c), base pages otherwise;
+ * NULL if the budget or the OS say no. */
+nh_segment *nh_segment_map_new(struct nh_heap *h, size_t size, size_t align, int level,
+                               bool hugetlb_ok, bool thp_ok);
 /* Unmaps seg, uncharging committed bytes and its header (counted as purged). */
 void nh_segment_unmap(struct nh_heap *h, nh_segment *seg, uint64_t committed);
 /* Maps and populates (pre-faults) the node's emergency reserve, bound to its

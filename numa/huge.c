@@ -224,13 +224,15 @@ static void *reuse(nh_heap *h, size_t usable, int level) {
   return seg->huge_block;
 }
 
-/* Whether a block reaching end bytes into its new mapping goes on huge
- * pages. A huge page is faulted in whole, so the part of the last 2 MiB unit
- * past the block's end is resident as soon as the block's last page is
- * touched: asked for only where that is at most a quarter of what the
- * block reaches (every block of 8 MiB and more; a block of 2-2.5 MiB, two
- * units for one and a bit, never: large/max_kib:2560 at one thread had a
- * peak RSS of 83.7 MB with its 2-2.5 MiB blocks on huge pages, glibc 53.4). */
+/* Whether a block reaching end bytes into its new mapping goes on
+ * transparent huge pages. One is faulted in whole, so the part of the last
+ * 2 MiB unit past the block's end is resident as soon as the block's last
+ * page is touched: asked for only where that is at most a quarter of what
+ * the block reaches (every block of 8 MiB and more; a block of 2-2.5 MiB,
+ * two units for one and a bit, never: large/max_kib:2560 at one thread had a
+ * peak RSS of 83.7 MB with its 2-2.5 MiB blocks on huge pages, glibc 53.4).
+ * Explicit huge pages (hugetlb) are taken whatever the fit: the
+ * administrator reserved them, so they cost no memory beyond the pool. */
 static bool huge_pages_pay(size_t end) {
   size_t unit = (size_t)2 << 20, waste = ((end + unit - 1) & ~(unit - 1)) - end;
   return 4 * waste <= end;
@@ -241,7 +243,8 @@ static void *fresh(nh_heap *h, size_t usable, size_t align, int level) {
   size_t map_align = align > NH_SEGMENT_SIZE ? align : NH_SEGMENT_SIZE;
   size_t guard = nh_g.paranoid ? nh_os_page_size() : 0; /* a PROT_NONE page after the block */
   size_t map_size = unit_round(offset + usable + guard);
-  nh_segment *seg = nh_segment_map_new(h, map_size, map_align, level, huge_pages_pay(offset + usable));
+  nh_segment *seg =
+      nh_segment_map_new(h, map_size, map_align, level, true, huge_pages_pay(offset + usable));
   if (seg == NULL) return NULL;
   if (guard) nh_os_protect((uint8_t *)seg + offset + usable, guard, NH_OS_PROT_NONE);
   seg->huge = 1;

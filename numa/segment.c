@@ -155,13 +155,14 @@ static void *map_hugetlb(nh_heap *h, size_t size, size_t align) {
 }
 
 /* Maps size bytes on h's node, backed per [heap] huge_pages: explicit huge
- * pages (hugetlb mode, when the node has them), else transparent ones asked
- * for before the first touch (thp mode, and hugetlb's fall back), else base
- * pages. *hugetlb says which. */
-static void *map_backed(nh_heap *h, size_t size, size_t align, bool huge_ok, uint8_t *hugetlb) {
-  int mode = huge_ok ? nh_g.huge_pages : NH_HUGE_OFF;
+ * pages (hugetlb mode, when the node has them, where hugetlb_ok), else
+ * transparent ones asked for before the first touch (thp mode, and
+ * hugetlb's fall back, where thp_ok), else base pages. *hugetlb says which. */
+static void *map_backed(nh_heap *h, size_t size, size_t align, bool hugetlb_ok, bool thp_ok,
+                        uint8_t *hugetlb) {
+  int mode = nh_g.huge_pages;
   *hugetlb = 0;
-  if (mode == NH_HUGE_HUGETLB) {
+  if (mode == NH_HUGE_HUGETLB && hugetlb_ok) {
     void *p = map_hugetlb(h, size, align);
     if (p) {
       *hugetlb = 1;
@@ -171,7 +172,7 @@ static void *map_backed(nh_heap *h, size_t size, size_t align, bool huge_ok, uin
     atomic_fetch_add_explicit(&h->st.hugetlb_fallbacks, 1, memory_order_relaxed);
   }
   void *p = nh_os_map_aligned(size, align, h->os_node); /* bound before any touch */
-  if (p && mode != NH_HUGE_OFF && nh_g.thp_ok && nh_os_advise_huge(p, size) == 0) {
+  if (p && thp_ok && mode != NH_HUGE_OFF && nh_g.thp_ok && nh_os_advise_huge(p, size) == 0) {
     atomic_fetch_add_explicit(&h->st.thp_bytes, size, memory_order_relaxed);
     *hugetlb = 2; /* advised */
   } else if (p && nh_g.thp_always) {
@@ -180,11 +181,12 @@ static void *map_backed(nh_heap *h, size_t size, size_t align, bool huge_ok, uin
   return p;
 }
 
-nh_segment *nh_segment_map_new(nh_heap *h, size_t size, size_t align, int level, bool huge_ok) {
+nh_segment *nh_segment_map_new(nh_heap *h, size_t size, size_t align, int level, bool hugetlb_ok,
+                               bool thp_ok) {
   if (!nh_node_has_room(h, size)) return NULL;
   if (!nh_charge(h, NH_HEADER_BYTES, level)) return NULL;
   uint8_t backing;
-  nh_segment *seg = map_backed(h, size, align, huge_ok, &backing);
+  nh_segment *seg = map_backed(h, size, align, hugetlb_ok, thp_ok, &backing);
   if (seg == NULL) {
     nh_uncharge(h, NH_HEADER_BYTES);
     return NULL;
@@ -211,7 +213,7 @@ void nh_segment_unmap(nh_heap *h, nh_segment *seg, uint64_t committed) {
 
 static nh_segment *segment_new(nh_heap *h, int level) {
   bool huge_ok = atomic_load_explicit(&h->st.segments, memory_order_relaxed) >= NH_THP_FIRST_SEGMENT;
-  nh_segment *seg = nh_segment_map_new(h, NH_SEGMENT_SIZE, NH_SEGMENT_SIZE, level, huge_ok);
+  nh_segment *seg = nh_segment_map_new(h, NH_SEGMENT_SIZE, NH_SEGMENT_SIZE, level, huge_ok, huge_ok);
   if (seg == NULL) return NULL;
   seg->free_pages = NH_SEGMENT_USABLE_MASK;
   seg->committed_pages = 0;
