@@ -286,6 +286,12 @@ struct nh_heap;
 nh_span *nh_pages_take(struct nh_heap *h, unsigned npages, int level);
 /* Returns a span's pages to its segment. Caller holds h->page_lock. */
 void nh_pages_release(struct nh_heap *h, nh_segment *seg, nh_span *span);
+/* bytes of new pages are about to fault in outside the segments (a huge
+ * block's mapping, fresh or grown): the node's kept large spans go back to
+ * their segments, and as many of the segments' free dirty pages go back to
+ * the OS, as an ordinary claim does before it faults pages in (shed_dirty).
+ * Caller holds h->page_lock. */
+void nh_pages_shed(struct nh_heap *h, size_t bytes);
 /* Purges free committed pages of h (all of them when force, else per the
  * policy in docs/architecture.md), after releasing the large spans kept for
  * reuse. Caller holds h->page_lock. */

@@ -181,6 +181,7 @@ static bool activate(nh_heap *h, nh_segment *seg, size_t usable, int level) {
   if (usable > seg->huge_charged) {
     uint64_t extra = usable - seg->huge_charged;
     if (!nh_charge(h, extra, level)) return false;
+    nh_pages_shed(h, extra); /* new pages: free ones of the segments go back first */
     seg->huge_charged = usable;
   }
   seg->huge_size = usable;
@@ -355,6 +356,7 @@ bool nh_huge_grow(nh_heap *h, nh_segment *seg, size_t size) {
   }
   uint64_t extra = usable > seg->huge_charged ? usable - seg->huge_charged : 0;
   if (extra && !nh_charge(h, extra, seg->huge_level)) return false; /* the mapping stays larger */
+  if (extra) nh_pages_shed(h, extra);
   seg->huge_charged += extra;
   atomic_fetch_add_explicit(&h->st.level_committed[seg->huge_level], usable - seg->huge_size,
                             memory_order_relaxed);

@@ -411,6 +411,11 @@ static void release_node_kept(nh_heap *h) {
   }
 }
 
+void nh_pages_shed(nh_heap *h, size_t bytes) {
+  release_node_kept(h);
+  if (h->dirty_bytes > 0) shed_dirty(h, (unsigned)((bytes + NH_PAGE_SIZE - 1) / NH_PAGE_SIZE), NULL, 0);
+}
+
 /* Gives the kept large spans, the node's and its CPU shards' stashes,
  * back to their segments (no purge). */
 static void release_kept(nh_heap *h) {

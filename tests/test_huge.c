@@ -369,6 +369,39 @@ static void test_huge_pages_only_where_the_block_fills_them(void **state) {
   assert_int_equal(nh_test_node_stats(2).thp_bytes, 0);
 }
 
+/* A huge block about to fault in new pages first gives the node's free
+ * segment pages back to the OS, as many as it will fault in (kept large
+ * spans included), as an ordinary claim does: the resident set does not
+ * grow past what is in use plus what the decay has yet to return. */
+static void test_huge_block_sheds_free_segment_pages(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, NULL);
+  nh_heap *h = &nh_g.heap[3];
+  void *b[6];
+  for (int i = 0; i < 6; i++) {
+    b[i] = nh_malloc_node(1536 << 10, 3); /* large spans in segments */
+    assert_non_null(b[i]);
+    memset(b[i], 1, 1536 << 10);
+  }
+  for (int i = 0; i < 6; i++) nh_free(b[i]); /* kept for reuse: resident, not in use */
+  assert_true(h->large_cached > 0);
+  uint64_t purged = nh_test_node_stats(3).purged;
+  uint8_t *p = nh_malloc_node(8 * MIB - NH_PAGE_SIZE, 3);
+  assert_non_null(p);
+  uint64_t shed = nh_test_node_stats(3).purged - purged;
+  /* the kept spans' pages (those not in a CPU's stash), at most the block's */
+  if (shed < 4 * MIB || shed > 8 * MIB)
+    fail_msg("%llu bytes shed before an 8 MiB block", (unsigned long long)shed);
+  assert_int_equal(h->large_cached, 0);
+  memset(p, 2, 8 * MIB - NH_PAGE_SIZE);
+  nh_free(p);
+  uint8_t *q = nh_malloc_node(1536 << 10, 3); /* the segments still serve, shed pages or not */
+  assert_non_null(q);
+  memset(q, 3, 1536 << 10);
+  nh_free(q);
+  nh_heaps_check();
+}
+
 /* Spans go into huge pages already resident before another 2 MiB unit is
  * faulted in. On node 3, past the base-page segments: x takes unit 0
  * (pages 1-31), y pages 32-51 of unit 1 (resident; 52-63 never touched).
@@ -446,6 +479,7 @@ int main(void) {
       cmocka_unit_test(test_kept_large_span_best_fit),
       cmocka_unit_test(test_purge_keeps_huge_pages_with_live_blocks),
       cmocka_unit_test(test_huge_pages_only_where_the_block_fills_them),
+      cmocka_unit_test(test_huge_block_sheds_free_segment_pages),
       cmocka_unit_test(test_spans_pack_into_resident_huge_pages),
       cmocka_unit_test(test_huge_mode_resolution),
       cmocka_unit_test(test_hugetlb_falls_back),
