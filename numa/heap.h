@@ -305,8 +305,9 @@ bool nh_node_has_room(struct nh_heap *h, size_t size);
  * backed per [heap] huge_pages: explicit huge pages where hugetlb_ok,
  * transparent ones where thp_ok (an ordinary segment: both from the node's
  * NH_THP_FIRST_SEGMENT-th on; a huge block's mapping: hugetlb always, thp
- * where its block fills its last 2 MiB unit, huge.c), base pages otherwise;
- * NULL if the budget or the OS say no. */
+ * where the block leaves empty at most a quarter of its size in the last
+ * 2 MiB unit it reaches, huge.c), base pages otherwise; NULL if the budget or
+ * the OS say no. */
 nh_segment *nh_segment_map_new(struct nh_heap *h, size_t size, size_t align, int level,
                                bool hugetlb_ok, bool thp_ok);
 /* Unmaps seg, uncharging committed bytes and its header (counted as purged). */

@@ -27,8 +27,8 @@
  *            hugetlb, a thread on node 0 gets a 6 MiB block backed by them
  *            (node 0's free_hugepages drops by at least 4, the pages are on
  *            node 0, hugetlb_bytes counts them), and a thread on node 1, which
- *            has none reserved, gets its block on node 1 from a thp mapping
- *            with the fall back counted (hugetlb_fallbacks).
+ *            has none reserved, gets an 8 MiB - 64 KiB block on node 1 from a
+ *            thp mapping with the fall back counted (hugetlb_fallbacks).
  *
  * Logical node i of numaheap is the i-th OS node in increasing order.
  */
@@ -213,9 +213,10 @@ static void hugetlb_reserved_body(void *arg) {
 
 static void hugetlb_fallback_body(void *arg) {
   int i = *(const int *)arg;
-  /* the fall back is thp, which advises a huge block only where it fills
-   * its last 2 MiB unit (numa/huge.c huge_pages_pay): 8 MiB with the header
-   * page does, a 6 MiB block would not */
+  /* the fall back is thp, which advises a huge block only where it leaves
+   * empty at most a quarter of its size in the last 2 MiB unit it reaches
+   * (numa/huge.c huge_pages_pay): this block, after the 64 KiB header page,
+   * ends on a unit's end; a 6 MiB block would leave 1.94 MiB empty */
   unsigned char *p = block_on("hugetlb", 8 * MIB - 64 * 1024, topo.os_id[i]);
   nh_node_stats s = node_stats(i, NULL);
   if (s.hugetlb_fallbacks < 1 || s.hugetlb_bytes != 0 || s.thp_bytes < 8 * MIB)
