@@ -15,6 +15,17 @@ the allocator, the family and (for a crash) the benchmark that crashes alone.
 If numaheap is not given or does not load, the peers are compared against
 glibc, and the report says so.
 
+--numaheap-variant LABEL:KEY=VALUE,... adds numaheap once more, as the
+allocator numaheap-LABEL, run with those NUMAHEAP_* variables set (e.g.
+nothp:NUMAHEAP_HUGE_PAGES=off): a configuration side by side with the
+default and the peers, in the same rounds.
+
+The report's heading says how this host treats fresh transparent huge pages
+(host_thp_probe): a virtual machine whose host takes back the guest's free
+memory (free page reporting) makes a huge page faulted on such memory cost
+many times a reused one, which weighs on whichever allocator asks for huge
+pages first after an idle moment.
+
 Writes into --out: report.md (tables), results.json (medians), raw/ (every
 run's JSON and log), and PNG plots.
 
@@ -135,9 +146,9 @@ def peer_library(name):
     return hits[0]
 
 
-def identify(bench, preload):
+def identify(bench, preload, name=None):
     """The allocator nh_bench reports as live under @preload (None: none)."""
-    r = subprocess.run([bench, "--nhb_identify"], env=run_env(preload),
+    r = subprocess.run([bench, "--nhb_identify"], env=run_env(preload, name),
                        capture_output=True, text=True, timeout=60)
     m = re.search(r"allocator=(\S+)", r.stdout)
     if r.returncode < 0:
@@ -148,12 +159,37 @@ def identify(bench, preload):
     return m.group(1), r.stderr.strip()
 
 
-def run_env(preload):
+# allocator name -> the NUMAHEAP_* variables of a --numaheap-variant
+VARIANT_ENV = {}
+
+
+def run_env(preload, name=None):
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
     if preload:
         env["LD_PRELOAD"] = preload
+    env.update(VARIANT_ENV.get(name, {}))
     return env
+
+
+def live_name(name):
+    """The allocator nh_bench reports for @name: numaheap for its variants."""
+    return "numaheap" if name in VARIANT_ENV else name
+
+
+def parse_variant(text):
+    """'LABEL:KEY=VALUE,...' -> (allocator name, {KEY: VALUE})."""
+    label, sep, rest = text.partition(":")
+    if not sep or not re.fullmatch(r"[a-z0-9_]+", label):
+        raise CompareError(f"--numaheap-variant '{text}': want LABEL:KEY=VALUE,... with a "
+                           "label of lower-case letters, digits and _")
+    env = {}
+    for item in rest.split(","):
+        key, eq, value = item.partition("=")
+        if not eq or not re.fullmatch(r"NUMAHEAP_[A-Z0-9_]+", key):
+            raise CompareError(f"--numaheap-variant '{text}': '{item}' is not NUMAHEAP_NAME=VALUE")
+        env[key] = value
+    return "numaheap-" + label, env
 
 
 def resolve_allocators(args):
@@ -175,9 +211,16 @@ def resolve_allocators(args):
         note = check_numaheap(args.bench, libs["numaheap"])
         if note:
             del libs["numaheap"]
+    for text in args.numaheap_variant or []:
+        name, env = parse_variant(text)
+        if "numaheap" not in libs:
+            raise CompareError(f"--numaheap-variant {text}: numaheap itself is not measured "
+                               f"({note or 'not in --allocators'})")
+        VARIANT_ENV[name] = env
+        libs[name] = libs["numaheap"]
     for name, lib in libs.items():
-        live, detail = identify(args.bench, lib)
-        if live != name:
+        live, detail = identify(args.bench, lib, name)
+        if live != live_name(name):
             raise CompareError(f"{name}: nh_bench reports '{live}' as the live allocator "
                                f"under LD_PRELOAD={lib} ({detail})")
     if "glibc" not in libs and "numaheap" not in libs:
@@ -217,12 +260,13 @@ TIMED_OUT = -1000  # run_once's status for a run killed after RUN_TIMEOUT
 def run_once(bench, preload, name, bench_filter, min_time, json_path, log_path):
     """Runs nh_bench once; returns (exit status, peak RSS bytes). The status is
     negative for a signal, TIMED_OUT for a run that hung past RUN_TIMEOUT."""
-    cmd = [bench, f"--nhb_expect={name}", f"--benchmark_filter={bench_filter}",
+    cmd = [bench, f"--nhb_expect={live_name(name)}", f"--benchmark_filter={bench_filter}",
            f"--benchmark_min_time={min_time}", f"--benchmark_out={json_path}",
            "--benchmark_out_format=json"]
     deadline = time.monotonic() + RUN_TIMEOUT
     with open(log_path, "w") as out:
-        proc = subprocess.Popen(cmd, env=run_env(preload), stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, env=run_env(preload, name), stdout=out,
+                                stderr=subprocess.STDOUT)
         while True:  # wait4 gives this child's own ru_maxrss
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
@@ -261,7 +305,7 @@ def check_run(name, family, status, json_path, log_path):
                            "(nh_bench --benchmark_list_tests lists the names)")
     data = json.loads(text)
     live = data.get("context", {}).get("allocator")
-    if live != name:
+    if live != live_name(name):
         raise CompareError(f"{name}: family '{family}' ran on '{live}' ({json_path})")
     errors = [b["name"] + ": " + b.get("error_message", "")
               for b in data.get("benchmarks", []) if b.get("error_occurred")]
@@ -383,7 +427,7 @@ def run_small_programs(args, libs, runs):
             for label, argv in progs.items():
                 if libs[name]:
                     drop_page_cache(libs[name])
-                p = subprocess.run([launcher] + argv, env=run_env(libs[name]),
+                p = subprocess.run([launcher] + argv, env=run_env(libs[name], name),
                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                    text=True, timeout=120)
                 lines = p.stdout.splitlines()  # the program's own output, then the launcher's line
@@ -525,6 +569,62 @@ def footprint_table(medians, names):
     return table(["benchmark"] + names, rows) if rows else "(no footprint benchmark ran)"
 
 
+PROBE_BYTES = 256 << 20
+PROBE_IDLE = 4.0  # seconds: past the 2 s delay of Linux's free page reporting
+
+
+def probe_touch(huge):
+    """Seconds to write PROBE_BYTES into a fresh anonymous mapping, asked for
+    transparent huge pages (or refused them); the mapping is unmapped after."""
+    import mmap
+    m = mmap.mmap(-1, PROBE_BYTES, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        m.madvise(mmap.MADV_HUGEPAGE if huge else mmap.MADV_NOHUGEPAGE)
+        chunk = b"\1" * (2 << 20)
+        t = time.monotonic()
+        for off in range(0, PROBE_BYTES, len(chunk)):
+            m[off:off + len(chunk)] = chunk
+        return time.monotonic() - t
+    finally:
+        m.close()
+
+
+def host_thp_probe():
+    """How this host treats fresh transparent huge pages, in one line; None if
+    THP is off or cannot be asked for. Writes 256 MiB with huge pages right after
+    the same was unmapped (memory the guest just freed), then after PROBE_IDLE s
+    idle, and with base pages after the same idle. A virtual machine whose host
+    discards what the guest frees (free page reporting: virtio-balloon, and
+    page_reporting_order on the kernel command line) shows the second many
+    times the first; a bare machine shows them alike."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            mode = re.search(r"\[(\w+)\]", f.read()).group(1)
+        if mode == "never":
+            return None
+        probe_touch(True)
+        reused = probe_touch(True)
+        time.sleep(PROBE_IDLE)
+        idle = probe_touch(True)
+        time.sleep(PROBE_IDLE)
+        base = probe_touch(False)
+    except (OSError, AttributeError, ValueError):
+        return None
+    with open("/proc/cmdline") as f:
+        m = re.search(r"page_reporting\.page_reporting_order=(\d+)", f.read())
+    order = (f"; free page reporting is on (page_reporting_order={m.group(1)}: free blocks of "
+             f"{4 << int(m.group(1)) >> 10} MiB go back to the host)") if m else ""
+    per = (PROBE_BYTES >> 21) / 1000  # ms per 2 MiB from seconds per PROBE_BYTES
+    verdict = ("fresh huge pages after an idle moment cost "
+               f"{idle / reused:.1f}x reused ones: the host takes back freed memory, and "
+               "whichever allocator faults huge pages first after a pause pays for it"
+               if idle > 3 * reused else "no cost of note for fresh huge pages")
+    return (f"THP '{mode}'; writing 256 MiB: huge pages reused {reused * 1e3:.0f} ms "
+            f"({reused / per:.2f} ms a 2 MiB page), huge pages after {PROBE_IDLE:.0f} s idle "
+            f"{idle * 1e3:.0f} ms, base pages after the same idle {base * 1e3:.0f} ms: "
+            f"{verdict}{order}")
+
+
 def machine_line():
     nodes = len([d for d in os.listdir("/sys/devices/system/node")
                  if re.fullmatch(r"node\d+", d)]) if os.path.isdir("/sys/devices/system/node") else 1
@@ -532,7 +632,7 @@ def machine_line():
 
 
 def write_report(args, libs, base, note, medians, peaks, failures, families, rounds, min_time,
-                 small):
+                 small, host):
     peers = [n for n in libs if n != base]
     if base == "numaheap":
         heading = "Peers relative to numaheap"
@@ -545,7 +645,10 @@ def write_report(args, libs, base, note, medians, peaks, failures, families, rou
         f"- command: `{' '.join(sys.argv)}`",
         f"- mode: {args.mode}, {rounds} interleaved rounds, --benchmark_min_time={min_time}; "
         "medians over rounds",
-        "- libraries: " + ", ".join(f"{n}={libs[n] or '(none)'}" for n in libs), "",
+        "- libraries: " + ", ".join(
+            f"{n}={libs[n] or '(none)'}" + "".join(f" {k}={v}" for k, v in VARIANT_ENV.get(n, {}).items())
+            for n in libs),
+        f"- host: {host or 'not probed (--no-host-probe, or THP off)'}", "",
         f"## Time per operation ({args.metric} time; peer/{base} above 1 is slower)",
         "",
         "For N threads the real time is wall time divided by all threads' operations "
@@ -718,6 +821,11 @@ def parse_args(argv):
     p.add_argument("--small-runs", type=int, default=15,
                    help="runs of each small program (footprint: peak RSS of a program that "
                    "allocates little; 0: skip them; default 15)")
+    p.add_argument("--numaheap-variant", action="append", metavar="LABEL:KEY=VALUE,...",
+                   help="also run numaheap as numaheap-LABEL with these NUMAHEAP_* variables "
+                   "set (repeatable), e.g. nothp:NUMAHEAP_HUGE_PAGES=off")
+    p.add_argument("--no-host-probe", action="store_true",
+                   help="skip the probe of how this host treats fresh huge pages (6 s)")
     p.add_argument("--out", default="compare-out", help="output folder (default compare-out)")
     p.add_argument("--no-install", action="store_true", help="never call apt-get")
     args = p.parse_args(argv)
@@ -758,6 +866,11 @@ def main(argv):
         libs, base, note = resolve_allocators(args)
         os.makedirs(args.out, exist_ok=True)
         log(f"allocators: {', '.join(libs)}; base {base}; {rounds} rounds; min_time {min_time}")
+        host = None
+        if not args.no_host_probe:
+            log("probing how this host treats fresh huge pages")
+            host = host_thp_probe()
+            log(f"host: {host}")
         samples, rss, failures = run_all(args, libs, families, rounds, min_time)
         small = run_small_programs(args, libs, args.small_runs) if args.small_runs else {}
     except CompareError as e:
@@ -765,11 +878,12 @@ def main(argv):
         return 2
     medians, peaks = summarize(samples, rss, args.metric)
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"base": base, "note": note, "libraries": libs, "medians": medians,
+        json.dump({"base": base, "note": note, "libraries": libs, "variants": VARIANT_ENV,
+                   "host": host, "medians": medians,
                    "peak_rss": peaks, "small_programs_kb": small, "failures": failures}, f,
                   indent=1)
     write_report(args, libs, base, note, medians, peaks, failures, list(families), rounds, min_time,
-                 small)
+                 small, host)
     try:
         plots = write_plots(args.out, medians, peaks, list(families), args.no_install,
                             args.metric)
