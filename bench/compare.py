@@ -17,7 +17,7 @@ glibc, and the report says so.
 
 --numaheap-variant LABEL:KEY=VALUE,... adds numaheap once more, as the
 allocator numaheap-LABEL, run with those NUMAHEAP_* variables set (e.g.
-nothp:NUMAHEAP_HUGE_PAGES=off): a configuration side by side with the
+nothp:NUMAHEAP_HEAP_HUGE_PAGES=off): a configuration side by side with the
 default and the peers, in the same rounds.
 
 The report's heading says how this host treats fresh transparent huge pages
@@ -220,6 +220,9 @@ def resolve_allocators(args):
         libs[name] = libs["numaheap"]
     for name, lib in libs.items():
         live, detail = identify(args.bench, lib, name)
+        refused = [line for line in detail.splitlines() if "running on defaults" in line]
+        if name in VARIANT_ENV and refused:  # a variable numaheap does not know, a bad value
+            raise CompareError(f"{name}: numaheap refused the variant's variables: {refused[0]}")
         if live != live_name(name):
             raise CompareError(f"{name}: nh_bench reports '{live}' as the live allocator "
                                f"under LD_PRELOAD={lib} ({detail})")
@@ -823,7 +826,7 @@ def parse_args(argv):
                    "allocates little; 0: skip them; default 15)")
     p.add_argument("--numaheap-variant", action="append", metavar="LABEL:KEY=VALUE,...",
                    help="also run numaheap as numaheap-LABEL with these NUMAHEAP_* variables "
-                   "set (repeatable), e.g. nothp:NUMAHEAP_HUGE_PAGES=off")
+                   "set (repeatable), e.g. nothp:NUMAHEAP_HEAP_HUGE_PAGES=off")
     p.add_argument("--no-host-probe", action="store_true",
                    help="skip the probe of how this host treats fresh huge pages (6 s)")
     p.add_argument("--out", default="compare-out", help="output folder (default compare-out)")
