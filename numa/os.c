@@ -221,6 +221,25 @@ uint64_t nh_os_node_free_hugepages(int os_node) {
   return v;
 }
 
+int nh_os_page_reporting(const char *root, int *order) {
+  char path[256], buf[160];
+  int on = 0;
+  *order = -1;
+  for (int n = 0; n < 64 && !on; n++) { /* virtioN: the bound balloon devices */
+    snprintf(path, sizeof path, "%s/sys/bus/virtio/drivers/virtio_balloon/virtio%d/features", root, n);
+    /* one character a feature bit; bit 5 is VIRTIO_BALLOON_F_REPORTING */
+    on = read_small_file(path, buf, sizeof buf) > 5 && buf[5] == '1';
+  }
+  if (!on) return 0;
+  snprintf(path, sizeof path, "%s/sys/module/page_reporting/parameters/page_reporting_order", root);
+  if (read_small_file(path, buf, sizeof buf) > 0 && buf[0] >= '0' && buf[0] <= '9') {
+    int v = 0;
+    for (const char *p = buf; *p >= '0' && *p <= '9' && v < 64; p++) v = v * 10 + (*p - '0');
+    if (v < 64) *order = v;
+  }
+  return 1;
+}
+
 void *nh_os_map_hugetlb(size_t size, size_t align, int os_node) {
   if (fault_fires(&os_fail_maps)) return NULL;
   const size_t huge = (size_t)2 << 20;

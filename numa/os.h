@@ -65,6 +65,15 @@ int nh_os_advise_huge(void *addr, size_t size);
  * [heap] huge_pages = off, sparse metadata) would otherwise get a 2 MiB page
  * at its first touch. 0 or errno. */
 int nh_os_advise_small(void *addr, size_t size);
+/* Free page reporting: whether this kernel hands the memory it frees back to
+ * its hypervisor (a virtio balloon device with VIRTIO_BALLOON_F_REPORTING is
+ * bound, /sys/bus/virtio/drivers/virtio_balloon/virtioN/features), which the
+ * host then takes back; a page faulted on such memory waits for the host to
+ * back it again. *order: the smallest free block reported, as a page order
+ * (/sys/module/page_reporting/parameters/page_reporting_order), -1 if not
+ * known. root prefixes both paths ("" for the real ones; tests name a fake
+ * tree). 1 if on, 0 if not. Reads files only (no malloc). */
+int nh_os_page_reporting(const char *root, int *order);
 /* Free explicit 2 MiB huge pages the administrator reserved on a real node
  * (/sys/devices/system/node/nodeN/hugepages/hugepages-2048kB/free_hugepages);
  * 0 when none or unknown. */

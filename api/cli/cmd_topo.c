@@ -26,7 +26,9 @@ const nh_cli_command nh_cli_topo = {
     "criticality level, and the order of nodes a request of each level made on\n"
     "that node would try (its spill setting decides how far it may fall back);\n"
     "last, the huge-page mode [heap] huge_pages puts in force on this kernel,\n"
-    "and why, with the free 2 MiB pages reserved on each node.\n"
+    "and why, whether the kernel hands freed memory back to a hypervisor (free\n"
+    "page reporting, which makes fresh huge pages slow), and the free 2 MiB\n"
+    "pages reserved on each node.\n"
     "\n"
     "  --config FILE   read FILE (default: $NUMAHEAP_CONFIG, if set), then the\n"
     "                  NUMAHEAP_* variables, as the allocator does\n"
@@ -100,10 +102,41 @@ static uint64_t free_hugepages(const nh_topo *t, int n) {
   return os >= 0 ? nh_os_node_free_hugepages(os) : 0;
 }
 
+/* Whether the kernel gives freed memory back to its hypervisor (free page
+ * reporting; NUMAHEAP_TEST_SYSFS_ROOT: a fake tree), and from which block
+ * size on (bytes, 0 if not known). */
+static int page_reporting(uint64_t *from) {
+  const char *root = getenv("NUMAHEAP_TEST_SYSFS_ROOT");
+  int order;
+  int on = nh_os_page_reporting(root ? root : "", &order);
+  *from = on && order >= 0 ? (uint64_t)nh_os_page_size() << order : 0;
+  return on;
+}
+
+/* What free page reporting means for huge pages (docs/numa.md, "Huge pages
+ * on a virtual machine"). */
+static void print_reporting_text(FILE *out, int mode) {
+  uint64_t from;
+  if (!page_reporting(&from)) return;
+  char size[48] = "";
+  if (from >= (1u << 20) && from % (1u << 20) == 0)
+    snprintf(size, sizeof size, " of %" PRIu64 " MiB and more", from >> 20);
+  else if (from)
+    snprintf(size, sizeof size, " of %" PRIu64 " KiB and more", from >> 10);
+  fprintf(out, "host: this kernel hands free memory blocks%s back to its hypervisor (free page "
+               "reporting)%s\n", size,
+          mode == NH_HUGE_THP
+              ? "; a huge page faulted where the kernel had such a block waits for the host "
+                "to back all of it again, several times what base pages cost, which come from "
+                "smaller blocks (docs/numa.md): huge_pages = off spares short-lived processes that"
+              : "");
+}
+
 static void print_huge_text(FILE *out, const nh_topo *t, const nh_config *cfg) {
   const char *why;
-  huge_mode(cfg, &why);
+  int mode = huge_mode(cfg, &why);
   fprintf(out, "\nhuge pages: %s\n", why);
+  print_reporting_text(out, mode);
   for (int n = 0; n < t->nnodes; n++)
     fprintf(out, "node %d: %" PRIu64 " free reserved 2 MiB pages\n", n, free_hugepages(t, n));
 }
@@ -156,6 +189,10 @@ static void print_json(FILE *out, const nh_topo *t, const nh_config *cfg) {
   fprintf(out, "],\"huge_pages\":{\"mode\":\"%s\",\"why\":",
           nh_options[NH_OPT_HEAP_HUGE_PAGES].choices[mode]);
   nh_json_string(out, why);
+  uint64_t from;
+  int reporting = page_reporting(&from);
+  fprintf(out, ",\"free_page_reporting\":%s", reporting ? "true" : "false");
+  if (reporting && from) fprintf(out, ",\"free_page_reporting_from\":%" PRIu64, from);
   fputs("}}\n", out);
 }
 

@@ -35,12 +35,14 @@ MARKER = re.compile(r"^<!-- (topo|file): (\S+) -->\s*$")
 BIND = re.compile(r"\bbind \d+\b")
 HUGE = re.compile(r"^huge pages: .*$", re.M)
 HUGE_FREE = re.compile(r"\b\d+ free reserved 2 MiB pages$", re.M)
+HOST = re.compile(r"^host: .*\n", re.M)  # free page reporting: on some machines only
 
 
 def machine_free(text):
     """text with the machine-dependent parts of `numaheap topo` masked."""
     text = BIND.sub("bind *", text)
     text = HUGE.sub("huge pages: *", text)
+    text = HOST.sub("", text)
     return HUGE_FREE.sub("* free reserved 2 MiB pages", text)
 
 
