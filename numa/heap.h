@@ -88,7 +88,13 @@ enum { NH_HUGE_OFF = 0, NH_HUGE_THP = 1, NH_HUGE_HUGETLB = 2 };
 #define NH_PAGE_SIZE ((size_t)1 << NH_PAGE_SHIFT) /* 64 KiB */
 #define NH_PAGES_PER_SEGMENT 64
 #define NH_SMALL_MAX ((size_t)256 << 10)           /* largest classed size */
-#define NH_LARGE_MAX ((size_t)2 << 20)             /* largest in-segment block */
+/* Largest in-segment block: a whole segment's pages past its header (4032
+ * KiB). Blocks up to it share segments' pages with each other, so a freed
+ * 2.5 MiB block's pages serve the next 1 MiB and 1.5 MiB ones; at 2 MiB,
+ * large/max_kib:2560 (blocks of 0.5-2.5 MiB) faulted in 1.6x the pages of
+ * tcmalloc, each 2-2.5 MiB block in a mapping of its own that no smaller
+ * block could use (docs/benchmarks.md, session 17). */
+#define NH_LARGE_MAX ((size_t)(NH_PAGES_PER_SEGMENT - 1) << NH_PAGE_SHIFT)
 #define NH_CLASS_COUNT 97
 #define NH_MIN_ALIGN 16
 

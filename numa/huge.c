@@ -1,5 +1,5 @@
 /*
- * numa/huge.c: huge blocks (over NH_LARGE_MAX, or aligned past a 64 KiB
+ * numa/huge.c: huge blocks (over NH_LARGE_MAX, 4032 KiB, or aligned past a 64 KiB
  * page). Each has a mapping of its own, kept on its node after free so that
  * the next huge request that fits is served from pages already faulted in
  * (as jemalloc's extent reuse and tcmalloc's page heap do).
@@ -229,9 +229,10 @@ static void *reuse(nh_heap *h, size_t usable, int level) {
  * transparent huge pages. One is faulted in whole, so the part of the last
  * 2 MiB unit past the block's end is resident as soon as the block's last
  * page is touched: asked for only where that is at most a quarter of what
- * the block reaches (every block of 8 MiB and more; a block of 2-2.5 MiB,
- * two units for one and a bit, never: large/max_kib:2560 at one thread had a
- * peak RSS of 83.7 MB with its 2-2.5 MiB blocks on huge pages, glibc 53.4).
+ * the block reaches (every block of 8 MiB and more; a block of 4-4.5 MiB,
+ * three units for two and a bit, never: large/max_kib:2560 at one thread had
+ * a peak RSS of 83.7 MB with its 2-2.5 MiB blocks on huge pages when those
+ * were huge blocks, glibc 53.4).
  * Explicit huge pages (hugetlb) are taken whatever the fit: the
  * administrator reserved them, so they cost no memory beyond the pool. */
 static bool huge_pages_pay(size_t end) {

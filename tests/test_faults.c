@@ -148,7 +148,7 @@ static void test_budget_exhausted_every_path(void **state) {
   nh_test_start(NH_FOUR_NODES, "heap", "budget", "16M", "heap", "reserve", "2M", "criticality",
                   "appdomain.spill", "none", "criticality", "process.spill", "none", NULL);
   nh_cache_set_cpu_override(0);
-  static const size_t sizes[] = {200, 20000, 700000, 3 * MIB};
+  static const size_t sizes[] = {200, 20000, 700000, 5 * MIB};
   uint64_t ops = 0;
   for (size_t k = 0; k < 4; k++) {
     int err, n = fill(0, KEEP_MAX, sizes[k], &err);
@@ -311,7 +311,7 @@ static void *hammer(void *arg) {
     nh_cache_set_cpu_override((int)((id + (r >> 60)) % 4));
     unsigned k = (unsigned)(r % 64);
     nh_free(slot[k]);
-    size_t size = (r >> 20) % 512 == 0 ? 3 * MIB : (r >> 20) % 16 == 0 ? 400000 : 16 + (r >> 30) % 3000;
+    size_t size = (r >> 20) % 512 == 0 ? 5 * MIB : (r >> 20) % 16 == 0 ? 400000 : 16 + (r >> 30) % 3000;
     slot[k] = nh_malloc(size);
     if ((r >> 40) % 8 == 0) { /* the OS layer's small metadata blocks: a lock of their own */
       size_t msize = 1 + (r >> 44) % 2048;
@@ -329,7 +329,7 @@ static void *hammer(void *arg) {
 /* The forked child: allocates and frees on every node, every size path. */
 static int fork_child(void) {
   alarm(10); /* a deadlock is a failure, not a hang */
-  static const size_t sizes[] = {1, 48, 1000, 30000, 200000, 700000, 3 * MIB};
+  static const size_t sizes[] = {1, 48, 1000, 30000, 200000, 700000, 5 * MIB};
   for (int node = 0; node < 4; node++) {
     nh_cache_set_cpu_override(node);
     for (size_t i = 0; i < 7; i++) {
@@ -543,8 +543,8 @@ static void *interior(size_t size, size_t off) { return (char *)own(nh_malloc(si
 static void *interior_small(void) { return interior(100, 32); }
 static void *interior_odd(void) { return interior(100, 1); }
 static void *interior_large(void) { return interior(600000, 4096); }
-static void *interior_huge(void) { return interior(3 * MIB, 64); }
-static void *interior_huge_end(void) { return interior(3 * MIB, 3 * MIB - 16); }
+static void *interior_huge(void) { return interior(5 * MIB, 64); }
+static void *interior_huge_end(void) { return interior(5 * MIB, 5 * MIB - 16); }
 static void *freed(size_t size) {
   void *p = nh_malloc(size);
   nh_free(p);

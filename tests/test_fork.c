@@ -38,7 +38,7 @@ static uint64_t next_rand(uint64_t *s) {
 /* Mostly small, some large (heap path), one in 512 huge (its own segment). */
 static size_t pick_size(uint64_t r) {
   unsigned k = (unsigned)(r % 512);
-  if (k == 0) return ((size_t)3 << 20) + (r >> 20) % 4096;
+  if (k == 0) return ((size_t)5 << 20) + (r >> 20) % 4096;
   if (k < 16) return 300000 + (r >> 20) % 500000;
   return 8 + (r >> 20) % 2000;
 }

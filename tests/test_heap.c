@@ -156,7 +156,8 @@ static void test_malloc_sizes(void **state) {
   (void)state;
   nh_test_start(NULL, NULL);
   static const size_t sizes[] = {0, 1, 15, 16, 17, 100, 128, 129, 1000, 4096, 9000, 40000,
-                                 300000, 1 << 20, (2 << 20) + 1, 9 << 20};
+                                 300000, 1 << 20, (2 << 20) + 1, NH_LARGE_MAX,
+                                 NH_LARGE_MAX + 1, 9 << 20};
   void *p[sizeof sizes / sizeof *sizes];
   for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
     p[i] = nh_malloc(sizes[i]);

@@ -98,12 +98,12 @@ static void test_kept_mappings_cut_and_best_fit(void **state) {
   assert_int_equal(nh_test_node_stats(1).huge_kept, 32 * MIB);
   uint8_t *a = nh_malloc_node(6 * MIB, 1); /* best fit: the 8 MiB one */
   assert_ptr_equal(a, small);
-  uint8_t *b = nh_malloc_node(3 * MIB, 1); /* from the 24 MiB one: cut after 4 MiB */
+  uint8_t *b = nh_malloc_node(7 * MIB, 1); /* from the 24 MiB one: cut after 8 MiB */
   assert_ptr_equal(b, big);
-  assert_int_equal(nh_test_node_stats(1).huge_kept, 20 * MIB);
+  assert_int_equal(nh_test_node_stats(1).huge_kept, 16 * MIB);
   uint8_t *c = nh_malloc_node(10 * MIB, 1); /* the cut-off part, header page first */
-  assert_ptr_equal(c, big + 4 * MIB);
-  assert_int_equal(nh_test_node_stats(1).huge_kept, 8 * MIB); /* cut again after 12 MiB */
+  assert_ptr_equal(c, big + 8 * MIB);
+  assert_int_equal(nh_test_node_stats(1).huge_kept, 4 * MIB); /* cut again after 12 MiB */
   memset(c, 3, 10 * MIB);
   nh_free(b); /* a double free of the kept block is still caught */
   assert_int_equal(nh_free_checked(b), NH_LOOKUP_FREED);
@@ -190,22 +190,23 @@ static void test_keep_limits(void **state) {
   void *p = nh_malloc_node(16 * MIB, 1);
   nh_free(p);
   assert_int_equal(nh_test_node_stats(1).huge_kept, 0);
-  nh_test_start(FOUR_NODES, "heap", "huge_keep", "20M", NULL);
-  void *g = nh_malloc_node(7 * MIB, 1); /* mappings of 8 MiB */
-  void *a = nh_malloc_node(7 * MIB, 1), *b = nh_malloc_node(7 * MIB, 1);
+  nh_test_start(FOUR_NODES, "heap", "huge_keep", "28M", NULL);
+  void *g = nh_malloc_node(11 * MIB, 1); /* mappings of 12 MiB */
+  void *a = nh_malloc_node(11 * MIB, 1), *b = nh_malloc_node(11 * MIB, 1);
   void *c = nh_malloc_node(30 * MIB, 1);
   nh_free(a);
   nh_free(b);
-  assert_int_equal(nh_test_node_stats(1).huge_kept, 16 * MIB);
+  assert_int_equal(nh_test_node_stats(1).huge_kept, 24 * MIB);
   nh_free(c); /* larger than huge_keep: unmapped at once */
-  assert_int_equal(nh_test_node_stats(1).huge_kept, 16 * MIB);
-  void *d = nh_malloc_node(3 * MIB, 1); /* from b's mapping (the newest of two): cut at 4 MiB */
+  assert_int_equal(nh_test_node_stats(1).huge_kept, 24 * MIB);
+  void *d = nh_malloc_node(5 * MIB, 1); /* from b's mapping (the newest of two): cut at 8 MiB */
   assert_ptr_equal(d, b);
+  assert_int_equal(nh_test_node_stats(1).huge_kept, 16 * MIB);
   nh_free(d);
-  assert_int_equal(nh_test_node_stats(1).huge_kept, 16 * MIB);
-  nh_free(g); /* 24 MiB would be kept: the oldest, a's, goes */
-  assert_int_equal(nh_test_node_stats(1).huge_kept, 16 * MIB);
-  void *e = nh_malloc_node(7 * MIB, 1);
+  assert_int_equal(nh_test_node_stats(1).huge_kept, 24 * MIB);
+  nh_free(g); /* 36 MiB would be kept: the oldest, a's, goes */
+  assert_int_equal(nh_test_node_stats(1).huge_kept, 24 * MIB);
+  void *e = nh_malloc_node(11 * MIB, 1); /* best fit: g's 12 MiB, not d's 8 or b's cut-off 4 */
   assert_ptr_equal(e, g);
   assert_null(nh_segment_of(a)); /* unmapped */
   nh_free(e);
@@ -340,7 +341,7 @@ static void test_purge_keeps_huge_pages_with_live_blocks(void **state) {
 /* A huge block's mapping goes on huge pages only where the part of the last
  * 2 MiB unit the block reaches that it leaves empty is at most a quarter of
  * the block: a huge page is resident whole, and one and a bit units would
- * make a 2.3 MiB block take 4 MiB. */
+ * make a 4.3 MiB block take 6 MiB. */
 static void test_huge_pages_only_where_the_block_fills_them(void **state) {
   (void)state;
   nh_test_start(FOUR_NODES, "heap", "huge_pages", "thp", NULL);
@@ -349,7 +350,7 @@ static void test_huge_pages_only_where_the_block_fills_them(void **state) {
     size_t size;
     bool huge;
   } cases[] = {
-      {2 * MIB + 300 * 1024, false}, /* reaches 2.36 MiB: 1.64 MiB of a unit empty */
+      {4 * MIB + 300 * 1024, false}, /* reaches 4.36 MiB: 1.64 MiB of a unit empty */
       {6 * MIB, false},              /* 6.06 MiB: 1.94 empty, over a quarter */
       {8 * MIB, true},               /* 8.06 MiB: 1.94 empty, under a quarter */
       {12 * MIB - NH_PAGE_SIZE, true}, /* fills its last unit */
