@@ -329,9 +329,36 @@ static uint64_t lowest_pages(uint64_t mask, unsigned n) {
  * fault and an madvise; the decay handles them. */
 #define NH_SHED_MIN_PAGES 8
 
+/* Free committed pages a node keeps for the decay without shedding them:
+ * 1/NH_DIRTY_SHARE of its other committed bytes (those in use, cached,
+ * kept large spans and headers; not kept huge mappings), as jemalloc's
+ * lg_dirty_mult kept dirty pages within an eighth of its active ones. A
+ * working set that frees and refills blocks of 0.5-2.5 MiB finds the pages
+ * it freed a moment ago still resident instead of faulting them in again:
+ * large/max_kib:2560 at one thread, where every claim used to shed, made
+ * 20.1k page faults and 0.35-0.37 ms a replacement with a peak RSS of 49.5
+ * MB, 17.9k and 0.27-0.33 ms at 54.6 MB with this share (glibc 0.25 ms,
+ * 53.5 MB; a quarter: 15.7k, 0.26 ms, 59.4 MB, and server/live:100000 at
+ * two threads 86.5 MB against mimalloc's 73.1; docs/benchmarks.md, session
+ * 17). Caller holds the page lock. */
+#define NH_DIRTY_SHARE 8
+
+/* How many of n pages a claim sheds: the free committed pages past the
+ * node's share, at most n. */
+static unsigned shed_excess(const nh_heap *h, unsigned n) {
+  uint64_t committed = atomic_load_explicit(&h->st.committed, memory_order_relaxed);
+  uint64_t other = committed > h->dirty_bytes ? committed - h->dirty_bytes : 0; /* racy read */
+  other = other > h->huge_kept_bytes ? other - h->huge_kept_bytes : 0;
+  uint64_t keep = other / NH_DIRTY_SHARE;
+  if (h->dirty_bytes <= keep) return 0;
+  uint64_t excess = (h->dirty_bytes - keep) / NH_PAGE_SIZE;
+  return excess < n ? (unsigned)excess : n;
+}
+
 /* A claim is about to fault in n untouched pages while free committed
- * pages sit in holes too small for it: gives up to n of those back to the
- * OS first (those already dirty at the last decay pass, then the rest; a
+ * pages sit in holes too small for it: gives up to n of those past the
+ * node's share (shed_excess) back to the OS first (those already dirty at
+ * the last decay pass, then the rest; a
  * huge-page backed segment's only in whole free 2 MiB units), so that the
  * resident set does not grow past what is in use plus what the decay has
  * yet to return. Without it a server's hash table, rehashed into a new
@@ -339,6 +366,7 @@ static uint64_t lowest_pages(uint64_t mask, unsigned n) {
  * holes its freed sessions had left (server/live:100000, docs/benchmarks.md
  * "Footprint, third pass"). The pages of the claim itself stay. */
 static void shed_dirty(nh_heap *h, unsigned n, nh_segment *claimed, uint64_t claim) {
+  n = shed_excess(h, n);
   for (int pass = 0; pass < 2 && n > 0; pass++) {
     for (nh_segment *seg = h->segments; seg && n > 0; seg = seg->next) {
       if (seg->hugetlb) continue;
