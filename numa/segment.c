@@ -293,18 +293,57 @@ static uint64_t resident_pages(const nh_segment *seg) {
   return out;
 }
 
-/* From the node's ordinary segments, growing within grow_level's limit. */
-/* The first run of npages free pages in h's ordinary segments: committed
- * ones (already touched: no page fault, no budget), then the rest of the
- * huge pages already resident (packing spans into them rather than faulting
- * in another 2 MiB), then untouched ones. */
+/* The start of the shortest maximal run of set bits in mask that holds n
+ * pages, its length in *len; -1 if none. */
+static int tightest_run(uint64_t mask, unsigned n, unsigned *len) {
+  int best = -1;
+  *len = 65;
+  for (unsigned i = 0; i < 64 && *len > n;) {
+    uint64_t m = mask >> i;
+    if (m == 0) break;
+    i += (unsigned)__builtin_ctzll(m);
+    uint64_t rest = ~(mask >> i);
+    unsigned l = rest == 0 ? 64 - i : (unsigned)__builtin_ctzll(rest);
+    if (l >= n && l < *len) best = (int)i, *len = l;
+    i += l;
+  }
+  return best;
+}
+
+/* Free pages of seg a claim may take in tier 0 (committed: no page fault,
+ * no budget), 1 (resident huge pages: packing spans into them rather than
+ * faulting in another 2 MiB) or 2 (any). */
+static uint64_t tier_pages(const nh_segment *seg, int tier) {
+  return tier == 0 ? seg->free_pages & seg->committed_pages
+         : tier == 1 ? seg->free_pages & resident_pages(seg)
+                     : seg->free_pages;
+}
+
+/* Segments a claim compares in a tier: the tightest fit among the first this
+ * many that have a run long enough (a heap of GiBs has a thousand segments,
+ * and a claim looks at a few of them). */
+#define FIT_CANDIDATES 16
+
+/* A run of npages free pages in h's ordinary segments, tier by tier: in
+ * each, the tightest of FIT_CANDIDATES fitting runs (an exact fit at once),
+ * so that a claim fills a hole its size rather than cutting into a longer
+ * run a larger block could have had. First fit let a workload of 0.5-2.5
+ * MiB blocks (large/max_kib:2560) fault in 17.9k pages a run, tightest fit
+ * 16.8k (docs/benchmarks.md, session 17). */
 static nh_segment *find_pages(nh_heap *h, unsigned npages, int *first) {
-  for (nh_segment *seg = h->segments; seg; seg = seg->next)
-    if ((*first = find_run(seg->free_pages & seg->committed_pages, npages)) >= 0) return seg;
-  for (nh_segment *seg = h->segments; seg; seg = seg->next)
-    if ((*first = find_run(seg->free_pages & resident_pages(seg), npages)) >= 0) return seg;
-  for (nh_segment *seg = h->segments; seg; seg = seg->next)
-    if ((*first = find_run(seg->free_pages, npages)) >= 0) return seg;
+  for (int tier = 0; tier < 3; tier++) {
+    nh_segment *best = NULL;
+    unsigned best_len = 65, seen = 0;
+    for (nh_segment *seg = h->segments; seg && seen < FIT_CANDIDATES; seg = seg->next) {
+      unsigned len;
+      int at = tightest_run(tier_pages(seg, tier), npages, &len);
+      if (at < 0) continue;
+      seen++;
+      if (len < best_len) best = seg, best_len = len, *first = at;
+      if (len == npages) break;
+    }
+    if (best) return best;
+  }
   return NULL;
 }
 
