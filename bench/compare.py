@@ -592,14 +592,41 @@ def probe_touch(huge):
         m.close()
 
 
+def page_reporting_note():
+    """'; free page reporting is on (...)' when a virtio balloon with the reporting
+    feature (bit 5) is bound, with the kernel's page_reporting_order; else ''."""
+    drivers = "/sys/bus/virtio/drivers/virtio_balloon"
+    try:
+        devices = [d for d in os.listdir(drivers) if d.startswith("virtio")]
+    except OSError:
+        return ""
+    on = False
+    for d in devices:
+        try:
+            with open(os.path.join(drivers, d, "features")) as f:
+                on = on or f.read()[5:6] == "1"
+        except OSError:
+            pass
+    if not on:
+        return ""
+    try:
+        with open("/sys/module/page_reporting/parameters/page_reporting_order") as f:
+            order = int(f.read())
+        size = f"{(4096 << order) >> 20} MiB" if order >= 8 else f"{(4096 << order) >> 10} KiB"
+        return (f"; free page reporting is on (page_reporting_order {order}: free blocks of "
+                f"{size} and more go back to the host)")
+    except (OSError, ValueError):
+        return "; free page reporting is on"
+
+
 def host_thp_probe():
     """How this host treats fresh transparent huge pages, in one line; None if
     THP is off or cannot be asked for. Writes 256 MiB with huge pages right after
     the same was unmapped (memory the guest just freed), then after PROBE_IDLE s
     idle, and with base pages after the same idle. A virtual machine whose host
-    discards what the guest frees (free page reporting: virtio-balloon, and
-    page_reporting_order on the kernel command line) shows the second many
-    times the first; a bare machine shows them alike."""
+    discards what the guest frees (free page reporting: a virtio balloon with
+    the reporting feature, page_reporting_note) shows the second many times
+    the first; a bare machine shows them alike."""
     try:
         with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
             mode = re.search(r"\[(\w+)\]", f.read()).group(1)
@@ -613,10 +640,7 @@ def host_thp_probe():
         base = probe_touch(False)
     except (OSError, AttributeError, ValueError):
         return None
-    with open("/proc/cmdline") as f:
-        m = re.search(r"page_reporting\.page_reporting_order=(\d+)", f.read())
-    order = (f"; free page reporting is on (page_reporting_order={m.group(1)}: free blocks of "
-             f"{4 << int(m.group(1)) >> 10} MiB go back to the host)") if m else ""
+    order = page_reporting_note()
     per = (PROBE_BYTES >> 21) / 1000  # ms per 2 MiB from seconds per PROBE_BYTES
     verdict = ("fresh huge pages after an idle moment cost "
                f"{idle / reused:.1f}x reused ones: the host takes back freed memory, and "
