@@ -203,7 +203,8 @@ static void *realloc_move(int node, size_t old, size_t size) {
 static void *realloc_block(void *p, size_t size, nh_block_info *info, const char *call) {
   size_t old = info->size;
   if (info->cls == 0 && (size < old ? nh_heap_shrink_large(info, size) /* large and huge: */
-                                    : nh_heap_grow_large(info, size))) { /* in place */
+                                    : nh_heap_grow_large(info, size))) { /* no copy */
+    if (info->span == NULL) p = info->seg->huge_block; /* a huge mapping may have moved */
     nh_track_alloc(p, info->size);
     return p;
   }

@@ -20,18 +20,16 @@ grep -q 'numaheap-nothp=.* NUMAHEAP_HEAP_HUGE_PAGES=off' "$out/report.md" ||
   { echo "check-compare: the variant's variables are not in the report" >&2; exit 1; }
 grep -q '^| pair/size:64/threads:1 | [0-9.]* ns | [0-9.]* ns | [0-9.]* | [0-9.]* ns |' "$out/report.md" ||
   { echo "check-compare: no times for the three" >&2; exit 1; }
-if msg=$(python3 "$here/compare.py" --bench "$bench" --numaheap "$lib" --no-install \
-  --no-host-probe --numaheap-variant 'nothp:HUGE_PAGES=off' --filter x --out "$out/bad" 2>&1); then
-  echo "check-compare: a variant without NUMAHEAP_ was accepted" >&2
-  exit 1
-fi
-echo "$msg" | grep -q "'HUGE_PAGES=off' is not NUMAHEAP_NAME=VALUE" ||
-  { echo "check-compare: unclear refusal: $msg" >&2; exit 1; }
-if msg=$(python3 "$here/compare.py" --bench "$bench" --numaheap "$lib" --no-install \
-  --no-host-probe --numaheap-variant 'nothp:NUMAHEAP_HUGE_PAGES=off' --filter x --out "$out/bad" 2>&1); then
-  echo "check-compare: a variable numaheap does not know was accepted" >&2
-  exit 1
-fi
-echo "$msg" | grep -q "numaheap refused the variant's variables: .*NUMAHEAP_HUGE_PAGES: unknown numaheap variable" ||
-  { echo "check-compare: unclear refusal: $msg" >&2; exit 1; }
+# refused VARIANT MESSAGE: compare.py must exit non-zero with MESSAGE
+refused() {
+  if msg=$(python3 "$here/compare.py" --bench "$bench" --numaheap "$lib" --no-install \
+    --no-host-probe --numaheap-variant "$1" --filter x --out "$out/bad" 2>&1); then
+    echo "check-compare: variant $1 was accepted" >&2
+    exit 1
+  fi
+  echo "$msg" | grep -q -- "$2" || { echo "check-compare: unclear refusal of $1: $msg" >&2; exit 1; }
+}
+refused 'nothp:HUGE_PAGES=off' "'HUGE_PAGES=off' is not NUMAHEAP_NAME=VALUE"
+refused 'nothp:NUMAHEAP_HUGE_PAGES=off' \
+  "numaheap refused the variant's variables: .*NUMAHEAP_HUGE_PAGES: unknown numaheap variable"
 echo "check-compare: ok"

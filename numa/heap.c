@@ -874,7 +874,7 @@ bool nh_heap_grow_large(nh_block_info *info, size_t size) {
   if (!huge && size > NH_LARGE_MAX) return false; /* would need to become huge */
   nh_lock_acquire(&h->page_lock);
   size_t before = huge ? info->seg->huge_size : info->span->block_size;
-  bool ok = huge ? nh_huge_grow(h, info->seg, size) : nh_pages_grow(h, info->seg, info->span, size);
+  bool ok = huge ? nh_huge_grow(h, &info->seg, size) : nh_pages_grow(h, info->seg, info->span, size);
   nh_lock_release(&h->page_lock);
   if (!ok && !huge) ok = stash_join(h, nh_heap_shard(h), info->span, size);
   size_t after = huge ? info->seg->huge_size : info->span->block_size;

@@ -345,9 +345,12 @@ void nh_huge_free(nh_segment *seg);
 /* Whether freed huge mappings are kept for reuse in this build (not under
  * Valgrind's client requests: numa/huge.c). */
 bool nh_huge_keeping(void);
-/* Grows a huge block in place: within its mapping, into a kept mapping just
- * after it, or by extending the mapping where the address space after it is free. */
-bool nh_huge_grow(struct nh_heap *h, nh_segment *seg, size_t size);
+/* Grows a huge block without copying it: within its mapping, into a kept
+ * mapping just after it, by extending the mapping where the address space
+ * after it is free, or else by moving the mapping, pages and all, to where
+ * it can grow (*segp then names the new place; the block keeps its offset
+ * in it). false if none can (the caller copies). */
+bool nh_huge_grow(struct nh_heap *h, nh_segment **segp, size_t size);
 /* Shrinks a huge block in place to size bytes (> NH_LARGE_MAX): the whole
  * 4 MiB units past it become a kept mapping of their own. */
 void nh_huge_shrink(struct nh_heap *h, nh_segment *seg, size_t size);
@@ -921,8 +924,10 @@ static inline bool nh_block_lookup_large(const void *ptr, size_t map_slots, size
 int nh_addr_node(const void *p);
 /* Frees a large (cls 0) or huge block found by nh_block_lookup. */
 void nh_heap_free_large(const nh_block_info *info, void *p);
-/* Grows a large or huge block in place to at least size bytes: true (and
- * info->size updated) when it could, false when the block must move. */
+/* Grows a large or huge block to at least size bytes without copying it:
+ * true (info->size updated; a huge block's mapping may have moved, its new
+ * header in info->seg, the block at info->seg->huge_block) when it could,
+ * false when the block must be copied. */
 bool nh_heap_grow_large(nh_block_info *info, size_t size);
 /* Shrinks a large or huge block in place to size bytes (what lies past it
  * goes back to the heap): true (info->size updated), or false when size is

@@ -24,6 +24,10 @@
  * grown to need (mremap in place, or moved to a new aligned address: its
  * pages move, nothing is copied), so its pages are reused too.
  *
+ * Growth. realloc grows a live huge block within its mapping, into a kept
+ * mapping right after it, by mremap in place, or else by moving the mapping
+ * (pages and all, nothing copied) to where it can grow (move_live).
+ *
  * Decay. A kept mapping goes back to the OS (munmap) purge_delay ms after
  * its free, at the first huge request, huge free or purge pass of its node
  * after that; nh_trim(), a failing request and memory pressure unmap every
@@ -336,7 +340,34 @@ static bool absorb_next(nh_heap *h, nh_segment *seg) {
   return true;
 }
 
-bool nh_huge_grow(nh_heap *h, nh_segment *seg, size_t size) {
+/* Moves live seg's mapping to a new 4 MiB-aligned address where it can
+ * grow to size bytes: its pages come along (mremap), nothing is copied, as
+ * glibc's realloc does for its mapped chunks. The block keeps its offset in
+ * the mapping; the new part is untouched. false (nothing changed) if the OS
+ * says no, or under Valgrind (memcheck loses track of moved mappings, see
+ * KEEP_HUGE). */
+static bool move_live(nh_heap *h, nh_segment **segp, size_t size) {
+  nh_segment *seg = *segp;
+  size_t old = seg->map_size, offset = (size_t)(seg->huge_block - (uint8_t *)seg);
+  if (!KEEP_HUGE) return false;
+  list_unlink(&h->huge, seg); /* its neighbours point at the old address */
+  nh_track_open(seg, old);    /* ASan: the next mapping at the old address starts clean */
+  nh_segment *to = nh_os_move(seg, old, size, NH_SEGMENT_SIZE);
+  if (to == NULL) {
+    list_push(&h->huge, seg);
+    return false;
+  }
+  nh_track_open(to, size); /* its block is live, and the caller says how large */
+  nh_segmap_set((uintptr_t)seg, old, NH_MAP_NONE);
+  to->cookie = (uintptr_t)to ^ nh_secret[0]; /* the header moved with its page */
+  to->huge_block = (uint8_t *)to + offset;
+  list_push(&h->huge, to);
+  *segp = to;
+  return true;
+}
+
+bool nh_huge_grow(nh_heap *h, nh_segment **segp, size_t size) {
+  nh_segment *seg = *segp;
   size_t usable = (size + NH_PAGE_SIZE - 1) & ~(NH_PAGE_SIZE - 1);
   if (usable <= seg->huge_size) return true;
   if (nh_g.paranoid) return false; /* the guard page sits after the block: move instead */
@@ -345,9 +376,11 @@ bool nh_huge_grow(nh_heap *h, nh_segment *seg, size_t size) {
   }
   if (seg->map_size < need) {
     size_t size_to = unit_round(need), old = seg->map_size;
-    if (seg->hugetlb || !nh_node_has_room(h, size_to - old) ||
-        nh_os_grow_in_place(seg, old, size_to) != 0)
-      return false;
+    if (seg->hugetlb || !nh_node_has_room(h, size_to - old)) return false;
+    if (nh_os_grow_in_place(seg, old, size_to) != 0) {
+      if (!move_live(h, segp, size_to)) return false;
+      seg = *segp;
+    }
     if (seg->advised) {
       atomic_fetch_add_explicit(&h->st.thp_bytes, size_to - old, memory_order_relaxed);
       seg->advised = size_to;

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include "nh_reliab.h"
@@ -275,7 +276,46 @@ static void test_huge_realloc_shrinks_and_grows_in_place(void **state) {
   nh_heaps_check();
 }
 
-/* Large blocks (256 KiB - 2 MiB): a kept span serves any smaller large
+/* A huge block that cannot grow where it is (the address space after its
+ * mapping is taken) moves to grow, pages and all, as glibc's realloc does
+ * with mremap: its contents and node stay, its old address is no longer a
+ * block, and no page is faulted in to copy it (a copy of 6 MiB would fault
+ * in 1536 base pages, or three huge ones). */
+static void test_huge_block_moves_to_grow(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, NULL);
+  const size_t n = 6 * MIB;
+  uint8_t *p = nh_malloc_node(n, 2);
+  assert_non_null(p);
+  nh_test_fill(p, n, 9);
+  nh_segment *seg = nh_segment_of(p);
+  uint8_t *end = (uint8_t *)seg + seg->map_size;
+  /* a page right after the mapping: MAP_FIXED_NOREPLACE fails with EEXIST
+   * if something is there already, which blocks the growth just as well */
+  void *wall = mmap(end, NH_PAGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                    -1, 0);
+  if (wall != MAP_FAILED && wall != (void *)end) { /* a kernel without NOREPLACE: a hint */
+    munmap(wall, NH_PAGE_SIZE);
+    skip();
+  }
+  long before = minor_faults();
+  uint8_t *q = nh_realloc(p, 3 * n);
+  long faults = minor_faults() - before;
+  assert_non_null(q);
+  assert_true(q != p);
+  assert_true(nh_test_intact(q, n, 9));
+  assert_int_equal(nh_ptr_node(q), 2);
+  assert_true(nh_usable_size(q) >= 3 * n);
+  nh_block_info info;
+  assert_int_equal(nh_block_lookup(p, &info), NH_LOOKUP_FOREIGN);
+  if (faults_tell() && KEEPS_HUGE) assert_true(faults < 16);
+  memset(q, 1, 3 * n);
+  nh_free(q);
+  if (wall == (void *)end) munmap(wall, NH_PAGE_SIZE);
+  nh_heaps_check();
+}
+
+/* Large blocks (256 KiB - 4032 KiB): a kept span serves any smaller large
  * request (best fit), cut to its size. */
 static void test_kept_large_span_best_fit(void **state) {
   (void)state;
@@ -477,6 +517,7 @@ int main(void) {
       cmocka_unit_test(test_keep_limits),
       cmocka_unit_test(test_budget_with_kept_blocks),
       cmocka_unit_test(test_huge_realloc_shrinks_and_grows_in_place),
+      cmocka_unit_test(test_huge_block_moves_to_grow),
       cmocka_unit_test(test_kept_large_span_best_fit),
       cmocka_unit_test(test_purge_keeps_huge_pages_with_live_blocks),
       cmocka_unit_test(test_huge_pages_only_where_the_block_fills_them),
