@@ -831,7 +831,9 @@ void *nh_heap_alloc_on(int node, size_t size, size_t align, int level) {
 }
 
 void *nh_heap_alloc_pages_on(int node, size_t size, int level) {
-  return size <= NH_LARGE_MAX ? large_alloc(&nh_g.heap[node], size, level, true) : NULL;
+  nh_heap *h = &nh_g.heap[node];
+  if (size <= NH_LARGE_MAX / 2) return large_alloc(h, size, level, true);
+  return huge_alloc(h, size, NH_MIN_ALIGN, level);
 }
 
 void nh_heap_free_large(const nh_block_info *info, void *p) {

@@ -803,10 +803,14 @@ void *nh_heap_alloc_on(int node, size_t size, size_t align, int level);
  * order and the level's spill scope allow; reclaims caches and retries once
  * before failing. *served gets the node used. NULL (failure counted) if none. */
 void *nh_heap_alloc_fallback(int home, size_t size, size_t align, int level, int *served);
-/* A block of whole pages (a large span, size <= NH_LARGE_MAX) on exactly
- * node, even for a classed size, so that nh_heap_grow_large can grow it in
- * place: realloc moves a block growing past NH_GROW_IN_PAGES into one. NULL
- * if the node cannot (no fallback, no failure counted). */
+/* A block of whole pages on exactly node, even for a classed size, that
+ * realloc can grow without copying: a large span (with room after it, the
+ * stash's largest) up to half the largest large size (NH_LARGE_MAX / 2,
+ * 2016 KiB), which nh_heap_grow_large extends in place, and a huge block
+ * past it, whose mapping grows or moves (a large block would be copied once
+ * more when it outgrew a segment). realloc moves a block growing past
+ * NH_GROW_IN_PAGES into one. NULL if the node cannot (no fallback, no
+ * failure counted). */
 void *nh_heap_alloc_pages_on(int node, size_t size, int level);
 
 /* Whether node b is within level's spill scope seen from node a. */

@@ -315,6 +315,32 @@ static void test_huge_block_moves_to_grow(void **state) {
   nh_heaps_check();
 }
 
+/* A block realloc must move to grow past half a segment (2016 KiB) gets a
+ * huge mapping rather than a large span: its later growth moves the mapping
+ * rather than copying (test_huge_block_moves_to_grow), where a large block
+ * would be copied once more when it outgrew a segment. */
+static void test_realloc_past_half_a_segment_goes_huge(void **state) {
+  (void)state;
+  nh_test_start(FOUR_NODES, NULL);
+  uint8_t *p = nh_malloc_node(1 * MIB, 3), *next = nh_malloc_node(1 * MIB, 3);
+  assert_ptr_equal(next, p + MIB); /* node 3's first segment: no room after p */
+  nh_test_fill(p, MIB, 4);
+  uint8_t *q = nh_realloc(p, 3 * MIB);
+  assert_true(q != p);
+  assert_true(nh_test_intact(q, MIB, 4));
+  assert_int_equal(nh_ptr_node(q), 3);
+  nh_block_info info;
+  assert_int_equal(nh_block_lookup(q, &info), NH_LOOKUP_OK);
+  assert_null(info.span); /* huge */
+  uint8_t *small = nh_realloc(nh_malloc_node(200 << 10, 3), 600 << 10); /* stays large */
+  assert_int_equal(nh_block_lookup(small, &info), NH_LOOKUP_OK);
+  assert_non_null(info.span);
+  nh_free(small);
+  nh_free(next);
+  nh_free(q);
+  nh_heaps_check();
+}
+
 /* Large blocks (256 KiB - 4032 KiB): a kept span serves any smaller large
  * request (best fit), cut to its size. */
 static void test_kept_large_span_best_fit(void **state) {
@@ -518,6 +544,7 @@ int main(void) {
       cmocka_unit_test(test_budget_with_kept_blocks),
       cmocka_unit_test(test_huge_realloc_shrinks_and_grows_in_place),
       cmocka_unit_test(test_huge_block_moves_to_grow),
+      cmocka_unit_test(test_realloc_past_half_a_segment_goes_huge),
       cmocka_unit_test(test_kept_large_span_best_fit),
       cmocka_unit_test(test_purge_keeps_huge_pages_with_live_blocks),
       cmocka_unit_test(test_huge_pages_only_where_the_block_fills_them),
