@@ -2,9 +2,10 @@
  * bench/wl_realloc.c: growing a block with realloc.
  *
  * realloc_double doubles a block from 16 bytes up to max (a vector growing
- * geometrically); realloc_append grows it by 64 bytes at a time (a string
- * built piece by piece), where in-place growth inside a size class or span
- * pays off most. Each step writes the new last byte and checks the first
+ * geometrically; at 16 MiB past every allocator's large sizes, where growth
+ * is a copy or a move of the mapping); realloc_append grows it by 64 bytes
+ * at a time (a string built piece by piece), where in-place growth inside a
+ * size class or span pays off most. Each step writes the new last byte and checks the first
  * byte survived the move. One item is one realloc call.
  */
 #include "bench.h"
@@ -48,7 +49,7 @@ static void nhb_realloc_append(nhb_state *st) { nhb_realloc_run(st, 0); }
 
 void nhb_register_realloc(void) {
   nhb_bench *b = nhb_register("realloc_double", nhb_realloc_double);
-  nhb_threads_124(nhb_arg(nhb_arg(nhb_arg_name(b, "max", NULL), 4096), 1 << 20));
+  nhb_threads_124(nhb_arg(nhb_arg(nhb_arg(nhb_arg_name(b, "max", NULL), 4096), 1 << 20), 16 << 20));
   b = nhb_register("realloc_append", nhb_realloc_append);
   nhb_threads_124(nhb_arg(nhb_arg(nhb_arg_name(b, "max", NULL), 4096), 65536));
 }
