@@ -184,9 +184,9 @@ static void *alloc_on_node(int node, size_t size) {
  * for nh_realloc_want (a quarter more than it had); past
  * NH_GROW_IN_PAGES it gets whole pages, which nh_heap_grow_large extends in
  * place next time (past 2016 KiB a huge mapping, which moves rather than
- * being copied: nh_heap_alloc_pages_on). The pages are tried on the block's node alone, the
- * quarter more the usual way (so a node out of memory counts a failure for
- * it); if either cannot, size goes the usual way. */
+ * being copied: nh_heap_alloc_pages_on). The pages are tried on the block's
+ * node alone, the quarter more the usual way (so a node out of memory counts
+ * a failure for it); if either cannot, size goes the usual way. */
 static void *realloc_move(int node, size_t old, size_t size) {
   size_t want = nh_realloc_want(old, size);
   void *q = NULL;

@@ -26,7 +26,8 @@
  *
  * Growth. realloc grows a live huge block within its mapping, into a kept
  * mapping right after it, by mremap in place, or else by moving the mapping
- * (pages and all, nothing copied) to where it can grow (move_live).
+ * (pages and all, nothing copied) to where it can grow (extend, as a kept
+ * mapping grows for a larger request).
  *
  * Decay. A kept mapping goes back to the OS (munmap) purge_delay ms after
  * its free, at the first huge request, huge free or purge pass of its node
@@ -147,24 +148,27 @@ static bool cut(nh_heap *h, nh_segment *seg, size_t at, int level) {
 }
 
 /* Grows the mapping of *segp to size bytes: in place where the address
- * space after it is free, else moved (its pages come along). The new pages
- * are untouched. false (nothing changed) if the OS says no. */
+ * space after it is free, else moved to a new 4 MiB-aligned address (its
+ * pages come along, nothing is copied, as glibc's realloc does for its
+ * mapped chunks; the block keeps its offset). The new pages are untouched.
+ * false (nothing changed) if the OS says no, and no move under Valgrind
+ * (KEEP_HUGE: memcheck loses track of moved mappings). A caller whose
+ * mapping is on a list relinks it at *segp. */
 static bool extend(nh_heap *h, nh_segment **segp, size_t size) {
   nh_segment *seg = *segp;
   size_t old = seg->map_size;
   if (seg->hugetlb || !nh_node_has_room(h, size - old)) return false;
   if (nh_os_grow_in_place(seg, old, size) != 0) {
+    if (!KEEP_HUGE) return false;
+    size_t offset = (size_t)(seg->huge_block - (uint8_t *)seg);
     nh_track_open(seg, old); /* ASan: the next mapping at the old address starts clean */
     nh_segment *to = nh_os_move(seg, old, size, NH_SEGMENT_SIZE);
-    if (to == NULL) {
-      nh_track_close(seg->huge_block, seg->huge_charged); /* still kept */
-      return false;
-    }
-    nh_track_open(to, size); /* and so does this one: its block is handed out next */
+    if (to == NULL) return false;
+    nh_track_open(to, size); /* and so does this one: its block is live or handed out next */
     nh_segmap_set((uintptr_t)seg, old, NH_MAP_NONE);
     seg = to; /* the header moved with its page: only the cookie names the address */
     seg->cookie = (uintptr_t)seg ^ nh_secret[0];
-    seg->huge_block = (uint8_t *)seg + NH_PAGE_SIZE;
+    seg->huge_block = (uint8_t *)seg + offset;
     *segp = seg;
   }
   if (seg->advised) { /* the advice is the mapping's: the new part has it too */
@@ -219,6 +223,7 @@ static void *reuse(nh_heap *h, size_t usable, int level) {
   if (seg == NULL) return NULL;
   kept_remove(h, seg);
   bool ok = fits ? true : extend(h, &seg, unit_round(need));
+  if (!ok) nh_track_close(seg->huge_block, seg->huge_charged); /* still kept */
   if (ok && unit_round(need) < seg->map_size)
     cut(h, seg, unit_round(need), level); /* refused: the block keeps the whole mapping */
   if (!ok || !activate(h, seg, usable, level)) {
@@ -340,32 +345,6 @@ static bool absorb_next(nh_heap *h, nh_segment *seg) {
   return true;
 }
 
-/* Moves live seg's mapping to a new 4 MiB-aligned address where it can
- * grow to size bytes: its pages come along (mremap), nothing is copied, as
- * glibc's realloc does for its mapped chunks. The block keeps its offset in
- * the mapping; the new part is untouched. false (nothing changed) if the OS
- * says no, or under Valgrind (memcheck loses track of moved mappings, see
- * KEEP_HUGE). */
-static bool move_live(nh_heap *h, nh_segment **segp, size_t size) {
-  nh_segment *seg = *segp;
-  size_t old = seg->map_size, offset = (size_t)(seg->huge_block - (uint8_t *)seg);
-  if (!KEEP_HUGE) return false;
-  list_unlink(&h->huge, seg); /* its neighbours point at the old address */
-  nh_track_open(seg, old);    /* ASan: the next mapping at the old address starts clean */
-  nh_segment *to = nh_os_move(seg, old, size, NH_SEGMENT_SIZE);
-  if (to == NULL) {
-    list_push(&h->huge, seg);
-    return false;
-  }
-  nh_track_open(to, size); /* its block is live, and the caller says how large */
-  nh_segmap_set((uintptr_t)seg, old, NH_MAP_NONE);
-  to->cookie = (uintptr_t)to ^ nh_secret[0]; /* the header moved with its page */
-  to->huge_block = (uint8_t *)to + offset;
-  list_push(&h->huge, to);
-  *segp = to;
-  return true;
-}
-
 bool nh_huge_grow(nh_heap *h, nh_segment **segp, size_t size) {
   nh_segment *seg = *segp;
   size_t usable = (size + NH_PAGE_SIZE - 1) & ~(NH_PAGE_SIZE - 1);
@@ -375,18 +354,11 @@ bool nh_huge_grow(nh_heap *h, nh_segment **segp, size_t size) {
   while (seg->map_size < need && absorb_next(h, seg)) {
   }
   if (seg->map_size < need) {
-    size_t size_to = unit_round(need), old = seg->map_size;
-    if (seg->hugetlb || !nh_node_has_room(h, size_to - old)) return false;
-    if (nh_os_grow_in_place(seg, old, size_to) != 0) {
-      if (!move_live(h, segp, size_to)) return false;
-      seg = *segp;
-    }
-    if (seg->advised) {
-      atomic_fetch_add_explicit(&h->st.thp_bytes, size_to - old, memory_order_relaxed);
-      seg->advised = size_to;
-    }
-    seg->map_size = size_to;
-    nh_segmap_set((uintptr_t)seg, size_to, NH_MAP_HUGE);
+    list_unlink(&h->huge, seg); /* a move changes the header's address */
+    bool grown = extend(h, segp, unit_round(need));
+    list_push(&h->huge, *segp);
+    if (!grown) return false;
+    seg = *segp;
   }
   uint64_t extra = usable > seg->huge_charged ? usable - seg->huge_charged : 0;
   if (extra && !nh_charge(h, extra, seg->huge_level)) return false; /* the mapping stays larger */

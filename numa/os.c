@@ -211,14 +211,23 @@ int nh_os_advise_small(void *addr, size_t size) {
   return madvise(addr, size, MADV_NOHUGEPAGE) == 0 ? 0 : errno;
 }
 
+/* The decimal number a small sysfs file starts with: true and *v, or false
+ * (no such file, or no digit first). Saturates rather than wraps. */
+static bool read_decimal_file(const char *path, uint64_t *v) {
+  char buf[64];
+  if (read_small_file(path, buf, sizeof buf) <= 0 || buf[0] < '0' || buf[0] > '9') return false;
+  *v = 0;
+  for (const char *p = buf; *p >= '0' && *p <= '9'; p++)
+    *v = *v > (UINT64_MAX - 9) / 10 ? UINT64_MAX : *v * 10 + (uint64_t)(*p - '0');
+  return true;
+}
+
 uint64_t nh_os_node_free_hugepages(int os_node) {
-  char path[128], buf[64];
+  char path[128];
   nh_os_path(path, sizeof path, "/sys/devices/system/node/node", "", os_node,
              "/hugepages/hugepages-2048kB/free_hugepages");
-  if (read_small_file(path, buf, sizeof buf) <= 0) return 0;
-  uint64_t v = 0;
-  for (const char *p = buf; *p >= '0' && *p <= '9'; p++) v = v * 10 + (uint64_t)(*p - '0');
-  return v;
+  uint64_t v;
+  return read_decimal_file(path, &v) ? v : 0;
 }
 
 int nh_os_page_reporting(const char *root, int *order) {
@@ -232,11 +241,8 @@ int nh_os_page_reporting(const char *root, int *order) {
   }
   if (!on) return 0;
   snprintf(path, sizeof path, "%s/sys/module/page_reporting/parameters/page_reporting_order", root);
-  if (read_small_file(path, buf, sizeof buf) > 0 && buf[0] >= '0' && buf[0] <= '9') {
-    int v = 0;
-    for (const char *p = buf; *p >= '0' && *p <= '9' && v < 64; p++) v = v * 10 + (*p - '0');
-    if (v < 64) *order = v;
-  }
+  uint64_t v;
+  if (read_decimal_file(path, &v) && v < 64) *order = (int)v;
   return 1;
 }
 

@@ -397,8 +397,8 @@ static unsigned shed_excess(const nh_heap *h, unsigned n) {
 /* A claim is about to fault in n untouched pages while free committed
  * pages sit in holes too small for it: gives up to n of those past the
  * node's share (shed_excess) back to the OS first (those already dirty at
- * the last decay pass, then the rest; a
- * huge-page backed segment's only in whole free 2 MiB units), so that the
+ * the last decay pass, then the rest; a huge-page backed segment's only in
+ * whole free 2 MiB units), so that the
  * resident set does not grow past what is in use plus what the decay has
  * yet to return. Without it a server's hash table, rehashed into a new
  * 1.4 MiB array at each run, faulted 11 MB of new pages beside 10-14 MB of
