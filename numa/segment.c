@@ -310,28 +310,57 @@ static int tightest_run(uint64_t mask, unsigned n, unsigned *len) {
   return best;
 }
 
-/* Free pages of seg a claim may take in tier 0 (committed: no page fault,
- * no budget), 1 (resident huge pages: packing spans into them rather than
- * faulting in another 2 MiB) or 2 (any). */
+/* Free pages of seg a claim may take without a page fault: in tier 0
+ * committed ones (no budget either), in tier 1 resident huge pages too. */
 static uint64_t tier_pages(const nh_segment *seg, int tier) {
-  return tier == 0 ? seg->free_pages & seg->committed_pages
-         : tier == 1 ? seg->free_pages & resident_pages(seg)
-                     : seg->free_pages;
+  return seg->free_pages & (tier == 0 ? seg->committed_pages : resident_pages(seg));
 }
 
-/* Segments a claim compares in a tier: the tightest fit among the first this
+/* Segments a claim compares in a tier: the best fit among the first this
  * many that have a run long enough (a heap of GiBs has a thousand segments,
  * and a claim looks at a few of them). */
 #define FIT_CANDIDATES 16
 
-/* A run of npages free pages in h's ordinary segments, tier by tier: in
- * each, the tightest of FIT_CANDIDATES fitting runs (an exact fit at once),
- * so that a claim fills a hole its size rather than cutting into a longer
- * run a larger block could have had. First fit let a workload of 0.5-2.5
- * MiB blocks (large/max_kib:2560) fault in 17.9k pages a run, tightest fit
- * 16.8k (docs/benchmarks.md, session 17). */
+/* The window of npages free pages of seg that faults in the fewest: over
+ * every maximal free run at least npages long and every place in it, the
+ * fewest pages outside have (the pages already resident), then the shortest
+ * run. Its first page, or -1 if no run is long enough; the pages it faults
+ * in go to *faults, its run's length to *len. */
+static int least_fault_window(const nh_segment *seg, uint64_t have, unsigned npages,
+                              unsigned *faults, unsigned *len) {
+  uint64_t mask = seg->free_pages;
+  int best = -1;
+  *faults = 65;
+  *len = 65;
+  for (unsigned i = 0; i < 64 && *faults > 0;) {
+    uint64_t m = mask >> i;
+    if (m == 0) break;
+    i += (unsigned)__builtin_ctzll(m);
+    uint64_t rest = ~(mask >> i);
+    unsigned l = rest == 0 ? 64 - i : (unsigned)__builtin_ctzll(rest);
+    for (unsigned at = i; l >= npages && at + npages <= i + l; at++) {
+      unsigned f = npages - (unsigned)__builtin_popcountll(have & run_mask(at, npages));
+      if (f < *faults || (f == *faults && l < *len)) best = (int)at, *faults = f, *len = l;
+    }
+    i += l;
+  }
+  return best;
+}
+
+/* A run of npages free pages in h's ordinary segments. First without a page
+ * fault: the tightest of FIT_CANDIDATES fitting runs of committed pages,
+ * then of resident huge pages (packing spans into the huge pages the
+ * process already pays for), an exact fit at once, so that a claim fills a
+ * hole its size rather than cutting into a longer run a larger block could
+ * have had. Else the window that faults in the fewest pages: free committed
+ * pages next to untouched ones are used rather than left as a hole, where a
+ * run's start would have faulted in all of a claim. On 0.5-2.5 MiB blocks
+ * replaced at random (large/max_kib:2560), first fit faulted in 17.9k pages
+ * in a run, tightest fit 16.8k; ten runs in one process, tightest fit 88k
+ * pages and 0.156 ms a replacement, with the fewest faults 53k and 0.115 ms
+ * (docs/benchmarks.md, session 18). */
 static nh_segment *find_pages(nh_heap *h, unsigned npages, int *first) {
-  for (int tier = 0; tier < 3; tier++) {
+  for (int tier = 0; tier < 2; tier++) {
     nh_segment *best = NULL;
     unsigned best_len = 65, seen = 0;
     for (nh_segment *seg = h->segments; seg && seen < FIT_CANDIDATES; seg = seg->next) {
@@ -344,7 +373,17 @@ static nh_segment *find_pages(nh_heap *h, unsigned npages, int *first) {
     }
     if (best) return best;
   }
-  return NULL;
+  nh_segment *best = NULL;
+  unsigned best_faults = 65, best_len = 65, seen = 0;
+  for (nh_segment *seg = h->segments; seg && seen < FIT_CANDIDATES; seg = seg->next) {
+    unsigned faults, len;
+    int at = least_fault_window(seg, resident_pages(seg), npages, &faults, &len);
+    if (at < 0) continue;
+    seen++;
+    if (faults < best_faults || (faults == best_faults && len < best_len))
+      best = seg, best_faults = faults, best_len = len, *first = at;
+  }
+  return best;
 }
 
 static void release_node_kept(nh_heap *h);

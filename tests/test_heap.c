@@ -1016,6 +1016,45 @@ static void test_fault_sheds_holes(void **state) {
   unpin();
 }
 
+/* A claim that must fault in pages takes the window that faults in the
+ * fewest: the free committed pages at the end of a run whose start was
+ * purged, not the run's start. */
+static void test_claim_faults_fewest(void **state) {
+  (void)state;
+  nh_test_start(NULL, "cache", "mode", "off", "cache", "transfer_size", "0", "heap",
+                "purge_delay", "3600000", NULL);
+  assert_int_equal(pin(0), 0); /* one shard's spans: see test_refill_reads_bitmaps */
+  enum { PER_SPAN = NH_PAGE_SIZE / 8192, SPANS = 40, PURGED = 24, CLAIM = 16 };
+  void *b[SPANS][PER_SPAN];
+  for (int i = 0; i < SPANS; i++)
+    for (int j = 0; j < PER_SPAN; j++) assert_non_null(b[i][j] = nh_malloc(8192));
+  for (int i = 0; i < SPANS; i++) /* one span of 8 KiB blocks a page, in a row */
+    assert_ptr_equal((uint8_t *)b[i][0] - (uint8_t *)b[0][0], (size_t)i * NH_PAGE_SIZE);
+  nh_free(b[SPANS - 1][0]); /* the bin holds a span: each span emptied below goes back */
+  for (int i = 0; i < PURGED; i++)
+    for (int j = 0; j < PER_SPAN; j++) nh_free(b[i][j]);
+  nh_trim(); /* pages [0, PURGED) free and purged */
+  for (int i = PURGED; i < SPANS - 1; i++)
+    for (int j = 0; j < PER_SPAN; j++) nh_free(b[i][j]); /* [PURGED, SPANS - 1) free, committed */
+  nh_node_stats before = nh_test_node_stats(0);
+  uint8_t *big = nh_malloc((size_t)CLAIM * NH_PAGE_SIZE - 4096); /* no committed run holds it */
+  assert_non_null(big);
+  /* the claim ends where the committed pages do: it faults in only
+   * CLAIM - (SPANS - 1 - PURGED) pages, where the run's start faulted all */
+  assert_ptr_equal(big, (uint8_t *)b[0][0] + (size_t)(SPANS - 1 - CLAIM) * NH_PAGE_SIZE);
+  nh_node_stats after = nh_test_node_stats(0);
+  assert_int_equal(after.committed + after.purged - before.purged,
+                   before.committed + (uint64_t)(CLAIM - (SPANS - 1 - PURGED)) * NH_PAGE_SIZE);
+  memset(big, 7, (size_t)CLAIM * NH_PAGE_SIZE - 4096);
+  nh_free(big);
+  for (int j = 1; j < PER_SPAN; j++) nh_free(b[SPANS - 1][j]);
+  nh_heaps_check();
+  nh_trim();
+  assert_int_equal(nh_test_node_stats(0).in_use, 0);
+  nh_heaps_check();
+  unpin();
+}
+
 /* Free pages and kept large spans never make a request spill: when the
  * node's budget is reached, they go back to the OS and the request is served
  * at home. */
@@ -1190,6 +1229,7 @@ int main(void) {
       cmocka_unit_test(test_large_stash_cut_and_join),
       cmocka_unit_test(test_kept_large_spans_serve_class_spans),
       cmocka_unit_test(test_fault_sheds_holes),
+      cmocka_unit_test(test_claim_faults_fewest),
       cmocka_unit_test(test_kept_large_spans_yield_to_growth),
       cmocka_unit_test(test_invariant_checker),
       cmocka_unit_test(test_paranoid_mode),
