@@ -74,6 +74,22 @@
  * covers 2 MiB), has almost all of its segments advised. */
 #define NH_THP_FIRST_SEGMENT 32
 
+/* Free committed pages a node keeps for the decay when a page claim must
+ * fault in new ones (numa/segment.c, shed_excess): 1/NH_DIRTY_SHARE of its
+ * other committed bytes (those in use, cached, kept large spans and
+ * headers; not kept huge mappings), as jemalloc's lg_dirty_mult bounded its
+ * dirty pages by a share of its active ones. A working set that frees and
+ * refills blocks of 0.5-2.5 MiB then finds the pages it freed a moment ago
+ * still resident instead of faulting them in again. large/max_kib:2560,
+ * 2000 replacements in a fresh process (docs/benchmarks.md, session 18):
+ * an eighth 125 and 88 us a replacement at one and two threads, peak RSS
+ * 58.4 and 105.8 MiB; a quarter 106 and 66 us at 62.4 and 111.4 MiB
+ * (glibc 93 and 48 us at 56.7 and 99.6; tcmalloc 72 and 37 at 63.2 and
+ * 101.5); server/live:100000 at two threads 76.7 -> 79.1 MiB (mimalloc
+ * 71.3). Before claims took the window that faults in the fewest pages, a
+ * quarter took that server to 86.5 MB (session 17). */
+#define NH_DIRTY_SHARE 4
+
 /* [heap] huge_pages: how segments and huge blocks ask for 2 MiB pages. */
 enum { NH_HUGE_OFF = 0, NH_HUGE_THP = 1, NH_HUGE_HUGETLB = 2 };
 #define NH_HUGE_PAGE ((size_t)2 << 20)

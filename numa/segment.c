@@ -407,19 +407,6 @@ static uint64_t lowest_pages(uint64_t mask, unsigned n) {
  * fault and an madvise; the decay handles them. */
 #define NH_SHED_MIN_PAGES 8
 
-/* Free committed pages a node keeps for the decay without shedding them:
- * 1/NH_DIRTY_SHARE of its other committed bytes (those in use, cached,
- * kept large spans and headers; not kept huge mappings), as jemalloc's
- * lg_dirty_mult kept dirty pages within an eighth of its active ones. A
- * working set that frees and refills blocks of 0.5-2.5 MiB finds the pages
- * it freed a moment ago still resident instead of faulting them in again:
- * large/max_kib:2560 at one thread, where every claim used to shed, made
- * 20.1k page faults and 0.35-0.37 ms a replacement with a peak RSS of 49.5
- * MB, 17.9k and 0.27-0.33 ms at 54.6 MB with this share (glibc 0.25 ms,
- * 53.5 MB; a quarter: 15.7k, 0.26 ms, 59.4 MB, and server/live:100000 at
- * two threads 86.5 MB against mimalloc's 73.1; docs/benchmarks.md, session
- * 17). Caller holds the page lock. */
-#define NH_DIRTY_SHARE 8
 
 /* How many of n pages a claim sheds: the free committed pages past the
  * node's share, at most n. */

@@ -974,7 +974,7 @@ static void test_kept_large_spans_serve_class_spans(void **state) {
 }
 
 /* A claim that must fault in untouched pages while free committed pages sit
- * in holes too small for it gives those past the node's share (an eighth of
+ * in holes too small for it gives those past the node's share (1/NH_DIRTY_SHARE of
  * its other committed bytes) back to the OS first: the resident set does
  * not grow by the holes (the decay alone would keep them for purge_delay),
  * and the share stays for the decay, so that pages freed a moment ago are
@@ -1003,8 +1003,8 @@ static void test_fault_sheds_holes(void **state) {
   uint64_t dirty = nh_g.heap[0].dirty_bytes, other = after.committed - dirty;
   assert_true(after.purged > 0);
   assert_true(after.purged < (uint64_t)(SPANS / 2 - 1) * NH_PAGE_SIZE);
-  assert_true(dirty >= other / 8); /* the share, to the page */
-  assert_true(dirty < other / 8 + NH_PAGE_SIZE);
+  assert_true(dirty >= other / NH_DIRTY_SHARE); /* the share, to the page */
+  assert_true(dirty < other / NH_DIRTY_SHARE + NH_PAGE_SIZE);
   assert_int_equal(after.committed, holes.committed + 16 * NH_PAGE_SIZE - after.purged);
   for (int i = 1; i < SPANS; i += 2)
     for (int j = 0; j < PER_SPAN; j++) nh_free(b[i][j]);
