@@ -234,19 +234,20 @@ static uint64_t run_mask(unsigned first, unsigned n) {
   return (n >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1)) << first;
 }
 
+/* The maximal run of set bits of mask that starts at or after bit *i:
+ * moves *i to its first bit and returns its length; 0 if there is none. */
+static unsigned run_from(uint64_t mask, unsigned *i) {
+  uint64_t m = *i < 64 ? mask >> *i : 0;
+  if (m == 0) return 0;
+  *i += (unsigned)__builtin_ctzll(m);
+  uint64_t rest = ~(mask >> *i);
+  return rest == 0 ? 64 - *i : (unsigned)__builtin_ctzll(rest);
+}
+
 /* First index of n consecutive set bits in mask, or -1. */
 static int find_run(uint64_t mask, unsigned n) {
-  for (unsigned i = 0; i + n <= 64;) {
-    uint64_t m = mask >> i;
-    if (m == 0) return -1;
-    unsigned skip = (unsigned)__builtin_ctzll(m);
-    i += skip;
-    if (i + n > 64) return -1;
-    uint64_t want = run_mask(i, n);
-    if ((mask & want) == want) return (int)i;
-    /* jump past the first clear bit inside the window */
-    i += (unsigned)__builtin_ctzll(~(mask >> i));
-  }
+  for (unsigned i = 0, l; (l = run_from(mask, &i)) > 0; i += l)
+    if (l >= n) return (int)i;
   return -1;
 }
 
@@ -298,15 +299,8 @@ static uint64_t resident_pages(const nh_segment *seg) {
 static int tightest_run(uint64_t mask, unsigned n, unsigned *len) {
   int best = -1;
   *len = 65;
-  for (unsigned i = 0; i < 64 && *len > n;) {
-    uint64_t m = mask >> i;
-    if (m == 0) break;
-    i += (unsigned)__builtin_ctzll(m);
-    uint64_t rest = ~(mask >> i);
-    unsigned l = rest == 0 ? 64 - i : (unsigned)__builtin_ctzll(rest);
+  for (unsigned i = 0, l; *len > n && (l = run_from(mask, &i)) > 0; i += l)
     if (l >= n && l < *len) best = (int)i, *len = l;
-    i += l;
-  }
   return best;
 }
 
@@ -328,22 +322,14 @@ static uint64_t tier_pages(const nh_segment *seg, int tier) {
  * in go to *faults, its run's length to *len. */
 static int least_fault_window(const nh_segment *seg, uint64_t have, unsigned npages,
                               unsigned *faults, unsigned *len) {
-  uint64_t mask = seg->free_pages;
   int best = -1;
   *faults = 65;
   *len = 65;
-  for (unsigned i = 0; i < 64 && *faults > 0;) {
-    uint64_t m = mask >> i;
-    if (m == 0) break;
-    i += (unsigned)__builtin_ctzll(m);
-    uint64_t rest = ~(mask >> i);
-    unsigned l = rest == 0 ? 64 - i : (unsigned)__builtin_ctzll(rest);
-    for (unsigned at = i; l >= npages && at + npages <= i + l; at++) {
+  for (unsigned i = 0, l; *faults > 0 && (l = run_from(seg->free_pages, &i)) > 0; i += l)
+    for (unsigned at = i; at + npages <= i + l; at++) {
       unsigned f = npages - (unsigned)__builtin_popcountll(have & run_mask(at, npages));
       if (f < *faults || (f == *faults && l < *len)) best = (int)at, *faults = f, *len = l;
     }
-    i += l;
-  }
   return best;
 }
 
@@ -360,30 +346,22 @@ static int least_fault_window(const nh_segment *seg, uint64_t have, unsigned npa
  * pages and 0.156 ms a replacement, with the fewest faults 53k and 0.115 ms
  * (docs/benchmarks.md, session 18). */
 static nh_segment *find_pages(nh_heap *h, unsigned npages, int *first) {
-  for (int tier = 0; tier < 2; tier++) {
+  for (int tier = 0; tier < 3; tier++) { /* tier 2: any free pages, the fewest faults */
     nh_segment *best = NULL;
-    unsigned best_len = 65, seen = 0;
+    unsigned best_faults = 65, best_len = 65, seen = 0;
     for (nh_segment *seg = h->segments; seg && seen < FIT_CANDIDATES; seg = seg->next) {
-      unsigned len;
-      int at = tightest_run(tier_pages(seg, tier), npages, &len);
+      unsigned faults = 0, len;
+      int at = tier < 2 ? tightest_run(tier_pages(seg, tier), npages, &len)
+                        : least_fault_window(seg, resident_pages(seg), npages, &faults, &len);
       if (at < 0) continue;
       seen++;
-      if (len < best_len) best = seg, best_len = len, *first = at;
-      if (len == npages) break;
+      if (faults < best_faults || (faults == best_faults && len < best_len))
+        best = seg, best_faults = faults, best_len = len, *first = at;
+      if (faults == 0 && len == npages) break;
     }
     if (best) return best;
   }
-  nh_segment *best = NULL;
-  unsigned best_faults = 65, best_len = 65, seen = 0;
-  for (nh_segment *seg = h->segments; seg && seen < FIT_CANDIDATES; seg = seg->next) {
-    unsigned faults, len;
-    int at = least_fault_window(seg, resident_pages(seg), npages, &faults, &len);
-    if (at < 0) continue;
-    seen++;
-    if (faults < best_faults || (faults == best_faults && len < best_len))
-      best = seg, best_faults = faults, best_len = len, *first = at;
-  }
-  return best;
+  return NULL;
 }
 
 static void release_node_kept(nh_heap *h);
@@ -406,7 +384,6 @@ static uint64_t lowest_pages(uint64_t mask, unsigned n) {
  * untouched page the next claim faults in, and each claim would pay a
  * fault and an madvise; the decay handles them. */
 #define NH_SHED_MIN_PAGES 8
-
 
 /* How many of n pages a claim sheds: the free committed pages past the
  * node's share, at most n. */
@@ -599,17 +576,13 @@ void nh_pages_release(nh_heap *h, nh_segment *seg, nh_span *span) {
 
 /* Purges the free committed pages of seg selected by mask, in runs. */
 static void purge_mask(nh_heap *h, nh_segment *seg, uint64_t mask) {
-  while (mask) {
-    unsigned i = (unsigned)__builtin_ctzll(mask);
-    uint64_t rest = mask >> i;
-    unsigned n = ~rest == 0 ? 64 - i : (unsigned)__builtin_ctzll(~rest);
+  for (unsigned i = 0, n; (n = run_from(mask, &i)) > 0; i += n) {
     uint64_t run = run_mask(i, n);
     nh_os_purge((uint8_t *)seg + (size_t)i * NH_PAGE_SIZE, (size_t)n * NH_PAGE_SIZE);
     seg->committed_pages &= ~run;
     h->dirty_bytes -= pages_bytes(run);
     nh_uncharge(h, pages_bytes(run));
     atomic_fetch_add_explicit(&h->st.purged, pages_bytes(run), memory_order_relaxed);
-    mask &= ~run;
   }
 }
 

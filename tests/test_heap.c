@@ -973,6 +973,17 @@ static void test_kept_large_spans_serve_class_spans(void **state) {
   unpin();
 }
 
+enum { PER_SPAN = NH_PAGE_SIZE / 8192 };
+
+/* Fills b[0, spans) with 8 KiB blocks: one span of them a page, the spans
+ * in a row (the caller's pinned CPU and settings make them so). */
+static void fill_page_spans(void *b[][PER_SPAN], int spans) {
+  for (int i = 0; i < spans; i++)
+    for (int j = 0; j < PER_SPAN; j++) assert_non_null(b[i][j] = nh_malloc(8192));
+  for (int i = 0; i < spans; i++)
+    assert_ptr_equal((uint8_t *)b[i][0] - (uint8_t *)b[0][0], (size_t)i * NH_PAGE_SIZE);
+}
+
 /* A claim that must fault in untouched pages while free committed pages sit
  * in holes too small for it gives those past the node's share (1/NH_DIRTY_SHARE of
  * its other committed bytes) back to the OS first: the resident set does
@@ -984,12 +995,9 @@ static void test_fault_sheds_holes(void **state) {
   nh_test_start(NULL, "cache", "mode", "off", "cache", "transfer_size", "0", "heap",
                 "purge_delay", "3600000", NULL);
   assert_int_equal(pin(0), 0); /* one shard's spans: see test_refill_reads_bitmaps */
-  enum { PER_SPAN = NH_PAGE_SIZE / 8192, SPANS = 20 };
+  enum { SPANS = 20 };
   void *b[SPANS][PER_SPAN];
-  for (int i = 0; i < SPANS; i++)
-    for (int j = 0; j < PER_SPAN; j++) assert_non_null(b[i][j] = nh_malloc(8192));
-  for (int i = 0; i < SPANS; i++) /* one span of 8 KiB blocks a page, in a row */
-    assert_ptr_equal((uint8_t *)b[i][0] - (uint8_t *)b[0][0], (size_t)i * NH_PAGE_SIZE);
+  fill_page_spans(b, SPANS);
   for (int i = 0; i < SPANS; i += 2)
     for (int j = 0; j < PER_SPAN; j++) nh_free(b[i][j]); /* holes of one page */
   nh_node_stats holes = nh_test_node_stats(0);
@@ -1024,12 +1032,9 @@ static void test_claim_faults_fewest(void **state) {
   nh_test_start(NULL, "cache", "mode", "off", "cache", "transfer_size", "0", "heap",
                 "purge_delay", "3600000", NULL);
   assert_int_equal(pin(0), 0); /* one shard's spans: see test_refill_reads_bitmaps */
-  enum { PER_SPAN = NH_PAGE_SIZE / 8192, SPANS = 40, PURGED = 24, CLAIM = 16 };
+  enum { SPANS = 40, PURGED = 24, CLAIM = 16 };
   void *b[SPANS][PER_SPAN];
-  for (int i = 0; i < SPANS; i++)
-    for (int j = 0; j < PER_SPAN; j++) assert_non_null(b[i][j] = nh_malloc(8192));
-  for (int i = 0; i < SPANS; i++) /* one span of 8 KiB blocks a page, in a row */
-    assert_ptr_equal((uint8_t *)b[i][0] - (uint8_t *)b[0][0], (size_t)i * NH_PAGE_SIZE);
+  fill_page_spans(b, SPANS);
   nh_free(b[SPANS - 1][0]); /* the bin holds a span: each span emptied below goes back */
   for (int i = 0; i < PURGED; i++)
     for (int j = 0; j < PER_SPAN; j++) nh_free(b[i][j]);
